@@ -1,0 +1,42 @@
+"""Typed errors.
+
+`ItemError` is bad *input* (a dead URL, a corrupt file, a broken subtitle): the runner turns it into an
+error row with `reason` (a short stable slug people can group by) and `detail` (what a person reads to act
+on it). Anything else escaping a stage is a programmer error and is also recorded, as `internal_error`, so
+one bad item never stops a run.
+
+`ConfigError` and `ManifestError` are usage errors: raised before any work starts, nothing half-written.
+"""
+from __future__ import annotations
+
+
+class MmdataError(Exception):
+    """Base class for errors mmdata raises on purpose."""
+
+
+class ItemError(MmdataError):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ConfigError(MmdataError):
+    """A wrong config value: names the key, the value and what is allowed."""
+
+
+class ManifestError(MmdataError):
+    """A bad manifest: names the file, row (1-based, as a person counts data rows) and column."""
+
+    def __init__(self, path, message: str, row: int | None = None, column: str | None = None):
+        where = str(path)
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+        self.path, self.row, self.column = str(path), row, column
+
+
+class MissingDependencyError(MmdataError):
+    """An optional heavy dependency or system tool is missing; the message says how to install it."""

@@ -1,0 +1,78 @@
+"""A real HTTP server on 127.0.0.1 for tests, benchmarks and the demo.
+
+Serves a folder, plus a few special paths that behave like the broken internet does:
+  /stall/<name>   sends headers, then stalls forever (timeouts)
+  /status/<code>  answers with that HTTP status
+Counts requests per path so tests can assert that nothing was downloaded twice.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import http.server
+import threading
+import time
+from pathlib import Path
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    counts: collections.Counter  # set per server class
+    stall_s: float = 30.0
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        self.counts[self.path] += 1
+        if self.path.startswith("/status/"):
+            code = int(self.path.split("/")[2])
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/stall/"):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", "10000000")
+            self.end_headers()
+            deadline = time.monotonic() + self.stall_s
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+            return
+        super().do_GET()
+
+    def do_HEAD(self):
+        self.counts["HEAD " + self.path] += 1
+        super().do_HEAD()
+
+
+class MediaServer:
+    """`with MediaServer(folder) as srv: srv.url("a.mp4")`"""
+
+    def __init__(self, root: str | Path, stall_s: float = 30.0):
+        self.root = Path(root)
+        self.counts: collections.Counter = collections.Counter()
+        handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s})
+        self._httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root))
+        )
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def start(self) -> "MediaServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "MediaServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

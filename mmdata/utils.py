@@ -1,0 +1,82 @@
+"""Small shared helpers: time conversion, safe keys, atomic writes, hashing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+_ROUNDING = {"round": round, "floor": math.floor, "ceil": math.ceil}
+
+
+def seconds_to_index(t_s: float, rate: float, rounding: str = "round") -> int:
+    """The one place seconds become a sample or frame index at `rate` per second.
+
+    Rounding is explicit because off-by-one frames are how audio and video drift apart.
+    A tiny epsilon protects floor/ceil from binary float noise (0.3 * 10 = 2.9999999999999996).
+    """
+    x = t_s * rate
+    if rounding == "floor":
+        return int(math.floor(x + 1e-9))
+    if rounding == "ceil":
+        return int(math.ceil(x - 1e-9))
+    if rounding == "round":
+        return int(round(x))
+    raise ValueError(f"rounding must be one of {sorted(_ROUNDING)}, got {rounding!r}")
+
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_key(text: str, max_len: int = 120) -> str:
+    """A dot-free, filesystem-safe key: webdataset splits keys at the first dot and paths must not escape.
+
+    Characters outside [A-Za-z0-9_-] become '-'; an over-long key keeps a hash suffix so two long
+    keys with a common prefix stay distinct.
+    """
+    key = _KEY_BAD.sub("-", text).strip("-") or "x"
+    if len(key) > max_len:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+        key = f"{key[: max_len - 11]}-{digest}"
+    return key
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool, or a clear error saying how to install it."""
+    from mmdata.errors import MissingDependencyError
+
+    found = shutil.which(name)
+    if not found:
+        raise MissingDependencyError(f"{name} not found on PATH; install it: apt-get install -y ffmpeg espeak-ng")
+    return found

@@ -1,0 +1,96 @@
+"""The work folder: where every stage reads its inputs and writes its outputs.
+
+    WORK/clips.parquet                      the clip table (normalised manifest; one row per clip)
+    WORK/manifest.json                      where the table came from, chunk size, chunk count
+    WORK/<stage>/<item_key>/                one folder per item: the stage's files + meta.json
+    WORK/status/<stage>/chunk-000000.parquet  per stage and chunk: key, status, reason, detail, seconds, bytes
+
+An item folder appears only complete (written under a temporary name, then renamed), so a folder that
+exists is a finished item: a killed run never leaves a half item behind and a re-run never redoes one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+from mmdata.records import Clip
+
+META = "meta.json"
+
+
+class WorkDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # --- clip table ---------------------------------------------------------------------------
+    @property
+    def clips_path(self) -> Path:
+        return self.root / "clips.parquet"
+
+    def has_clips(self) -> bool:
+        return self.clips_path.exists()
+
+    def clips(self) -> list[Clip]:
+        import pyarrow.parquet as pq
+
+        if not self.clips_path.exists():
+            from mmdata.errors import ConfigError
+
+            raise ConfigError(f"{self.root} has no clip table; run `mmdata download MANIFEST --work {self.root}` first")
+        return [Clip.from_dict(r) for r in pq.read_table(self.clips_path).to_pylist()]
+
+    def chunks(self) -> dict[int, list[Clip]]:
+        out: dict[int, list[Clip]] = {}
+        for c in self.clips():
+            out.setdefault(c.chunk, []).append(c)
+        return dict(sorted(out.items()))
+
+    # --- per-item outputs ---------------------------------------------------------------------
+    def item_dir(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def is_done(self, stage: str, key: str) -> bool:
+        return (self.item_dir(stage, key) / META).exists()
+
+    def meta(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The meta.json a stage wrote for an item, or None when that item has no output."""
+        p = self.item_dir(stage, key) / META
+        if not p.exists():
+            return None
+        return json.loads(p.read_text())
+
+    def temp_item_dir(self, stage: str, key: str) -> Path:
+        tmp = self.root / stage / f".tmp-{key}-{os.getpid()}-{id(object())}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def commit_item(self, tmp: Path, stage: str, key: str, meta: dict[str, Any]) -> Path:
+        """Write meta.json into `tmp` and rename it to the item's folder (atomic on one filesystem)."""
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        final = self.item_dir(stage, key)
+        if final.exists():  # a retry of a failed item, or a concurrent duplicate: replace it whole
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+
+    def iter_items(self, stage: str) -> Iterator[str]:
+        d = self.root / stage
+        if d.exists():
+            for p in sorted(d.iterdir()):
+                if not p.name.startswith(".") and (p / META).exists():
+                    yield p.name
+
+    # --- status tables ------------------------------------------------------------------------
+    def status_path(self, stage: str, chunk: int) -> Path:
+        return self.root / "status" / stage / f"chunk-{chunk:06d}.parquet"
+
+    def clean_temp(self, stage: str) -> None:
+        """Remove leftovers of killed runs (temporary item folders)."""
+        d = self.root / stage
+        if d.exists():
+            for p in d.glob(".tmp-*"):
+                shutil.rmtree(p, ignore_errors=True)
