@@ -1,1 +1,32 @@
-def main():\n    pass
+"""The `mmdata` command. Thin: each command lives in mmdata/commands/ and is registered here explicitly."""
+from __future__ import annotations
+
+import click
+
+from mmdata.commands.download import download_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="mmdata")
+def cli():
+    """mmdata builds tri-modal (video frames, speech, text) pretraining corpora as webdataset shards,
+    and pretrains on them.
+
+    \b
+    Pipeline: download -> frames -> audio -> align -> tokenizers fit -> quantize -> shard -> train
+    Example:
+      mmdata download manifest.csv --work work
+      mmdata run examples/icode.yaml
+    """
+
+
+for command in (download_cmd,):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -31,3 +31,30 @@ def write_clip_table(work: WorkDir, clips: list[Clip]) -> Path:
     pq.write_table(table, tmp)
     os.replace(tmp, work.clips_path)
     return work.clips_path
+
+
+def import_manifest(work: WorkDir, manifest: Path, chunk_size: int) -> list[Clip]:
+    """Normalise `manifest` into the work folder's clip table, once.
+
+    A re-run with the same manifest keeps the existing table (resume); a different manifest in the same
+    work folder is refused, because finished chunks would no longer match their clips.
+    """
+    import json
+
+    from mmdata.errors import ManifestError
+    from mmdata.manifests.normalize import ManifestConfig, load_manifest
+    from mmdata.utils import atomic_write_json, sha256_file
+
+    digest = sha256_file(manifest)
+    record = work.root / "manifest.json"
+    if work.has_clips() and record.exists():
+        old = json.loads(record.read_text())
+        if old.get("sha256") != digest or old.get("chunk_size") != chunk_size:
+            raise ManifestError(manifest, f"the work folder {work.root} was made from another manifest or chunk "
+                                f"size ({old.get('path')}); use a new --work folder")
+        return work.clips()
+    clips = load_manifest(manifest, ManifestConfig(chunk_size=chunk_size))  # validates everything first
+    write_clip_table(work, clips)
+    atomic_write_json(record, {"path": str(manifest), "sha256": digest, "chunk_size": chunk_size,
+                               "clips": len(clips), "chunks": len({c.chunk for c in clips})})
+    return clips

@@ -1,0 +1,76 @@
+"""Options and the run-and-report step shared by every stage command. Commands stay thin: parse options,
+build typed configs, call one library function."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import click
+
+from mmdata.config import build_config, load_yaml_section
+from mmdata.errors import ConfigError, ManifestError, MissingDependencyError
+from mmdata.pipelines.runner import EXECUTORS, RunnerConfig, Summary, run_stage
+from mmdata.workdir import WorkDir
+
+EXIT_OK, EXIT_USAGE, EXIT_ITEMS_FAILED = 0, 2, 3
+
+
+class RunOptions:
+    """What every stage command shares: the work folder, the config file, and how to run."""
+
+    def __init__(self, work: str, config: str | None, runner: RunnerConfig):
+        self.work = WorkDir(work)
+        self.config = config
+        self.runner = runner
+
+
+def stage_options(f):
+    """--work, --config, --executor, --ray-address, --workers, --retry-failed, --no-progress -> `run_opts`."""
+
+    @click.option("--work", "work", required=True, type=click.Path(file_okay=False),
+                  help="Work folder: clip table, per-stage outputs and status tables.")
+    @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                  help="YAML config; its section for this command uses the same names as the options.")
+    @click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+                  help="local: in this process (default). ray: Ray actors (embedded local Ray or --ray-address).")
+    @click.option("--ray-address", default=None, help="Address of a running Ray cluster, e.g. 10.0.0.1:6379 or auto.")
+    @click.option("--workers", type=int, default=None, help="Ray actors at once (default: as many as CPUs allow).")
+    @click.option("--retry-failed", is_flag=True, default=None, help="Re-run only the items that failed before.")
+    @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
+    @functools.wraps(f)
+    def wrapper(work, config, executor, ray_address, workers, retry_failed, no_progress, **kwargs):
+        def build():
+            cli = dict(executor=executor, ray_address=ray_address, workers=workers, retry_failed=retry_failed)
+            if ray_address and not executor:
+                cli["executor"] = "ray"
+            cfg = build_config(RunnerConfig, cli, load_yaml_section(config, "runner"))
+            cfg.progress = not no_progress
+            return RunOptions(work, config, cfg)
+
+        run_opts = handle_usage_errors(build)
+        return f(run_opts, **kwargs)
+
+    return wrapper
+
+
+def handle_usage_errors(fn, *args, **kwargs):
+    """Run fn; a config/manifest/dependency error is a usage error: message on stderr, exit 2."""
+    try:
+        return fn(*args, **kwargs)
+    except (ConfigError, ManifestError, MissingDependencyError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def stage_config(cls, run_opts: RunOptions, section: str, cli: dict, preset: dict | None = None):
+    return handle_usage_errors(
+        lambda: build_config(cls, cli, load_yaml_section(run_opts.config, section), preset=preset))
+
+
+def run_stage_and_exit(stage, run_opts: RunOptions) -> Summary:
+    """Run the stage, print the summary, exit 0 (all ok) or 3 (some items failed)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summary = handle_usage_errors(run_stage, stage, run_opts.work, run_opts.runner)
+    click.echo(summary.render())
+    sys.exit(summary.exit_code)

@@ -1,0 +1,44 @@
+"""Plain HTTP(S) fetches with a timeout and a size cap: images and side files (subtitles) that are not
+video pages. Errors become ItemErrors with a reason a person can act on."""
+from __future__ import annotations
+
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mmdata.errors import ItemError
+
+USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
+
+
+def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None) -> tuple[Path, str]:
+    """Download `url` to `dest`; returns (dest, content type). Local paths are copied."""
+    if "://" not in url:
+        shutil.copyfile(url, dest)
+        return dest, ""
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(dest, "wb") as f:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            length = resp.headers.get("Content-Length")
+            if max_bytes and length and int(length) > max_bytes:
+                raise ItemError("over_size_cap", f"{url} is {int(length)} bytes, over the cap of {max_bytes}")
+            total = 0
+            while block := resp.read(1 << 16):
+                total += len(block)
+                if max_bytes and total > max_bytes:
+                    raise ItemError("over_size_cap", f"{url} exceeds the cap of {max_bytes} bytes")
+                f.write(block)
+    except urllib.error.HTTPError as e:
+        raise ItemError(f"http_{e.code}", f"{url} answered HTTP {e.code} {e.reason}") from e
+    except (socket.timeout, TimeoutError) as e:
+        raise ItemError("timeout", f"{url} sent nothing for {timeout_s:g} s") from e
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, (socket.timeout, TimeoutError)):
+            raise ItemError("timeout", f"{url} did not answer within {timeout_s:g} s") from e
+        raise ItemError("connection_error", f"{url}: {e.reason}") from e
+    except ConnectionError as e:
+        raise ItemError("connection_error", f"{url}: {e}") from e
+    return dest, ctype

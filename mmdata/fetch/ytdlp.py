@@ -1,0 +1,165 @@
+"""yt-dlp's Python API for video and audio pages (and direct media links through its generic extractor).
+
+One call fetches the media (format chosen by max height and container, optionally only a section), the
+subtitles (manual and automatic, chosen languages, json3 preferred, then vtt) and the info dict.
+yt-dlp's own retries are off: the stage retries with backoff, so every attempt is counted and timed.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmdata.errors import ItemError
+
+INFO_FIELDS = ("id", "title", "uploader", "uploader_id", "channel", "license", "duration", "webpage_url",
+               "upload_date", "description", "language", "width", "height", "fps", "ext", "extractor")
+
+
+@dataclass
+class YtdlpRequest:
+    url: str
+    max_height: int = 480
+    container: str = "mp4"
+    subtitles: bool = True
+    auto_subtitles: bool = True
+    languages: tuple[str, ...] = ("en",)
+    section: tuple[float, float] | None = None  # download only [start, end] of the source (seconds)
+    timeout_s: float = 30.0
+    max_bytes: int | None = None
+    max_duration_s: float | None = None
+
+
+@dataclass
+class YtdlpResult:
+    media: Path
+    info: dict[str, Any]
+    subtitles: list[dict[str, str]] = field(default_factory=list)  # {file, lang, origin, ext}
+
+
+class _Logger:
+    """Collects yt-dlp's messages instead of printing them; the last error explains a failure."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def debug(self, msg):
+        pass
+
+    def info(self, msg):
+        pass
+
+    def warning(self, msg):
+        pass
+
+    def error(self, msg):
+        self.errors.append(msg)
+
+
+class _OverCap(Exception):
+    pass
+
+
+_REASONS = [
+    (re.compile(r"HTTP Error (\d{3})"), None),
+    (re.compile(r"timed? ?out|TimeoutError", re.I), "timeout"),
+    (re.compile(r"Unsupported URL", re.I), "unsupported_url"),
+    (re.compile(r"Connection refused|Name or service not known|No route to host|Connection reset", re.I),
+     "connection_error"),
+    (re.compile(r"Private video|Video unavailable|has been removed|not available", re.I), "unavailable"),
+    (re.compile(r"Requested format is not available", re.I), "no_suitable_format"),
+]
+
+
+def classify(message: str) -> str:
+    for pattern, reason in _REASONS:
+        m = pattern.search(message)
+        if m:
+            return reason or f"http_{m.group(1)}"
+    return "download_failed"
+
+
+def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
+    started = time.monotonic()
+
+    def cap_hook(d):
+        if req.max_bytes and (d.get("downloaded_bytes") or 0) > req.max_bytes:
+            raise _OverCap(f"over the size cap of {req.max_bytes} bytes")
+        if time.monotonic() - started > req.timeout_s * 20:  # a drip-feed that never stalls long enough
+            raise TimeoutError(f"download took over {req.timeout_s * 20:g} s")
+
+    h = req.max_height
+    opts: dict[str, Any] = {
+        "outtmpl": {"default": "media.%(ext)s"},
+        "paths": {"home": str(out_dir), "temp": str(out_dir)},
+        "format": f"bv*[height<=?{h}]+ba/b[height<=?{h}]/bv*+ba/b",
+        "merge_output_format": req.container,
+        "writesubtitles": req.subtitles,
+        "writeautomaticsub": req.auto_subtitles,
+        "subtitleslangs": list(req.languages),
+        "subtitlesformat": "json3/vtt/srt/best",
+        "socket_timeout": req.timeout_s,
+        "retries": 0, "fragment_retries": 0, "extractor_retries": 0, "file_access_retries": 0,
+        "noplaylist": True, "overwrites": True, "cachedir": False, "noprogress": True,
+        "quiet": True, "no_warnings": True, "logger": log, "progress_hooks": [cap_hook],
+        "max_filesize": req.max_bytes,
+    }
+    if req.section:
+        from yt_dlp.utils import download_range_func
+
+        opts["download_ranges"] = download_range_func(None, [req.section])
+    return opts
+
+
+def _subtitle_files(info: dict[str, Any], out_dir: Path) -> list[dict[str, str]]:
+    """Rename yt-dlp's `media.<lang>.<ext>` to `subs.<lang>.<origin>.<ext>` (origin: manual or auto)."""
+    manual = set((info.get("subtitles") or {}).keys())
+    subs = []
+    for lang, sub in sorted((info.get("requested_subtitles") or {}).items()):
+        path = Path(sub.get("filepath") or "")
+        if not path.is_file():
+            continue
+        origin = "manual" if lang in manual else "auto"
+        ext = sub.get("ext") or path.suffix.lstrip(".")
+        name = f"subs.{lang}.{origin}.{ext}"
+        path.rename(out_dir / name)
+        subs.append({"file": name, "lang": lang, "origin": origin, "ext": ext})
+    return subs
+
+
+def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import DownloadError
+
+    log = _Logger()
+    try:
+        with YoutubeDL(_options(req, out_dir, log)) as ydl:
+            info = ydl.extract_info(req.url, download=False)
+            if info.get("_type") == "playlist":
+                raise ItemError("unsupported_url", f"{req.url} is a playlist; list its videos in the manifest")
+            duration = info.get("duration")
+            if req.max_duration_s and duration and duration > req.max_duration_s and not req.section:
+                raise ItemError("over_duration_cap", f"{req.url} lasts {duration:.0f} s, over the cap of "
+                                f"{req.max_duration_s:.0f} s (raise --max-duration or download sections)")
+            info = ydl.process_ie_result(info, download=True)
+    except _OverCap as e:
+        raise ItemError("over_size_cap", f"{req.url}: {e}") from e
+    except TimeoutError as e:
+        raise ItemError("timeout", f"{req.url}: {e}") from e
+    except DownloadError as e:
+        msg = (log.errors[-1] if log.errors else str(e)).replace("ERROR: ", "")
+        msg = re.sub(r"^\s*(\[[a-z]+\]\s*)+(Got error:\s*)?", "", msg.strip())
+        raise ItemError(classify(msg), msg) from e
+    downloads = info.get("requested_downloads") or []
+    media = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
+    if media is None or not media.is_file():
+        # yt-dlp skips (without raising) a file whose announced size is over max_filesize
+        reason = "over_size_cap" if req.max_bytes else "download_failed"
+        raise ItemError(reason, f"{req.url}: no media file was written ({'; '.join(log.errors) or 'skipped by yt-dlp'})")
+    subs = _subtitle_files(info, out_dir)
+    kept = {k: info.get(k) for k in INFO_FIELDS if info.get(k) is not None}
+    if info.get("extractor") == "generic":  # its upload_date is the server's Last-Modified or today: not data
+        kept.pop("upload_date", None)
+    return YtdlpResult(media=media, info=kept, subtitles=subs)

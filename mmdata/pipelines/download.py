@@ -1,0 +1,155 @@
+"""The download stage: fetch each source once (however many clips use it), with its subtitles and info.
+
+Items are sources, not clips: a chunk's clips are grouped by `video_id`. Video and audio pages go
+through yt-dlp; images and side files (a manifest's `subtitles` column) through a plain HTTP fetch.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmdata.config import check
+from mmdata.errors import ItemError
+from mmdata.fetch import direct
+from mmdata.fetch.policy import check_url, is_local_path
+from mmdata.fetch.ytdlp import YtdlpRequest, download as ytdlp_download
+from mmdata.media_check import check_image, check_media
+from mmdata.pipelines.base import Resources, Stage
+from mmdata.records import Clip, Source
+from mmdata.workdir import WorkDir
+
+RETRYABLE = {"timeout", "connection_error", "http_429", "http_500", "http_502", "http_503", "http_504"}
+CONTAINERS = ("mp4", "mkv", "webm")
+
+
+@dataclass
+class DownloadConfig:
+    allow_local: bool = False  # file paths, file:// and private/loopback addresses (tests, local corpora)
+    max_height: int = 480
+    container: str = "mp4"
+    subtitles: bool = True  # manual subtitles
+    auto_subtitles: bool = True  # automatic (ASR) captions
+    languages: tuple[str, ...] = ("en",)
+    sections: bool = False  # fetch only the span the clips need (long videos)
+    concurrency: int = 4
+    retries: int = 2
+    backoff_s: float = 1.0
+    timeout_s: float = 30.0
+    max_duration_s: float | None = 3 * 3600.0
+    max_filesize_mb: float | None = 2000.0
+    min_image_side: int = 32
+
+    def __post_init__(self):
+        n = "DownloadConfig"
+        check(self.max_height >= 32, n, "max_height", self.max_height, "at least 32 pixels")
+        check(self.container in CONTAINERS, n, "container", self.container, f"one of {CONTAINERS}")
+        check(self.concurrency >= 1, n, "concurrency", self.concurrency, "at least 1")
+        check(self.retries >= 0, n, "retries", self.retries, "0 or more")
+        check(self.timeout_s > 0, n, "timeout_s", self.timeout_s, "a positive number of seconds")
+        check(self.max_duration_s is None or self.max_duration_s > 0, n, "max_duration_s", self.max_duration_s,
+              "positive seconds, or null for no cap")
+        check(self.max_filesize_mb is None or self.max_filesize_mb > 0, n, "max_filesize_mb",
+              self.max_filesize_mb, "positive MB, or null for no cap")
+
+    @property
+    def max_bytes(self) -> int | None:
+        return int(self.max_filesize_mb * 1e6) if self.max_filesize_mb else None
+
+
+def sources_of(clips: list[Clip]) -> list[Source]:
+    """Group clips by source; a section download must cover the widest window any clip needs."""
+    groups: dict[str, list[Clip]] = {}
+    for c in clips:
+        groups.setdefault(c.video_id, []).append(c)
+    out = []
+    for vid, cs in groups.items():
+        starts = [c.start_s for c in cs]
+        ends = [c.end_s for c in cs]
+        out.append(Source(
+            video_id=vid, url=cs[0].url, kind=cs[0].kind,
+            subtitles=next((c.subtitles for c in cs if c.subtitles), None),
+            clip_keys=tuple(c.key for c in cs),
+            start_s=None if None in starts else min(starts), end_s=None if None in ends else max(ends)))
+    return out
+
+
+class DownloadStage(Stage):
+    name = "download"
+    resources = Resources(cpus=1, memory_mb=1024)
+
+    def __init__(self, cfg: DownloadConfig | None = None):
+        self.cfg = cfg or DownloadConfig()
+        self.concurrency = self.cfg.concurrency
+
+    def setup(self) -> None:
+        from mmdata.utils import require_tool
+
+        require_tool("ffprobe")
+
+    def items(self, work: WorkDir, clips: list[Clip]) -> list[Source]:
+        return sources_of(clips)
+
+    def process(self, item: Source, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        location = check_url(item.url, self.cfg.allow_local)
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                meta = self._fetch(item, location, out_dir)
+                break
+            except ItemError as e:
+                if e.reason not in RETRYABLE or attempt == self.cfg.retries:
+                    raise
+                for p in out_dir.iterdir():  # start the next attempt from an empty folder
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                time.sleep(self.cfg.backoff_s * 2**attempt)
+        meta["attempts"] = attempt + 1
+        if item.subtitles:
+            meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
+            meta["subtitles"] = [s for s in meta["subtitles"] if s]
+        return meta
+
+    def _fetch(self, item: Source, location: str, out_dir: Path) -> dict[str, Any]:
+        cfg = self.cfg
+        if item.kind == "image" or is_local_path(location):
+            suffix = Path(location.split("?")[0]).suffix.lower() or ".bin"
+            media, ctype = direct.fetch(location, out_dir / f"media{suffix}", cfg.timeout_s, cfg.max_bytes)
+            info: dict[str, Any] = {"content_type": ctype} if ctype else {}
+            subs: list[dict[str, str]] = []
+        else:
+            section = (item.start_s, item.end_s) if cfg.sections and item.end_s is not None else None
+            req = YtdlpRequest(location, cfg.max_height, cfg.container, cfg.subtitles, cfg.auto_subtitles,
+                               cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s)
+            res = ytdlp_download(req, out_dir)
+            media, info, subs = res.media, res.info, res.subtitles
+            if section:
+                info["section"] = list(section)
+        if item.kind == "image":
+            probe = check_image(media, cfg.min_image_side)
+        else:
+            probe = check_media(media, item.kind)
+            duration = probe.get("duration_s")
+            if cfg.max_duration_s and duration and duration > cfg.max_duration_s and "section" not in info:
+                raise ItemError("over_duration_cap", f"{item.url} lasts {duration:.0f} s, over the cap of "
+                                f"{cfg.max_duration_s:.0f} s")
+        (out_dir / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+        return {
+            "url": item.url, "kind": item.kind, "media": media.name, "subtitles": subs, "info": info,
+            "probe": probe, "bytes": media.stat().st_size, "clip_keys": list(item.clip_keys),
+            # source time of the file's first sample: 0, or the section start when only a section was fetched
+            "offset_s": float(info["section"][0]) if "section" in info else 0.0,
+        }
+
+    def _fetch_subtitles(self, url: str, out_dir: Path, meta: dict[str, Any]) -> dict[str, str] | None:
+        """A missing side file must not cost the video: record why, and the align stage reports it."""
+        ext = Path(url.split("?")[0]).suffix.lstrip(".").lower() or "txt"
+        name = f"subs.und.manifest.{ext}"
+        try:
+            direct.fetch(check_url(url, self.cfg.allow_local), out_dir / name, self.cfg.timeout_s, 50_000_000)
+        except ItemError as e:
+            meta["subtitle_error"] = {"url": url, "reason": e.reason, "detail": e.detail}
+            (out_dir / name).unlink(missing_ok=True)
+            return None
+        return {"file": name, "lang": "und", "origin": "manifest", "ext": ext}

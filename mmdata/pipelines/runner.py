@@ -1,0 +1,178 @@
+"""Runs a stage over the work folder, chunk by chunk, with resume.
+
+`run_chunk` is the one function that processes a chunk; the local and Ray executors (executors.py) only
+decide where it runs. Resume works at two levels:
+  - chunk: a chunk whose status table exists is done and skipped (`--retry-failed` re-runs its error rows);
+  - item: an item folder that exists is complete (committed by rename), so a chunk killed half-way
+    redoes only the items it had not finished. Nothing is lost, nothing is done twice.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mmdata.config import check
+from mmdata.errors import ItemError
+from mmdata.pipelines.base import Stage
+from mmdata.pipelines.status import read_all_status, read_status, write_status
+from mmdata.records import Clip, StatusRow
+from mmdata.utils import dir_bytes
+from mmdata.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class RunnerConfig:
+    executor: str = "local"
+    ray_address: str | None = None
+    workers: int = 0  # Ray: actors at once (0: as many as the cluster's CPUs allow)
+    retry_failed: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        check(self.executor in EXECUTORS, "RunnerConfig", "executor", self.executor, f"one of {EXECUTORS}")
+        check(self.workers >= 0, "RunnerConfig", "workers", self.workers, "0 (auto) or a positive count")
+
+
+def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
+    """Run one item; bad input becomes an error row, never an exception."""
+    key = item.key
+    if work.is_done(stage.name, key):
+        return StatusRow(key, "ok", bytes=dir_bytes(work.item_dir(stage.name, key)))
+    t0 = time.perf_counter()
+    tmp = work.temp_item_dir(stage.name, key)
+    try:
+        meta = stage.process(item, tmp, work)
+        final = work.commit_item(tmp, stage.name, key, meta)
+        return StatusRow(key, "ok", seconds=time.perf_counter() - t0, bytes=dir_bytes(final))
+    except ItemError as e:
+        return StatusRow(key, "error", e.reason, e.detail, time.perf_counter() - t0)
+    except Exception as e:  # a bug must not stop the run either; keep the trace for the bug report
+        log.error("internal error on %s/%s:\n%s", stage.name, key, traceback.format_exc())
+        return StatusRow(key, "error", "internal_error", f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_chunk(stage: Stage, work_root: str, chunk: int, clips: list[Clip], only_keys: list[str] | None = None,
+              on_item: Callable[[StatusRow], None] | None = None) -> list[StatusRow]:
+    """Process one chunk (or only `only_keys` of it), then write its status table. Returns its rows."""
+    work = WorkDir(work_root)
+    items = stage.items(work, clips)
+    previous = read_status(work, stage.name, chunk) or []
+    if only_keys is not None:
+        wanted = set(only_keys)
+        items = [it for it in items if it.key in wanted]
+
+    def one(item) -> StatusRow:
+        row = process_item(stage, item, work)
+        if on_item:
+            on_item(row)
+        return row
+
+    if stage.concurrency > 1 and len(items) > 1:
+        with ThreadPoolExecutor(stage.concurrency) as pool:
+            rows = list(pool.map(one, items))
+    else:
+        rows = [one(it) for it in items]
+    if only_keys is not None:
+        redone = {r.key for r in rows}
+        rows = [r for r in previous if r.key not in redone] + rows
+    write_status(work, stage.name, chunk, rows)
+    return rows
+
+
+@dataclass
+class ChunkTask:
+    chunk: int
+    clips: list[Clip]
+    only_keys: list[str] | None
+    n_items: int
+
+
+def plan(stage: Stage, work: WorkDir, retry_failed: bool) -> tuple[list[ChunkTask], int]:
+    """The chunks this run must process, and how many were skipped as done."""
+    tasks, skipped = [], 0
+    for chunk, clips in work.chunks().items():
+        rows = read_status(work, stage.name, chunk)
+        if rows is None:
+            tasks.append(ChunkTask(chunk, clips, None, len(stage.items(work, clips))))
+            continue
+        failed = [r.key for r in rows if r.status == "error"]
+        if retry_failed and failed:
+            tasks.append(ChunkTask(chunk, clips, failed, len(failed)))
+        else:
+            skipped += 1
+    return tasks, skipped
+
+
+@dataclass
+class Summary:
+    stage: str
+    chunks_run: int = 0
+    chunks_skipped: int = 0
+    ok: int = 0  # over the whole work folder after this run
+    failed: int = 0
+    skipped: int = 0
+    processed_now: int = 0  # items handled by this run
+    reasons: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.failed else 0
+
+    def render(self) -> str:
+        rate = self.processed_now / self.wall_s if self.wall_s > 0 else 0.0
+        mb = self.bytes / 1e6
+        lines = [
+            f"{self.stage}: {self.ok + self.failed + self.skipped} items — ok {self.ok}, failed {self.failed}"
+            + (f", skipped {self.skipped}" if self.skipped else ""),
+            f"  this run: {self.processed_now} items in {self.chunks_run} chunks "
+            f"({self.chunks_skipped} chunks already done), {self.wall_s:.1f} s, {rate:.2f} items/s, "
+            f"{mb:.1f} MB total output",
+        ]
+        if self.reasons:
+            lines.append("  failures by reason:")
+            for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"    {reason:<24} {n}")
+            lines.append("  (details: the status tables in WORK/status/" + self.stage + "/; rerun with --retry-failed)")
+        return "\n".join(lines)
+
+
+def summarize(stage: Stage, work: WorkDir, summary: Summary) -> Summary:
+    rows = read_all_status(work, stage.name)
+    summary.ok = sum(r.status == "ok" for r in rows)
+    summary.failed = sum(r.status == "error" for r in rows)
+    summary.skipped = sum(r.status == "skipped" for r in rows)
+    summary.bytes = sum(r.bytes for r in rows)
+    summary.reasons = dict(collections.Counter(r.reason for r in rows if r.status == "error"))
+    return summary
+
+
+def run_stage(stage: Stage, work: WorkDir, cfg: RunnerConfig | None = None) -> Summary:
+    """Run `stage` over every chunk of the work folder that still needs it; return the summary."""
+    from mmdata.pipelines.executors import make_executor
+
+    cfg = cfg or RunnerConfig()
+    t0 = time.perf_counter()
+    work.clean_temp(stage.name)
+    tasks, skipped = plan(stage, work, cfg.retry_failed)
+    summary = Summary(stage.name, chunks_run=len(tasks), chunks_skipped=skipped)
+    if tasks:
+        summary.processed_now = make_executor(cfg).run(stage, work, tasks)
+    summary.wall_s = time.perf_counter() - t0
+    return summarize(stage, work, summary)
