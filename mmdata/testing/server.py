@@ -18,6 +18,7 @@ from pathlib import Path
 class _Handler(http.server.SimpleHTTPRequestHandler):
     counts: collections.Counter  # set per server class
     stall_s: float = 30.0
+    delay_s: float = 0.0  # sleep before each ordinary file, to make runs slow enough to interrupt
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -39,6 +40,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             while time.monotonic() < deadline:
                 time.sleep(0.1)
             return
+        if self.delay_s:
+            time.sleep(self.delay_s)
         super().do_GET()
 
     def do_HEAD(self):
@@ -49,10 +52,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class MediaServer:
     """`with MediaServer(folder) as srv: srv.url("a.mp4")`"""
 
-    def __init__(self, root: str | Path, stall_s: float = 30.0):
+    def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0):
         self.root = Path(root)
         self.counts: collections.Counter = collections.Counter()
-        handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s})
+        handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s,
+                                               "delay_s": delay_s})
         self._httpd = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root))
         )

@@ -1,0 +1,178 @@
+"""The download stage against a real HTTP server on 127.0.0.1, through the real CLI and yt-dlp."""
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mmdata.manifests.normalize import source_id
+from mmdata.pipelines.download import DownloadConfig, DownloadStage
+from mmdata.pipelines.runner import RunnerConfig, run_stage
+from mmdata.records import Source
+from mmdata.testing.server import MediaServer
+from mmdata.workdir import WorkDir
+
+CLI = [sys.executable, "-m", "mmdata.cli"]
+
+
+def status_rows(work: Path, stage="download"):
+    rows = []
+    for p in sorted((work / "status" / stage).glob("chunk-*.parquet")):
+        rows += pq.read_table(p).to_pylist()
+    return {r["key"]: r for r in rows}
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def write_manifest(path: Path, rows: list[str]) -> Path:
+    path.write_text("url,start,end,subtitles\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_mixed_manifest_good_outputs_and_error_reasons(tmp_path, served_dir):
+    with MediaServer(served_dir, stall_s=15) as srv:
+        u = srv.url
+        m = write_manifest(tmp_path / "m.csv", [
+            f"{u('a.mp4')},0,1,{u('a.vtt')}", f"{u('a.mp4')},1,2,", f"{u('b.mp4')},0,1,",
+            f"{u('missing.mp4')},0,1,", f"{u('stall/x.mp4')},0,1,", f"{u('page.html')},0,1,", f"{u('junk.bin')},0,1,",
+            f"{u('trunc.mp4')},0,1,", f"{u('c.mp4')},0,1,{u('missing.vtt')}"])
+        work = tmp_path / "work"
+        proc = subprocess.run(CLI + ["download", str(m), "--work", str(work), "--allow-local", "--timeout", "1.5",
+                                     "--retries", "1", "--no-progress"], capture_output=True, text=True)
+        counts = dict(srv.counts)
+    assert proc.returncode == 3, proc.stderr
+    rows = status_rows(work)
+    reasons = {k.rsplit("-", 1)[0]: (r["status"], r["reason"]) for k, r in rows.items()}
+    assert reasons == {"a": ("ok", ""), "b": ("ok", ""), "c": ("ok", ""), "missing": ("error", "http_404"),
+                       "x": ("error", "timeout"), "page": ("error", "unsupported_url"),
+                       "junk": ("error", "not_media"),
+                       "trunc": ("error", "corrupt_media")}
+    # a.mp4 serves two clips but is fetched once (yt-dlp's generic extractor sniffs it, then downloads it)
+    assert counts["/a.mp4"] == 2 and counts["/stall/x.mp4"] == 4  # 2 attempts x (sniff + download)
+    w = WorkDir(work)
+    for name in ("a", "b", "c"):
+        vid = source_id(u(f"{name}.mp4"))
+        meta = w.meta("download", vid)
+        assert sha(w.item_dir("download", vid) / meta["media"]) == sha(served_dir / f"{name}.mp4")
+        assert meta["bytes"] == (served_dir / f"{name}.mp4").stat().st_size
+    a = w.meta("download", source_id(u("a.mp4")))
+    assert a["probe"]["has_audio"] and a["probe"]["has_video"] and a["probe"]["duration_s"] == pytest.approx(2.0, abs=0.05)
+    assert a["subtitles"] == [{"file": "subs.und.manifest.vtt", "lang": "und", "origin": "manifest", "ext": "vtt"}]
+    assert (w.item_dir("download", source_id(u("a.mp4"))) / "subs.und.manifest.vtt").read_text().startswith("WEBVTT")
+    assert sorted(a["clip_keys"]) == sorted(c.key for c in w.clips() if c.video_id == source_id(u("a.mp4")))
+    b = w.meta("download", source_id(u("b.mp4")))
+    assert b["probe"]["has_audio"] is False and b["probe"]["has_video"] is True
+    c = w.meta("download", source_id(u("c.mp4")))  # a dead subtitle URL costs the subtitles, not the video
+    assert c["subtitles"] == [] and c["subtitle_error"]["reason"] == "http_404"
+    assert "404" in rows[source_id(u("missing.mp4"))]["detail"]
+    assert "failures by reason" in proc.stdout and "http_404" in proc.stdout and "ok 3, failed 5" in proc.stdout
+    assert not list((work / "download").glob(".tmp-*"))  # no half-written items
+
+
+def test_local_and_private_urls_are_refused_without_allow_local(tmp_path, served_dir):
+    with MediaServer(served_dir) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('a.mp4')},0,1,", f"file://{served_dir / 'b.mp4'},0,1,",
+                                                f"{served_dir / 'c.mp4'},0,1,", "ftp://example.com/x.mp4,0,1,"])
+        work = WorkDir(tmp_path / "work")
+        from mmdata.manifests.table import import_manifest
+
+        import_manifest(work, m, 256)
+        summary = run_stage(DownloadStage(DownloadConfig()), work, RunnerConfig(progress=False))
+        assert srv.counts == {}  # nothing was fetched
+    assert summary.failed == 4 and summary.reasons == {"refused_url": 4}
+    details = [r["detail"] for r in status_rows(work.root).values()]
+    assert any("--allow-local" in d and "loopback" in d for d in details)
+    assert any("scheme 'ftp'" in d for d in details)
+
+
+def test_local_files_are_copied_with_allow_local(tmp_path, served_dir):
+    m = write_manifest(tmp_path / "m.csv", [f"{served_dir / 'a.mp4'},0,1,", f"{served_dir / 'nope.mp4'},0,1,"])
+    proc = subprocess.run(CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--allow-local", "--no-progress"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3
+    rows = status_rows(tmp_path / "w")
+    assert sorted((r["status"], r["reason"]) for r in rows.values()) == [("error", "file_not_found"), ("ok", "")]
+
+
+def test_size_cap_and_wrong_config_value(tmp_path, served_dir):
+    with MediaServer(served_dir) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('a.mp4')},0,1,"])
+        base = CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--allow-local", "--no-progress"]
+        proc = subprocess.run(base + ["--max-filesize-mb", "0.01"], capture_output=True, text=True)
+        assert proc.returncode == 3
+        assert [r["reason"] for r in status_rows(tmp_path / "w").values()] == ["over_size_cap"]
+        bad = subprocess.run(CLI + ["download", str(m), "--work", str(tmp_path / "w2"), "--container", "avi"],
+                             capture_output=True, text=True)
+    assert bad.returncode == 2 and "DownloadConfig.container = 'avi'" in bad.stderr and "mp4" in bad.stderr
+
+
+def test_retry_failed_reruns_only_failed_items(tmp_path, served_dir):
+    import shutil
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(served_dir / "a.mp4", served / "a.mp4")
+    with MediaServer(served) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('a.mp4')},0,1,", f"{srv.url('late.mp4')},0,1,"])
+        base = CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--allow-local", "--no-progress"]
+        assert subprocess.run(base, capture_output=True).returncode == 3
+        shutil.copy(served_dir / "b.mp4", served / "late.mp4")  # the missing file appears
+        assert subprocess.run(base, capture_output=True).returncode == 3  # plain re-run: chunk is done, skipped
+        first = dict(srv.counts)
+        proc = subprocess.run(base + ["--retry-failed"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
+        assert srv.counts["/a.mp4"] == first["/a.mp4"]  # the good item was not fetched again
+    rows = status_rows(tmp_path / "w")
+    assert {r["status"] for r in rows.values()} == {"ok"} and len(rows) == 2
+
+
+def _comparable(work: Path):
+    rows = {k: (r["status"], r["reason"], r["bytes"]) for k, r in status_rows(work).items()}
+    files = sorted(str(p.relative_to(work)) for p in (work / "download").rglob("*") if p.is_file())
+    return rows, files
+
+
+def test_killed_run_resumes_to_the_same_result_without_refetching(tmp_path, served_dir):
+    with MediaServer(served_dir, delay_s=0.3) as srv:
+        rows = [f"{srv.url(f's{i}.mp4')},0,0.4," for i in range(6)] + [f"{srv.url('missing.mp4')},0,1,"]
+        m = write_manifest(tmp_path / "m.csv", rows)
+        args = ["--allow-local", "--no-progress", "--concurrency", "1", "--chunk-size", "2"]
+        ref = tmp_path / "ref"
+        subprocess.run(CLI + ["download", str(m), "--work", str(ref)] + args, capture_output=True, check=False)
+        srv.counts.clear()
+
+        work = tmp_path / "work"
+        proc = subprocess.Popen(CLI + ["download", str(m), "--work", str(work)] + args,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((work / "status" / "download").glob("*.parquet"))) < 1:
+            time.sleep(0.05)
+        time.sleep(0.4)  # let it get into the middle of the next chunk
+        proc.kill()
+        proc.wait()
+        done_before = {p.name for p in (work / "download").iterdir() if (p / "meta.json").exists()}
+        counts_before = dict(srv.counts)
+        assert 0 < len(done_before) < 6, "the kill must land part-way"
+        again = subprocess.run(CLI + ["download", str(m), "--work", str(work)] + args, capture_output=True)
+        assert again.returncode == 3
+    assert _comparable(work) == _comparable(ref)
+    for vid in done_before:  # finished items were not downloaded again
+        name = "/" + next(p for p in counts_before if source_id(srv.url(p.lstrip("/"))) == vid).lstrip("/")
+        assert srv.counts[name] == counts_before[name]
+
+
+def test_source_grouping_spans_all_clips():
+    from mmdata.pipelines.download import sources_of
+    from mmdata.records import Clip
+
+    clips = [Clip("v_0_1000", "v", "http://h/v.mp4", 0.0, 1.0), Clip("v_5000_7000", "v", "http://h/v.mp4", 5.0, 7.0),
+             Clip("w_full", "w", "http://h/w.mp4")]
+    got = sources_of(clips)
+    assert got == [Source("v", "http://h/v.mp4", "video", None, ("v_0_1000", "v_5000_7000"), 0.0, 7.0),
+                   Source("w", "http://h/w.mp4", "video", None, ("w_full",), None, None)]
