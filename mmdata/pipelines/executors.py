@@ -31,6 +31,7 @@ def _bar(stage: "Stage", tasks: list["ChunkTask"], enabled: bool) -> tqdm:
 class LocalExecutor:
     def __init__(self, cfg: "RunnerConfig"):
         self.cfg = cfg
+        self.chunks_per_node: dict[str, int] = {}
 
     def run(self, stage: "Stage", work: "WorkDir", tasks: list["ChunkTask"]) -> int:
         from mmdata.pipelines.runner import run_chunk
@@ -59,6 +60,7 @@ def ray_gpus_available(ray) -> float:
 class RayExecutor:
     def __init__(self, cfg: "RunnerConfig"):
         self.cfg = cfg
+        self.chunks_per_node: dict[str, int] = {}  # which Ray nodes ran how many chunks, for the summary
 
     def _init(self, ray) -> bool:
         """Connect (or start an embedded Ray). Returns whether we started it and must shut it down."""
@@ -102,7 +104,8 @@ class RayExecutor:
                 self.stage.setup()
 
             def run(self, work_root, chunk, clips, only_keys):
-                return run_chunk(self.stage, work_root, chunk, clips, only_keys)
+                rows = run_chunk(self.stage, work_root, chunk, clips, only_keys)
+                return len(rows), ray.get_runtime_context().get_node_id()
 
         opts = dict(num_cpus=res.cpus, num_gpus=gpus, memory=res.memory_mb * 1024 * 1024)
         actors = [ChunkWorker.options(**opts).remote(stage) for _ in range(n_actors)]
@@ -116,7 +119,8 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     t, actor = pending.pop(ref)
-                    ray.get(ref)  # chunk-level failures (a dead worker) surface here
+                    _, node = ray.get(ref)  # chunk-level failures (a dead worker) surface here
+                    self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
                     bar.update(t.n_items)
                     done += t.n_items
                     free.append(actor)

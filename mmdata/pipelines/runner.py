@@ -130,6 +130,7 @@ class Summary:
     reasons: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     wall_s: float = 0.0
+    chunks_per_node: dict[str, int] = field(default_factory=dict)  # Ray only
 
     @property
     def exit_code(self) -> int:
@@ -145,6 +146,8 @@ class Summary:
             f"({self.chunks_skipped} chunks already done), {self.wall_s:.1f} s, {rate:.2f} items/s, "
             f"{mb:.1f} MB total output",
         ]
+        if self.chunks_per_node:
+            lines.append(f"  ray: {sum(self.chunks_per_node.values())} chunks on {len(self.chunks_per_node)} node(s)")
         if self.reasons:
             lines.append("  failures by reason:")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -173,6 +176,8 @@ def run_stage(stage: Stage, work: WorkDir, cfg: RunnerConfig | None = None) -> S
     tasks, skipped = plan(stage, work, cfg.retry_failed)
     summary = Summary(stage.name, chunks_run=len(tasks), chunks_skipped=skipped)
     if tasks:
-        summary.processed_now = make_executor(cfg).run(stage, work, tasks)
+        executor = make_executor(cfg)
+        summary.processed_now = executor.run(stage, work, tasks)
+        summary.chunks_per_node = dict(executor.chunks_per_node)
     summary.wall_s = time.perf_counter() - t0
     return summarize(stage, work, summary)

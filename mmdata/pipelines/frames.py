@@ -1,0 +1,112 @@
+"""The frames stage: for each clip, JPEG frames of its window and their real presentation times.
+
+Output `WORK/frames/<clip_key>/`: `000000.jpg`... and meta {"present", "files", "times" (clip-relative
+seconds, one per file), "width", "height", "source_fps", ...}. `present: false` when the source has no
+video (an audio file, an MP3 with only cover art).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmdata.errors import ItemError, MissingDependencyError
+from mmdata.media.config import FramesConfig
+from mmdata.media.frames import DecordVideo, open_video, read_image, sample_video, write_jpegs
+from mmdata.media.probe import Probe
+from mmdata.media.source import ProbeCache, absent, source_of
+from mmdata.media.window import resolve_window
+from mmdata.pipelines.base import Resources, Stage
+from mmdata.records import Clip
+from mmdata.utils import require_tool
+from mmdata.workdir import WorkDir
+
+
+def _r(t: float) -> float:
+    return round(t, 6)
+
+
+class FramesStage(Stage):
+    name = "frames"
+    resources = Resources(cpus=1, memory_mb=2048)
+
+    def __init__(self, cfg: FramesConfig | None = None):
+        self.cfg = cfg or FramesConfig()
+        self._probes = ProbeCache()
+        # The last opened video: clips of one source come one after another, and opening costs an index
+        # of every packet. (identity, video, scratch dir holding a remuxed copy when one was needed)
+        self._open: tuple[tuple, DecordVideo, tempfile.TemporaryDirectory] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to Ray actors: config only, no open decoders
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cfg"])
+
+    def setup(self) -> None:
+        require_tool("ffprobe")
+        require_tool("ffmpeg")
+        try:
+            import decord  # noqa: F401
+        except ImportError as e:
+            raise MissingDependencyError("the frames stage needs decord: pip install decord==0.6.0") from e
+
+    def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        path, kind = source_of(work, clip)
+        if kind == "audio":
+            return absent("audio_source", files=[], times=[])
+        if kind == "image":
+            return self._image(path, out_dir)
+        probe = self._probes.get(path, self.cfg.timeout_s)
+        if probe.is_image:
+            return self._image(path, out_dir)
+        if probe.video is None:
+            if probe.audio is None:
+                raise ItemError("no_media_streams", f"{path.name} holds neither video nor audio")
+            return absent("no_video_stream", files=[], times=[])
+        window = resolve_window(clip, probe, self.cfg)
+        video = self._video(path, probe)
+        try:
+            res = sample_video(video, window, self.cfg)
+        except Exception:
+            self._close()  # a reader that failed mid-decode is not reused
+            raise
+        files = write_jpegs(res.frames, out_dir, self.cfg.jpeg_quality)
+        ws = window.start_s
+        v = probe.video
+        return {
+            "present": True, "files": files, "times": [max(0.0, _r(t - ws)) for t in res.times_s],
+            "width": video.geom.out_w, "height": video.geom.out_h,
+            "source_fps": None if res.source_fps is None else round(res.source_fps, 4),
+            "source_width": v.display_size[0], "source_height": v.display_size[1], "rotation": v.rotation,
+            "codec": v.codec, "sampling": {"fps": self.cfg.fps} if self.cfg.fps else {"frames": self.cfg.frames},
+            "window": window.to_dict(), "video_end_s": _r(res.video_end_s - ws),
+            "truncated_at_s": None if res.truncated_at_s is None else _r(res.truncated_at_s - ws),
+            "decode_error": res.decode_error, "remuxed": video.remuxed, "duration_source": probe.duration_source,
+        }
+
+    def _image(self, path: Path, out_dir: Path) -> dict[str, Any]:
+        frame, g = read_image(path, self.cfg)
+        files = write_jpegs([frame], out_dir, self.cfg.jpeg_quality)
+        return {"present": True, "files": files, "times": [0.0], "width": g.out_w, "height": g.out_h,
+                "source_fps": None, "still_image": True}
+
+    def _video(self, path: Path, probe: Probe) -> DecordVideo:
+        st = path.stat()
+        ident = (str(path), st.st_size, st.st_mtime_ns)
+        if self._open is not None and self._open[0] == ident:
+            return self._open[1]
+        self._close()
+        scratch = tempfile.TemporaryDirectory(prefix="mmdata-frames-")
+        try:
+            video = open_video(path, probe, self.cfg, Path(scratch.name))
+        except BaseException:
+            scratch.cleanup()
+            raise
+        self._open = (ident, video, scratch)
+        return video
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open[2].cleanup()
+            self._open = None
