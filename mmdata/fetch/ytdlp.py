@@ -105,6 +105,7 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         "noplaylist": True, "overwrites": True, "cachedir": False, "noprogress": True,
         "quiet": True, "no_warnings": True, "logger": log, "progress_hooks": [cap_hook],
         "max_filesize": req.max_bytes,
+        "buffersize": 1 << 18,  # yt-dlp starts at 1 KiB blocks; per-block Python work then dominates
     }
     if req.section:
         from yt_dlp.utils import download_range_func
@@ -129,6 +130,40 @@ def _subtitle_files(info: dict[str, Any], out_dir: Path) -> list[dict[str, str]]
     return subs
 
 
+DIRECT_EXT = {"mp4", "m4v", "mov", "webm", "mkv", "mpg", "mpeg", "avi", "ts", "flv", "ogv",
+              "mp3", "m4a", "wav", "flac", "ogg", "opus", "aac"}
+
+
+def _direct_info(url: str) -> dict[str, Any] | None:
+    """An info dict for a plain media file link, so yt-dlp downloads it without running its extractors.
+
+    The generic extractor would first GET the URL to sniff its type (a second request per file) and try
+    ~1,800 extractor patterns; for a link that names a media file neither tells us anything.
+    """
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path
+    stem, _, ext = Path(path).name.rpartition(".")
+    if not stem or ext.lower() not in DIRECT_EXT:
+        return None
+    return {"_type": "video", "id": stem, "title": stem, "url": url, "ext": ext.lower(),
+            "webpage_url": url, "extractor": "direct", "extractor_key": "Direct"}
+
+
+def _extract(ydl, req: YtdlpRequest) -> dict[str, Any]:
+    info = _direct_info(req.url) if not req.section else None
+    if info is not None:
+        return info
+    info = ydl.extract_info(req.url, download=False)
+    if info.get("_type") == "playlist":
+        raise ItemError("unsupported_url", f"{req.url} is a playlist; list its videos in the manifest")
+    duration = info.get("duration")
+    if req.max_duration_s and duration and duration > req.max_duration_s and not req.section:
+        raise ItemError("over_duration_cap", f"{req.url} lasts {duration:.0f} s, over the cap of "
+                        f"{req.max_duration_s:.0f} s (raise --max-duration or download sections)")
+    return info
+
+
 def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     from yt_dlp import YoutubeDL
     from yt_dlp.utils import DownloadError
@@ -136,14 +171,7 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     log = _Logger()
     try:
         with YoutubeDL(_options(req, out_dir, log)) as ydl:
-            info = ydl.extract_info(req.url, download=False)
-            if info.get("_type") == "playlist":
-                raise ItemError("unsupported_url", f"{req.url} is a playlist; list its videos in the manifest")
-            duration = info.get("duration")
-            if req.max_duration_s and duration and duration > req.max_duration_s and not req.section:
-                raise ItemError("over_duration_cap", f"{req.url} lasts {duration:.0f} s, over the cap of "
-                                f"{req.max_duration_s:.0f} s (raise --max-duration or download sections)")
-            info = ydl.process_ie_result(info, download=True)
+            info = ydl.process_ie_result(_extract(ydl, req), download=True)
     except _OverCap as e:
         raise ItemError("over_size_cap", f"{req.url}: {e}") from e
     except TimeoutError as e:
@@ -160,6 +188,6 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
         raise ItemError(reason, f"{req.url}: no media file was written ({'; '.join(log.errors) or 'skipped by yt-dlp'})")
     subs = _subtitle_files(info, out_dir)
     kept = {k: info.get(k) for k in INFO_FIELDS if info.get(k) is not None}
-    if info.get("extractor") == "generic":  # its upload_date is the server's Last-Modified or today: not data
+    if info.get("extractor") in ("generic", "direct"):  # its upload_date is the server's Last-Modified or today: not data
         kept.pop("upload_date", None)
     return YtdlpResult(media=media, info=kept, subtitles=subs)

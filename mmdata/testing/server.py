@@ -19,6 +19,22 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     counts: collections.Counter  # set per server class
     stall_s: float = 30.0
     delay_s: float = 0.0  # sleep before each ordinary file, to make runs slow enough to interrupt
+    rate_bps: float = 0.0  # per-connection bandwidth cap in bytes/s (0: unlimited), to behave like the internet
+
+    def copyfile(self, source, outputfile):
+        if not self.rate_bps:
+            return super().copyfile(source, outputfile)
+        block = 16384
+        start, sent = time.monotonic(), 0
+        try:
+            while data := source.read(block):
+                outputfile.write(data)
+                sent += len(data)
+                ahead = sent / self.rate_bps - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (e.g. a sniff request)
+            pass
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -52,11 +68,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class MediaServer:
     """`with MediaServer(folder) as srv: srv.url("a.mp4")`"""
 
-    def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0):
+    def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0, rate_bps: float = 0.0):
         self.root = Path(root)
         self.counts: collections.Counter = collections.Counter()
         handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s,
-                                               "delay_s": delay_s})
+                                               "delay_s": delay_s, "rate_bps": rate_bps})
         self._httpd = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root))
         )
