@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from mmdata.commands import shards
 from mmdata.commands.download import download_cmd
 
 
@@ -20,7 +21,7 @@ def cli():
     """
 
 
-for command in (download_cmd,):
+for command in (download_cmd, *shards.COMMANDS):
     cli.add_command(command)
 
 

@@ -1,0 +1,122 @@
+"""`mmdata verify OUT`: read every shard back and check it against index.json, sizes.json and the sample
+schema. Every problem is reported with its shard and key; nothing stops at the first one."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmdata.shards.index import SIZES, ShardIndex, TokenizerSet, read_sizes
+from mmdata.shards.reader import ShardReadError, iter_samples
+from mmdata.shards.sample import check_sample, decode_fields
+from mmdata.shards.writer import ShardInfo
+from mmdata.utils import sha256_file
+
+
+@dataclass(frozen=True)
+class Problem:
+    shard: str
+    key: str  # "" for a problem of the whole shard or folder
+    what: str
+
+    def render(self) -> str:
+        return f"{self.shard}" + (f" {self.key}" if self.key else "") + f": {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    out: str
+    shards: int = 0
+    samples: int = 0  # samples read back
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def render(self, max_lines: int = 200) -> str:
+        head = f"verify {self.out}: {self.shards} shards, {self.samples} samples read, {len(self.problems)} problems"
+        lines = [head] + [f"  {p.render()}" for p in self.problems[:max_lines]]
+        if len(self.problems) > max_lines:
+            lines.append(f"  ... and {len(self.problems) - max_lines} more")
+        lines.append("OK" if self.ok else "FAILED")
+        return "\n".join(lines)
+
+
+def verify(out: str | Path, progress: bool = True) -> VerifyReport:
+    from tqdm import tqdm
+
+    out = Path(out)
+    index = ShardIndex.read(out)
+    report = VerifyReport(str(out), shards=len(index.shards))
+    report.problems += _check_folder(out, index)
+    bar = tqdm(total=index.samples, desc="verify", unit="sample", disable=not progress, dynamic_ncols=True)
+    previous_key = ""
+    for info in index.shards:
+        previous_key = _check_shard(out, info, index, report, previous_key, bar)
+    bar.close()
+    return report
+
+
+def _check_folder(out: Path, index: ShardIndex) -> list[Problem]:
+    problems = []
+    listed = {s.name for s in index.shards}
+    try:
+        sizes = read_sizes(out)
+        expected = {s.name: s.samples for s in index.shards}
+        if sizes != expected:
+            problems.append(Problem(SIZES, "", f"does not match index.json: {sizes} vs {expected}"))
+    except (OSError, ValueError) as e:
+        problems.append(Problem(SIZES, "", f"missing or unreadable: {e}"))
+    for p in sorted(out.glob("*.tar")):
+        if p.name not in listed:
+            problems.append(Problem(p.name, "", "shard file not listed in index.json"))
+    for p in sorted(out.glob(".*.tmp")):
+        problems.append(Problem(p.name, "", "temporary file of an interrupted `mmdata shard`; run it again"))
+    return problems
+
+
+def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyReport, previous_key: str,
+                 bar) -> str:
+    """Check one shard; returns the last key read (keys must rise across the whole corpus)."""
+    path = out / info.name
+    add = lambda key, what: report.problems.append(Problem(info.name, key, what))  # noqa: E731
+    if not path.exists():
+        add("", "listed in index.json but missing")
+        return previous_key
+    size = path.stat().st_size
+    if size != info.bytes:
+        add("", f"{size} bytes, index.json says {info.bytes} (truncated or replaced)")
+    digest = sha256_file(path)
+    if digest != info.sha256:
+        add("", f"sha256 {digest[:16]}… differs from index.json {info.sha256[:16]}… (corrupted or replaced)")
+    vocab = index.vocab_sizes()
+    keys: list[str] = []
+    try:
+        for key, fields in iter_samples(path):
+            keys.append(key)
+            bar.update(1)
+            if key <= previous_key:
+                add(key, f"key out of order or duplicated (after {previous_key!r})")
+            previous_key = key
+            for what in check_sample(key, fields, vocab) + _check_hashes(fields, index.tokenizers):
+                add(key, what)
+    except ShardReadError as e:
+        add(keys[-1] if keys else "", f"shard breaks after this sample: {e}" if keys else f"unreadable: {e}")
+    report.samples += len(keys)
+    if len(keys) != info.samples:
+        add("", f"{len(keys)} samples read, index.json says {info.samples}")
+    elif keys and (keys[0], keys[-1]) != (info.first_key, info.last_key):
+        add("", f"keys {keys[0]}..{keys[-1]}, index.json says {info.first_key}..{info.last_key}")
+    return previous_key
+
+
+def _check_hashes(fields: dict[str, bytes], tokenizers: TokenizerSet) -> list[str]:
+    meta, _, _ = decode_fields({"json": fields["json"]}) if "json" in fields else (None, {}, [])
+    if not isinstance(meta, dict) or not isinstance(meta.get("tokenizers"), dict):
+        return []
+    return [f"tokenizer mismatch with index.json: {m}" for m in
+            tokenizers.mismatches(list(meta.get("modalities") or []), meta["tokenizers"])]
