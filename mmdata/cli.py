@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from mmdata.commands import shards
+from mmdata.commands.align import align_cmd
 from mmdata.commands.download import download_cmd
 
 
@@ -21,7 +22,7 @@ def cli():
     """
 
 
-for command in (download_cmd, *shards.COMMANDS):
+for command in (download_cmd, align_cmd, *shards.COMMANDS):
     cli.add_command(command)
 
 

@@ -1,0 +1,57 @@
+"""`mmdata align`: each clip's transcript text and word times, from subtitles or aligned manifest text."""
+from __future__ import annotations
+
+import click
+
+from mmdata.commands import common
+from mmdata.pipelines.align import AlignConfig, AlignStage, segment_work
+
+HELP = """Give every clip its transcript: text, words with clip-relative start/end seconds, and where the
+timing came from (asr, manual, forced, interpolated).
+
+Sources, in order: the subtitle file the manifest's `subtitles` column named, then YouTube captions
+(json3, then WebVTT; manual before automatic; languages in --languages order), then the manifest's `text`
+aligned to the clip audio (forced alignment with --checkpoint, otherwise an energy-based estimate), then
+the manifest's `caption` without word times. A broken subtitle file becomes an error row with its reason;
+a clip without any language is kept with present=false.
+
+--segment fixed|cue first cuts whole sources (manifest rows without start/end) into clips: fixed windows
+of --segment-len seconds grown until they hold --segment-min-words words (MERLOT Reserve style), or one
+clip per caption cue (HowTo100M style). Run it right after `mmdata download`, before frames and audio.
+
+Example:
+
+\b
+  mmdata align --work work
+  mmdata align --work work --segment fixed --segment-len 5 --segment-min-words 3
+  mmdata align --work work --languages en,de --checkpoint wav2vec2_base_960h.pth
+"""
+
+
+@click.command("align", help=HELP)
+@common.stage_options
+@click.option("--languages", default=None, help="Subtitle languages in order of preference, comma-separated. [en]")
+@click.option("--origins", default=None,
+              help="Subtitle origins in order of preference, comma-separated. [manifest,manual,auto]")
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
+              help="Local wav2vec2/MMS state_dict for forced alignment of manifest text. [none: energy fallback]")
+@click.option("--forced-bundle", "forced_bundle", default=None,
+              help="torchaudio bundle whose params and labels fit --checkpoint. [WAV2VEC2_ASR_BASE_960H]")
+@click.option("--device", default=None, help="Device for the alignment model: cpu, cuda. [cpu]")
+@click.option("--no-fallback", "no_fallback", is_flag=True, default=False,
+              help="Without a checkpoint, keep manifest text without word times instead of estimating them.")
+@click.option("--segment", type=click.Choice(["none", "fixed", "cue"]), default=None,
+              help="Cut whole sources into clips from their transcript. [none]")
+@click.option("--segment-len", "segment_len_s", type=float, default=None, help="Fixed window length, s. [5]")
+@click.option("--segment-min-words", "segment_min_words", type=int, default=None,
+              help="Grow a fixed window until it holds this many words. [3]")
+@click.option("--segment-max-len", "segment_max_len_s", type=float, default=None,
+              help="Longest a fixed window may grow, s. [15]")
+def align_cmd(run_opts: common.RunOptions, no_fallback: bool, **opts):
+    if no_fallback:
+        opts["fallback"] = False
+    cfg = common.stage_config(AlignConfig, run_opts, "align", opts)
+    if cfg.segment != "none":
+        sources, made = common.handle_usage_errors(segment_work, run_opts.work, cfg)
+        click.echo(f"segment ({cfg.segment}): {sources} sources cut into {made} clips")
+    common.run_stage_and_exit(AlignStage(cfg), run_opts)

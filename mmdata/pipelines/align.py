@@ -1,0 +1,200 @@
+"""The align stage: each clip's transcript text and word times.
+
+Per clip, in order: the source's subtitles (chosen by `mmdata.transcripts.sources`, parsed once per
+source), else the manifest's `text` aligned to the clip's audio (forced alignment with a local
+checkpoint, or the energy-based fallback), else the manifest's `caption` as text without timing.
+Output meta (`WORK/align/<clip_key>/meta.json`): {"present", "text", "words" (clip-relative seconds),
+"timing", "tags", "source", "origin", "lang", "level", "coverage", "method"}.
+A broken subtitle file is an error row with its reason; a clip with no language is `present: false`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmdata.config import check
+from mmdata.errors import ItemError
+from mmdata.manifests.table import write_clip_table
+from mmdata.pipelines.base import Resources, Stage
+from mmdata.records import Clip, Word
+from mmdata.transcripts.model import dominant_timing
+from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
+from mmdata.transcripts.sources import Loaded, TranscriptCache, source_duration
+from mmdata.transcripts.text import normalize
+from mmdata.transcripts.textalign import align_text
+from mmdata.transcripts.validate import coverage
+from mmdata.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MODES = ("none", "fixed", "cue")
+ORIGINS = ("manifest", "manual", "auto")
+
+
+@dataclass
+class AlignConfig:
+    languages: tuple[str, ...] = ("en",)  # subtitle languages in order of preference; "*" takes any
+    origins: tuple[str, ...] = ORIGINS  # subtitle origins in order of preference (leave one out to skip it)
+    checkpoint: str | None = None  # local wav2vec2/MMS state_dict for forced alignment of manifest text
+    forced_bundle: str = "WAV2VEC2_ASR_BASE_960H"  # torchaudio bundle whose params/labels fit the checkpoint
+    forced_params: dict[str, Any] | None = None  # overrides of the bundle's model params
+    device: str = "cpu"
+    fallback: bool = True  # without a checkpoint, spread text over voiced audio (energy); False: no times
+    duration_tolerance_s: float = 2.0  # subtitles may run this far past the media end (clipped there)
+    segment: str = "none"  # none | fixed | cue: make clips of whole sources from their transcript
+    segment_len_s: float = 5.0
+    segment_min_words: int = 3
+    segment_max_len_s: float = 15.0
+    cache_sources: int = 8  # parsed subtitle files kept per worker
+
+    def __post_init__(self):
+        n = "AlignConfig"
+        check(bool(self.languages), n, "languages", self.languages, "at least one language code (or '*')")
+        check(bool(self.origins) and all(o in ORIGINS for o in self.origins), n, "origins", self.origins,
+              f"a non-empty list drawn from {ORIGINS}")
+        check(self.segment in SEGMENT_MODES, n, "segment", self.segment, f"one of {SEGMENT_MODES}")
+        check(self.segment_len_s > 0, n, "segment_len_s", self.segment_len_s, "seconds > 0")
+        check(self.segment_max_len_s >= self.segment_len_s, n, "segment_max_len_s", self.segment_max_len_s,
+              f"seconds >= segment_len_s ({self.segment_len_s})")
+        check(self.segment_min_words >= 0, n, "segment_min_words", self.segment_min_words, "a count >= 0")
+        check(self.duration_tolerance_s >= 0, n, "duration_tolerance_s", self.duration_tolerance_s, "seconds >= 0")
+        check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
+              "the path of an existing state_dict file")
+        check(self.cache_sources >= 1, n, "cache_sources", self.cache_sources, "a count >= 1")
+
+    def transcript_cache(self) -> TranscriptCache:
+        return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
+                               self.cache_sources)
+
+
+class AlignStage(Stage):
+    name = "align"
+    resources = Resources(cpus=1, memory_mb=1024)
+
+    def __init__(self, cfg: AlignConfig | None = None):
+        self.cfg = cfg or AlignConfig()
+        self.cache = self.cfg.transcript_cache()
+        self.aligner = None
+        if self.cfg.checkpoint:
+            self.resources = Resources(cpus=1, memory_mb=3072)
+
+    def __getstate__(self) -> dict[str, Any]:  # ship the config to Ray workers, not caches or models
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cfg"])
+
+    def setup(self) -> None:
+        """Load the emission model once per worker (only when a checkpoint is configured)."""
+        if self.cfg.checkpoint and self.aligner is None:
+            import torch
+
+            from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
+
+            torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
+
+            self.aligner = ForcedAligner(ForcedConfig(self.cfg.checkpoint, self.cfg.forced_bundle,
+                                                      self.cfg.forced_params or {}, device=self.cfg.device))
+
+    def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        dl = work.meta("download", clip.video_id)
+        if dl is None:
+            raise ItemError("not_downloaded", f"source {clip.video_id} has no download output in "
+                            f"{work.root}/download; run `mmdata download` first")
+        err = dl.get("subtitle_error")
+        if err and "manifest" in self.cfg.origins:
+            raise ItemError("subtitle_fetch_failed", f"the manifest's subtitles {err.get('url')} could not "
+                            f"be fetched ({err.get('reason')}): {err.get('detail')}")
+        loaded = self.cache.load(work, clip.video_id, dl)
+        meta = self._from_subtitles(clip, loaded, dl) if loaded is not None else None
+        if meta and meta["present"]:
+            return meta
+        # no subtitle words in this window: the manifest's text, then its caption
+        if clip.text:
+            return self._from_text(clip, work)
+        if clip.caption:
+            caption, tags = normalize(clip.caption)
+            return clip_meta(caption, [], tags, "manifest_caption", method="caption")
+        return meta or clip_meta("", [], [], None, method="none")
+
+    def _from_subtitles(self, clip: Clip, loaded: Loaded, dl: dict[str, Any]) -> dict[str, Any]:
+        words = loaded.index.for_clip(clip.start_s, clip.end_s)
+        start = clip.start_s or 0.0
+        end = clip.end_s if clip.end_s is not None else source_duration(dl)
+        tr, entry = loaded.transcript, loaded.entry
+        meta = clip_meta(" ".join(w.w for w in words), words, tr.tags_in(start, end), entry["file"],
+                         method="subtitles", level=tr.level)
+        meta.update(origin=entry.get("origin"), lang=entry.get("lang"),
+                    coverage=coverage(words, 0.0, end - start) if end is not None else None)
+        return meta
+
+    def _from_text(self, clip: Clip, work: WorkDir) -> dict[str, Any]:
+        if self.cfg.checkpoint and self.aligner is None:
+            self.setup()
+        audio_meta = work.meta("audio", clip.key)
+        text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio_meta,
+                                               self.aligner, self.cfg.fallback)
+        meta = clip_meta(text, words, tags, "manifest_text", method=method)
+        if words and audio_meta and audio_meta.get("duration_s"):
+            meta["coverage"] = coverage(words, 0.0, float(audio_meta["duration_s"]))
+        return meta
+
+
+def clip_meta(text: str, words: list[Word], tags: list[str], source: str | None, method: str,
+              level: str | None = None) -> dict[str, Any]:
+    return {
+        "present": bool(text), "text": text, "words": [w.to_dict() for w in words],
+        "timing": dominant_timing(words), "tags": list(tags), "source": source,
+        "level": level or ("word" if words else "none"), "method": method, "coverage": None,
+        "origin": None, "lang": None,
+    }
+
+
+def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
+    """Rewrite the clip table: each whole-source clip (no start/end) whose source has a transcript
+    becomes clips over fixed windows or caption cues. Returns (sources segmented, clips made).
+    Running it again changes nothing (segmented sources no longer have a whole-source clip)."""
+    clips = work.clips()
+    cache = cfg.transcript_cache()
+    out: list[Clip] = []
+    changed_chunks: set[int] = set()
+    sources, made = 0, 0
+    for clip in clips:
+        new = _segment_one(work, clip, cfg, cache) if clip.start_s is None and clip.end_s is None else None
+        if new:
+            out.extend(new)
+            changed_chunks.add(clip.chunk)
+            sources, made = sources + 1, made + len(new)
+        else:
+            out.append(clip)
+    if changed_chunks:
+        write_clip_table(work, out)
+        for chunk in sorted(changed_chunks):  # those chunks hold new clips: this stage must run them again
+            work.status_path("align", chunk).unlink(missing_ok=True)
+            stale = [s for s in ("frames", "audio") if work.status_path(s, chunk).exists()]
+            if stale:
+                log.warning("chunk %d was segmented after %s ran; run those stages again for its new clips",
+                            chunk, " and ".join(stale))
+    return sources, made
+
+
+def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptCache) -> list[Clip] | None:
+    dl = work.meta("download", clip.video_id)
+    if dl is None:
+        return None
+    try:
+        loaded = cache.load(work, clip.video_id, dl)
+    except ItemError:
+        return None  # the align stage reports the broken file on the whole-source clip
+    if loaded is None or not loaded.transcript.words:
+        return None
+    tr = loaded.transcript
+    if cfg.segment == "cue":
+        windows = cue_windows(tr)
+    else:
+        duration = source_duration(dl) or max(w.end for w in tr.words)
+        windows = fixed_windows(loaded.index, duration, cfg.segment_len_s, cfg.segment_min_words,
+                                cfg.segment_max_len_s)
+    return segment_clips(clip, windows) or None

@@ -1,0 +1,71 @@
+"""Make clips from a transcript for sources the manifest gave whole (no start/end):
+
+- fixed: consecutive windows of `length_s`; a window with fewer than `min_words` words grows word by
+  word up to `max_len_s` (MERLOT Reserve cuts its videos into fixed-length segments this way); a window
+  still short of words is left out, since the clips are meant to pair speech with text.
+- cue: one clip per caption cue, as HowTo100M pairs each ASR caption line with its time span.
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+
+from mmdata.records import Clip
+from mmdata.transcripts.assign import WordIndex
+from mmdata.transcripts.model import Transcript
+
+MIN_CLIP_S = 0.05
+
+
+def fixed_windows(index: WordIndex, duration_s: float, length_s: float, min_words: int,
+                  max_len_s: float) -> list[tuple[float, float]]:
+    by_centre = sorted(zip(index.centres, (w.end for w in index.words)))
+    centres = [c for c, _ in by_centre]
+    out, t = [], 0.0
+    while duration_s - t > MIN_CLIP_S:
+        cap = min(t + max_len_s, duration_s)
+        end = min(t + length_s, duration_s)
+        n = _count(centres, t, end)
+        while n < min_words and end < cap:
+            i = bisect.bisect_left(centres, end)  # grow to take in the whole next word
+            end = cap if i == len(centres) else min(cap, max(by_centre[i][1], centres[i] + 0.001))
+            n = _count(centres, t, end)
+        if n >= min_words:
+            out.append((round(t, 3), round(end, 3)))
+        t = end
+    return out
+
+
+def _count(centres: list[float], start: float, end: float) -> int:
+    return bisect.bisect_left(centres, end) - bisect.bisect_left(centres, start)
+
+
+def cue_windows(tr: Transcript) -> list[tuple[float, float]]:
+    """One window per caption segment: from its first word to the next segment's start (a YouTube line
+    stays on screen after the next begins; clips should not overlap), but never before its last word
+    ends."""
+    out = []
+    segs = tr.segments
+    for i, seg in enumerate(segs):
+        end = min(seg.end, segs[i + 1].start) if i + 1 < len(segs) else seg.end
+        if seg.last > seg.first:
+            end = max(end, tr.words[seg.last - 1].end)
+        if end - seg.start >= MIN_CLIP_S:
+            out.append((round(seg.start, 3), round(end, 3)))
+    return out
+
+
+def clip_key(video_id: str, start_s: float, end_s: float) -> str:
+    return f"{video_id}_{round(start_s * 1000)}_{round(end_s * 1000)}"
+
+
+def segment_clips(template: Clip, windows: list[tuple[float, float]]) -> list[Clip]:
+    """New clips over `windows` of the source of `template` (a whole-source clip). They keep its source,
+    chunk and row; a whole-source `text` no longer fits a window and is dropped."""
+    out, seen = [], set()
+    for s, e in windows:
+        key = clip_key(template.video_id, s, e)
+        if key not in seen:
+            seen.add(key)
+            out.append(dataclasses.replace(template, key=key, start_s=s, end_s=e, text=None))
+    return out
