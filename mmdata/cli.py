@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import click
 
-from mmdata.commands import shards
+from mmdata.commands import shards, tokenizers
 from mmdata.commands.align import align_cmd
 from mmdata.commands.download import download_cmd
+from mmdata.commands.train import eval_cmd, train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -22,7 +23,7 @@ def cli():
     """
 
 
-for command in (download_cmd, align_cmd, *shards.COMMANDS):
+for command in (download_cmd, align_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd):
     cli.add_command(command)
 
 

@@ -73,7 +73,9 @@ class RayExecutor:
             except (ConnectionError, RuntimeError) as e:
                 raise ConfigError(f"cannot connect to the Ray cluster at {self.cfg.ray_address!r}: {e}") from e
         else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            # address="local": always a fresh embedded Ray, never a cluster some earlier `ray start` left
+            # recorded in /tmp/ray (a bare init would try to join it)
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
         return True
 
     def run(self, stage: "Stage", work: "WorkDir", tasks: list["ChunkTask"]) -> int:

@@ -1,0 +1,160 @@
+"""Feature plug-ins from local checkpoints: speech (HuBERT / WavLM / wav2vec 2.0, torchaudio) and vision
+(ViT, torchvision). Nothing is downloaded: the model is built with its library factory function and
+loaded from a file the user has.
+
+A checkpoint is either a plain `state_dict` (the family's base factory builds the model: `hubert_base`,
+`wavlm_base`, `wav2vec2_base`, `vit_b_16`) or a dict `{"factory": NAME, "factory_kwargs": {...},
+"state_dict": {...}}` naming another factory of the same family (e.g. `hubert_large`, or the generic
+`wav2vec2_model(...)` with its arguments, which is how the tests build tiny random models). The
+checkpoint's sha256 goes into the tokenizer config, so swapping the file changes the tokenizer hash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmdata.errors import ConfigError, MissingDependencyError
+from mmdata.utils import sha256_file
+
+HOP = 320  # 20 ms at 16 kHz: the stride of every wav2vec2-family feature extractor
+WIN = 400  # its receptive field (25 ms)
+
+# family -> (default factory, factories allowed by name); the generic *_model factories take kwargs
+SPEECH_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hubert": ("hubert_base", ("hubert_base", "hubert_large", "hubert_xlarge", "wav2vec2_model")),
+    "wavlm": ("wavlm_base", ("wavlm_base", "wavlm_large", "wavlm_model")),
+    "wav2vec2": ("wav2vec2_base", ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k",
+                                   "wav2vec2_xlsr_300m", "wav2vec2_model")),
+}
+VISION_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "vit": ("vit_b_16", ("vit_b_16", "vit_l_16", "VisionTransformer")),
+}
+
+
+def read_checkpoint(path: str | Path, family: str, families: dict) -> tuple[str, dict, dict]:
+    """(factory name, factory kwargs, state_dict) from a local checkpoint file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad pickle
+        raise ConfigError(f"--checkpoint {path} is not a readable torch checkpoint: {e}") from e
+    default, allowed = families[family]
+    if isinstance(obj, dict) and "state_dict" in obj:
+        factory, kwargs, state = obj.get("factory", default), dict(obj.get("factory_kwargs") or {}), obj["state_dict"]
+    else:
+        factory, kwargs, state = default, {}, obj
+    if factory not in allowed:
+        raise ConfigError(f"--checkpoint {path}: factory {factory!r} is not a {family} model; allowed: {allowed}")
+    return factory, kwargs, state
+
+
+def _build(module, factory: str, kwargs: dict, state: dict, path: Path):
+    model = getattr(module, factory)(**kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"--checkpoint {path} does not fit {factory}({kwargs or ''}): {str(e)[:400]}") from e
+    return model.eval()
+
+
+class SpeechEncoderFeatures:
+    """Frame features [L, D] at 50 Hz from layer `layer` (1-based) of a wav2vec2-family transformer."""
+
+    def __init__(self, encoder: str, checkpoint: str | Path, layer: int, device: str = "cpu"):
+        if encoder not in SPEECH_FAMILIES:
+            raise ConfigError(f"--encoder {encoder!r} is invalid: one of mfcc, {', '.join(SPEECH_FAMILIES)}")
+        self.encoder, self.checkpoint, self.layer, self.device = encoder, Path(checkpoint), int(layer), device
+        self.sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
+        self._model = None
+        self.dim = 0
+
+    def _load(self):
+        import torchaudio.models
+
+        factory, kwargs, state = read_checkpoint(self.checkpoint, self.encoder, SPEECH_FAMILIES)
+        model = _build(torchaudio.models, factory, kwargs, state, self.checkpoint)
+        n_layers = len(model.encoder.transformer.layers)
+        if not 1 <= self.layer <= n_layers:
+            raise ConfigError(f"--layer {self.layer} is invalid: {self.checkpoint} has layers 1..{n_layers}")
+        self.factory = factory
+        self.dim = int(model.encoder.feature_projection.projection.out_features)
+        self._model = model.to(self.device)
+
+    def config(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "checkpoint": str(self.checkpoint.resolve()), "layer": self.layer,
+                "checkpoint_sha256": self.sha256, "dim": self.dim, "rate_hz": 50.0}
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        """16 kHz mono float32 [N] -> [N // 320, D]: the input is padded by 80 samples so the 400-sample
+        receptive field yields exactly one frame per 20 ms (same count as the MFCC features)."""
+        import torch
+
+        if self._model is None:
+            self._load()
+        n_frames = len(wav) // HOP
+        if n_frames == 0:
+            return np.zeros((0, self.dim), np.float32)
+        x = np.pad(np.asarray(wav, np.float32), (0, WIN - HOP))
+        with torch.inference_mode():
+            feats, _ = self._model.extract_features(torch.from_numpy(x).unsqueeze(0).to(self.device),
+                                                    num_layers=self.layer)
+        return feats[self.layer - 1][0, :n_frames].float().cpu().numpy()
+
+
+def import_torchvision():
+    try:
+        import torchvision.models
+    except ImportError as e:
+        raise MissingDependencyError(
+            "--encoder vit needs torchvision, which is not installed: pip install 'torchvision==0.26.*' "
+            "(the release that matches torch 2.11)") from e
+    return torchvision.models
+
+
+class VitPatchFeatures:
+    """Patch features [B, 14*14, D] from the last encoder layer of a torchvision ViT with 16x16 patches."""
+
+    MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics the torchvision ViTs were trained with
+    STD = (0.229, 0.224, 0.225)
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        import_torchvision()  # fail at configuration time, not on the first frame
+        self.checkpoint, self.device = Path(checkpoint), device
+        self.sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
+        self._model = None
+        self.dim = 0
+
+    def _load(self):
+        factory, kwargs, state = read_checkpoint(self.checkpoint, "vit", VISION_FAMILIES)
+        model = _build(import_torchvision(), factory, kwargs, state, self.checkpoint)
+        if model.patch_size != 16 or model.image_size != 224:
+            raise ConfigError(f"--checkpoint {self.checkpoint}: need a 224 px ViT with 16 px patches, got "
+                              f"{model.image_size} px / {model.patch_size} px")
+        self.dim = int(model.hidden_dim)
+        self._model = model.to(self.device)
+
+    def config(self) -> dict[str, Any]:
+        return {"encoder": "vit", "checkpoint": str(self.checkpoint.resolve()),
+                "checkpoint_sha256": self.sha256, "dim": self.dim}
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [B, 224, 224, 3] -> float32 [B, 196, D] (the class token dropped)."""
+        import torch
+
+        if self._model is None:
+            self._load()
+        m = self._model
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        mean = torch.tensor(self.MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.STD, device=self.device).view(1, 3, 1, 1)
+        with torch.inference_mode():
+            tokens = m._process_input((x - mean) / std)  # [B, 196, D]
+            cls = m.class_token.expand(tokens.shape[0], -1, -1)
+            out = m.encoder(torch.cat([cls, tokens], dim=1))
+        return out[:, 1:].float().cpu().numpy()

@@ -1,0 +1,144 @@
+"""Fitting tokenizers from a work folder: find each clip's inputs (the audio, frames and align stages'
+outputs), draw a bounded random sample of features, fit, save into the tokenizer set folder.
+
+The sample is reproducible: clips are visited in an order drawn from `seed`, each clip contributes at
+most a fair share of rows (so a few long clips cannot fill the sample), and the visit stops once the
+bound is reached. A clip whose media cannot be read is skipped and counted, never fatal.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from mmdata.errors import ConfigError, ItemError
+from mmdata.media_io import read_audio
+from mmdata.records import Clip
+from mmdata.tokenizers.kmeans import pick_device
+from mmdata.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    key: str
+    path: Path
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class FramesInput:
+    key: str
+    paths: tuple[Path, ...]
+
+
+def audio_input(work: WorkDir, key: str) -> AudioInput | None:
+    """The audio stage's output for a clip, or None when the clip has no audio."""
+    meta = work.meta("audio", key)
+    if not meta or not meta.get("present"):
+        return None
+    path = work.item_dir("audio", key) / meta.get("file", "audio.flac")
+    return AudioInput(key, path, int(meta.get("sample_rate", 0)))
+
+
+def frames_input(work: WorkDir, key: str) -> FramesInput | None:
+    """The frames stage's JPEGs for a clip, or None when the clip has no video."""
+    meta = work.meta("frames", key)
+    if not meta or not meta.get("present") or not meta.get("files"):
+        return None
+    folder = work.item_dir("frames", key)
+    return FramesInput(key, tuple(folder / f for f in meta["files"]))
+
+
+def clip_text(work: WorkDir, clip: Clip) -> str | None:
+    """The clip's transcript: the align stage's text, else the manifest's transcript, else its caption."""
+    meta = work.meta("align", clip.key)
+    if meta and meta.get("present") and (meta.get("text") or "").strip():
+        return meta["text"]
+    for t in (clip.text, clip.caption):
+        if t and t.strip():
+            return t
+    return None
+
+
+def clip_words(work: WorkDir, key: str) -> list[dict[str, Any]]:
+    meta = work.meta("align", key)
+    return list(meta.get("words") or []) if meta and meta.get("present") else []
+
+
+def _visit_order(n: int, max_clips: int, rng: np.random.Generator) -> np.ndarray:
+    order = rng.permutation(n)
+    return order[:max_clips] if max_clips else order
+
+
+def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: int, max_clips: int,
+                seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Up to `max_rows` feature rows drawn from `inputs` (clips) in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    order = _visit_order(len(inputs), max_clips, rng)
+    share = max(1, math.ceil(2 * max_rows / max(1, len(order))))
+    parts, total, used, skipped = [], 0, 0, {}
+    for i in order:
+        try:
+            f = featurize(inputs[i])
+        except ItemError as e:
+            skipped[e.reason] = skipped.get(e.reason, 0) + 1
+            log.warning("skipping %s while fitting: %s", inputs[i].key, e)
+            continue
+        if len(f) > share:
+            f = f[np.sort(rng.choice(len(f), share, replace=False))]
+        if len(f):
+            parts.append(f.astype(np.float32, copy=False))
+            total += len(f)
+            used += 1
+        if total >= max_rows:
+            break
+    if not parts:
+        return np.zeros((0, 0), np.float32), {"n_clips": used, "skipped": skipped}
+    rows = np.concatenate(parts)
+    if len(rows) > max_rows:
+        rows = rows[np.sort(rng.choice(len(rows), max_rows, replace=False))]
+    return rows, {"n_clips": used, "skipped": skipped}
+
+
+def fit_text(work: WorkDir, out: str | Path, cfg) -> dict[str, Any]:
+    from mmdata.tokenizers.text import TextTokenizer
+
+    texts: Iterator[str] = (t for t in (clip_text(work, c) for c in work.clips()) if t)
+    return TextTokenizer.fit(texts, cfg).save(out)
+
+
+def fit_speech(work: WorkDir, out: str | Path, cfg) -> dict[str, Any]:
+    from mmdata.tokenizers.speech import SAMPLE_RATE, SpeechTokenizer, make_speech_features
+
+    features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device))
+    inputs = [a for a in (audio_input(work, c.key) for c in work.clips()) if a]
+    if not inputs:
+        raise ConfigError(f"no clip in {work.root} has audio; run `mmdata audio --work {work.root}` first")
+    feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
+                              cfg.max_frames, cfg.max_clips, cfg.seed)
+    return SpeechTokenizer.fit(feats, features, cfg, info).save(out)
+
+
+def fit_vision(work: WorkDir, out: str | Path, cfg) -> dict[str, Any]:
+    from mmdata.tokenizers.vision import VisionTokenizer, load_frames, make_vision_features
+
+    features = make_vision_features(cfg.encoder, cfg.checkpoint, pick_device(cfg.device))
+    inputs = [f for f in (frames_input(work, c.key) for c in work.clips()) if f]
+    if not inputs:
+        raise ConfigError(f"no clip in {work.root} has frames; run `mmdata frames --work {work.root}` first")
+
+    def featurize(fr: FramesInput) -> np.ndarray:
+        n = len(fr.paths)
+        pick = np.linspace(0, n - 1, min(n, cfg.max_frames_per_clip)).round().astype(int)
+        frames = load_frames([fr.paths[i] for i in sorted(set(pick.tolist()))])
+        f = features(frames)  # [T, 196, D]
+        return f.reshape(-1, f.shape[-1])
+
+    feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed)
+    return VisionTokenizer.fit(feats, features, cfg, info).save(out)

@@ -1,0 +1,163 @@
+"""Speech units: 16 kHz audio -> frame features at 50 Hz -> corpus mean/variance normalisation ->
+nearest k-means centroid -> uint16 [L].
+
+Frames: frame i covers samples [320 i, 320 i + 400) (25 ms window, 20 ms hop), i.e. its centre is at
+t = 0.02 i + 0.0125 s, and a clip of N samples gives L = N // 320 frames (the tail is padded by 80
+samples). MFCC and the HuBERT-family encoders share this framing, so units from either line up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmdata.config import check
+from mmdata.errors import ConfigError
+from mmdata.tokenizers import store
+from mmdata.tokenizers.encoders import HOP, SPEECH_FAMILIES, WIN, SpeechEncoderFeatures
+from mmdata.tokenizers.kmeans import KMeans, assign, pick_device
+
+SAMPLE_RATE = 16000
+RATE_HZ = SAMPLE_RATE / HOP  # 50 units per second
+ENCODERS = ("mfcc",) + tuple(SPEECH_FAMILIES)
+
+
+def frame_centres_s(n_frames: int) -> np.ndarray:
+    """Clip-relative centre time (s) of each 50 Hz frame."""
+    return (np.arange(n_frames) * HOP + WIN / 2) / SAMPLE_RATE
+
+
+class MfccFeatures:
+    """Kaldi-style MFCC (torchaudio.compliance.kaldi): 13 cepstra incl. C0, 23 mel bins, 25 ms Povey
+    window, 20 ms hop, no dither (deterministic), plus deltas and delta-deltas -> 39-d."""
+
+    dim = 39
+
+    def config(self) -> dict[str, Any]:
+        return {"encoder": "mfcc", "num_ceps": 13, "num_mel_bins": 23, "deltas": 2, "dim": self.dim,
+                "frame_length_ms": 25.0, "frame_shift_ms": 20.0, "rate_hz": RATE_HZ}
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        import torch
+        import torchaudio.functional as F
+        from torchaudio.compliance import kaldi
+
+        n_frames = len(wav) // HOP
+        if n_frames == 0:
+            return np.zeros((0, self.dim), np.float32)
+        # Kaldi works on the int16 scale; the scale only shifts C0, but keeps the energy floor meaningful
+        x = torch.from_numpy(np.pad(np.asarray(wav, np.float32), (0, WIN - HOP)) * 32768.0).unsqueeze(0)
+        mfcc = kaldi.mfcc(x, sample_frequency=SAMPLE_RATE, frame_length=25.0, frame_shift=20.0,
+                          num_ceps=13, num_mel_bins=23, dither=0.0, snip_edges=True)[:n_frames]
+        c = mfcc.t()  # [13, L]
+        d1 = F.compute_deltas(c, win_length=5)
+        d2 = F.compute_deltas(d1, win_length=5)
+        return torch.cat([c, d1, d2], 0).t().contiguous().numpy()
+
+
+def make_speech_features(encoder: str = "mfcc", checkpoint: str | None = None, layer: int = 6,
+                         device: str = "cpu"):
+    """The registry of speech feature extractors: 'mfcc' or a wav2vec2-family encoder from a checkpoint."""
+    if encoder == "mfcc":
+        return MfccFeatures()
+    if encoder in SPEECH_FAMILIES:
+        if not checkpoint:
+            raise ConfigError(f"--encoder {encoder} needs --checkpoint PATH (a local torchaudio state_dict)")
+        return SpeechEncoderFeatures(encoder, checkpoint, layer, device)
+    raise ConfigError(f"speech encoder {encoder!r} is invalid: one of {ENCODERS}")
+
+
+@dataclass
+class SpeechFitConfig:
+    k: int = 100
+    max_frames: int = 200_000  # bound on the random sample of frames k-means is fitted on
+    max_clips: int = 0  # 0: sample from every clip with audio
+    iters: int = 20
+    seed: int = 0
+    encoder: str = "mfcc"
+    checkpoint: str | None = None
+    layer: int = 6
+    device: str = "auto"
+
+    def __post_init__(self):
+        check(2 <= self.k <= 65536, "SpeechFitConfig", "k", self.k, "2..65536 (units are stored as uint16)")
+        check(self.max_frames >= self.k, "SpeechFitConfig", "max_frames", self.max_frames, f"at least k ({self.k})")
+        check(self.max_clips >= 0, "SpeechFitConfig", "max_clips", self.max_clips, "0 (all) or a positive count")
+        check(self.iters >= 1, "SpeechFitConfig", "iters", self.iters, "1 or more")
+        check(self.encoder in ENCODERS, "SpeechFitConfig", "encoder", self.encoder, f"one of {ENCODERS}")
+        check(self.layer >= 1, "SpeechFitConfig", "layer", self.layer, "a 1-based transformer layer")
+        check(self.device in ("auto", "cpu", "cuda"), "SpeechFitConfig", "device", self.device, "auto, cpu or cuda")
+
+
+class SpeechTokenizer:
+    name = "speech"
+
+    def __init__(self, features, mean: np.ndarray, std: np.ndarray, centroids: np.ndarray,
+                 config: dict[str, Any] | None = None, device: str = "cpu"):
+        self.features, self.mean, self.std = features, mean.astype(np.float32), std.astype(np.float32)
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.config = config or {}
+        self.device = pick_device(device)
+        self._cent = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @classmethod
+    def fit(cls, feats: np.ndarray, features, cfg: SpeechFitConfig, fit_info: dict | None = None) -> "SpeechTokenizer":
+        """Fit on a sample of frame features [N, D] (already drawn by fit.py)."""
+        if len(feats) < cfg.k:
+            raise ConfigError(f"only {len(feats)} speech frames in the work folder, fewer than k={cfg.k}; "
+                              "add audio or lower --k")
+        mean = feats.mean(0, dtype=np.float64)
+        std = np.maximum(feats.std(0, dtype=np.float64), 1e-5)  # constant dims (silence-only data) stay finite
+        x = ((feats - mean) / std).astype(np.float32)
+        km = KMeans(cfg.k, iters=cfg.iters, seed=cfg.seed, device=cfg.device).fit(x)
+        from mmdata.tokenizers.report import code_stats
+
+        info = dict(fit_info or {}, n_frames=int(len(feats)), iters=km.n_iter, seed=cfg.seed,
+                    objective=round(km.objective[-1] / len(x), 6) if km.objective else None,
+                    usage=code_stats(km.predict(x), cfg.k))
+        config = {"kind": "kmeans", "features": features.config(), "rate_hz": RATE_HZ, "sample_rate": SAMPLE_RATE,
+                  "k": cfg.k, "dtype": "uint16", "fit": info}
+        return cls(features, mean, std, km.centroids.numpy(), config, cfg.device)
+
+    def frame_features(self, wav: np.ndarray) -> np.ndarray:
+        """Normalised features [L, D] of 16 kHz mono audio."""
+        return ((self.features(wav) - self.mean) / self.std).astype(np.float32)
+
+    def assign(self, feats: np.ndarray) -> np.ndarray:
+        """Units uint16 [L] of normalised features [L, D]."""
+        import torch
+
+        if len(feats) == 0:
+            return np.zeros(0, np.uint16)
+        if self._cent is None:
+            self._cent = torch.from_numpy(self.centroids).to(self.device)
+        labels, _ = assign(torch.from_numpy(np.ascontiguousarray(feats)).to(self.device), self._cent)
+        return labels.cpu().numpy().astype(np.uint16)
+
+    def encode(self, wav: np.ndarray) -> np.ndarray:
+        """16 kHz mono float32 audio [N] -> units uint16 [N // 320]."""
+        return self.assign(self.frame_features(wav))
+
+    def save(self, root: str | Path) -> dict[str, Any]:
+        cfg = dict(self.config, vocab_size=self.vocab_size, features=self.features.config())
+        files = {"centroids.npy": store.npy_bytes(self.centroids), "feat_mean.npy": store.npy_bytes(self.mean),
+                 "feat_std.npy": store.npy_bytes(self.std)}
+        return store.save_tokenizer(root, self.name, cfg, files)
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "auto") -> "SpeechTokenizer":
+        config, files = store.load_folder(folder)
+        fc = config["features"]
+        dev = pick_device(device)
+        features = make_speech_features(fc["encoder"], fc.get("checkpoint"), fc.get("layer", 6), dev)
+        if fc["encoder"] != "mfcc" and features.sha256 != fc.get("checkpoint_sha256"):
+            raise ConfigError(f"speech tokenizer {folder} was fitted on checkpoint {fc.get('checkpoint')} with "
+                              f"sha256 {fc.get('checkpoint_sha256')}, but that file is now missing or different")
+        return cls(features, store.load_array(files, "feat_mean.npy"), store.load_array(files, "feat_std.npy"),
+                   store.load_array(files, "centroids.npy"), config, dev)

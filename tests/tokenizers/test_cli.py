@@ -1,0 +1,63 @@
+"""The tokenizers and quantize commands end to end (click's runner, real files, local executor)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mmdata.commands.tokenizers import quantize_cmd, tokenizers_group
+from mmdata.testing.tokmedia import spoken_words
+from mmdata.testing.workdirs import make_work
+from tests.tokenizers.helpers import clip, put_align, put_audio, put_frames, scene
+
+
+@pytest.fixture
+def work(tmp_path, espeak_cache):
+    w = make_work(tmp_path / "work", [clip("a_0_2000"), clip("b_0_2000")])
+    for i, words in enumerate((["apple", "river"], ["sugar", "window"])):
+        sp = spoken_words(words, speeds=(150,), cache=espeak_cache)
+        put_audio(w, f"{['a', 'b'][i]}_0_2000", sp.wav)
+        put_align(w, f"{['a', 'b'][i]}_0_2000", " ".join(words), sp.words)
+        put_frames(w, f"{['a', 'b'][i]}_0_2000", [scene(3 * i + k) for k in range(2)])
+    return w
+
+
+def run(cmd, args):
+    res = CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+def test_fit_report_quantize(work, tmp_path):
+    root = work.root
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tokenizers:\n  speech:\n    k: 12\n    iters: 3\n")
+    assert run(tokenizers_group, ["fit-text", "--work", root, "--vocab-size", 270])[0] == 0
+    code, out = run(tokenizers_group, ["fit-speech", "--work", root, "--config", cfg])
+    assert code == 0 and "speech tokenizer: vocab 12" in out  # from the YAML section
+    code, out = run(tokenizers_group, ["fit-vision", "--work", root, "--k", 16, "--iters", 3, "--pca-dim", 8,
+                                       "--max-patches", 700])
+    assert code == 0 and "vision tokenizer: vocab 16" in out
+    index = json.loads((root / "tokenizers" / "index.json").read_text())
+    assert sorted(index["tokenizers"]) == ["speech", "text", "vision"]
+
+    code, out = run(tokenizers_group, ["report", "--work", root, "--json"])
+    rep = json.loads(out)
+    assert code == 0 and rep["speech"]["usage_stats"]["vocab_size"] == 12
+    assert rep["speech"]["word_labels"]["labels"] == 4 and 0 < rep["speech"]["word_labels"]["pnmi"] <= 1
+    code, out = run(tokenizers_group, ["report", "--tokenizers", root / "tokenizers"])
+    assert code == 0 and "unigram perplexity" in out and "vision: vocab 16" in out
+
+    code, out = run(quantize_cmd, ["--work", root, "--no-progress"])
+    assert code == 0 and "ok 2, failed 0" in out
+    stok = np.load(root / "quantize" / "a_0_2000" / "stok.npy")
+    assert stok.dtype == np.uint16 and stok.max() < 12
+    assert np.load(root / "quantize" / "b_0_2000" / "vtok.npy").shape == (2, 14, 14)
+
+
+def test_usage_errors_exit_2(work, tmp_path):
+    code, out = run(tokenizers_group, ["fit-speech", "--work", work.root, "--k", 1])
+    assert code == 2 and "SpeechFitConfig.k = 1" in out
+    code, out = run(quantize_cmd, ["--work", work.root, "--tokenizers", tmp_path / "nothing", "--no-progress"])
+    assert code == 2 and "nothing does not exist" in out
+    code, out = run(tokenizers_group, ["fit-vision", "--work", work.root, "--encoder", "vit"])
+    assert code == 2 and "checkpoint" in out
