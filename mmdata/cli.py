@@ -6,6 +6,8 @@ import click
 from mmdata.commands import shards, tokenizers
 from mmdata.commands.align import align_cmd
 from mmdata.commands.download import download_cmd
+from mmdata.commands.media import audio_cmd, frames_cmd
+from mmdata.commands.run import run_cmd
 from mmdata.commands.train import eval_cmd, train_cmd
 
 
@@ -23,7 +25,7 @@ def cli():
     """
 
 
-for command in (download_cmd, align_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd):
+for command in (download_cmd, frames_cmd, audio_cmd, align_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd):
     cli.add_command(command)
 
 

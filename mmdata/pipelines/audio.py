@@ -12,7 +12,7 @@ from typing import Any
 from mmdata.errors import ItemError
 from mmdata.media.audio import extract_audio
 from mmdata.media.config import AudioConfig
-from mmdata.media.source import ProbeCache, absent, source_of
+from mmdata.media.source import ProbeCache, absent, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
@@ -44,7 +44,7 @@ class AudioStage(Stage):
         path, kind = source_of(work, clip)
         if kind == "image":
             return absent("image_source", sample_rate=self.cfg.sample_rate)
-        probe = self._probes.get(path, self.cfg.timeout_s)
+        probe = self._probes.get(path, self.cfg.timeout_s, probe_cache_file(work, clip.video_id))
         if probe.is_image:
             return absent("image_source", sample_rate=self.cfg.sample_rate)
         if probe.audio is None:

@@ -12,9 +12,10 @@ from typing import Any
 
 from mmdata.errors import ItemError, MissingDependencyError
 from mmdata.media.config import FramesConfig
-from mmdata.media.frames import DecordVideo, open_video, read_image, sample_video, write_jpegs
+from mmdata.media.decord_video import DecordVideo
+from mmdata.media.frames import open_video, read_image, sample_video, write_jpegs
 from mmdata.media.probe import Probe
-from mmdata.media.source import ProbeCache, absent, source_of
+from mmdata.media.source import ProbeCache, absent, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
@@ -57,7 +58,7 @@ class FramesStage(Stage):
             return absent("audio_source", files=[], times=[])
         if kind == "image":
             return self._image(path, out_dir)
-        probe = self._probes.get(path, self.cfg.timeout_s)
+        probe = self._probes.get(path, self.cfg.timeout_s, probe_cache_file(work, clip.video_id))
         if probe.is_image:
             return self._image(path, out_dir)
         if probe.video is None:
@@ -68,8 +69,10 @@ class FramesStage(Stage):
         video = self._video(path, probe)
         try:
             res = sample_video(video, window, self.cfg)
+        except ItemError:
+            raise  # bad input: the reader is still sound (decode() reopens it after a decord error)
         except Exception:
-            self._close()  # a reader that failed mid-decode is not reused
+            self._close()  # a bug mid-decode: do not reuse that reader
             raise
         files = write_jpegs(res.frames, out_dir, self.cfg.jpeg_quality)
         ws = window.start_s
@@ -82,7 +85,7 @@ class FramesStage(Stage):
             "codec": v.codec, "sampling": {"fps": self.cfg.fps} if self.cfg.fps else {"frames": self.cfg.frames},
             "window": window.to_dict(), "video_end_s": _r(res.video_end_s - ws),
             "truncated_at_s": None if res.truncated_at_s is None else _r(res.truncated_at_s - ws),
-            "decode_error": res.decode_error, "remuxed": video.remuxed, "duration_source": probe.duration_source,
+            "decode_error": res.decode_error, "remuxed": res.remuxed, "duration_source": probe.duration_source,
         }
 
     def _image(self, path: Path, out_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""One video opened with decord: its frames' presentation times on the container timeline, and decoding
+by frame index with the resize done inside the decoder (one swscale pass, no full-size RGB frames).
+
+decord indexes every packet on open and seeks to the keyframe before each wanted frame, so a clip costs
+the frames from those keyframes on, not the whole file. Its times are float32 seconds from the *video
+stream's* start; adding the stream's start on the container timeline puts them on the timeline the
+audio stage cuts on.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mmdata.errors import ItemError
+from mmdata.media.probe import Probe, _stderr_tail, run_tool
+from mmdata.media.sampling import Geometry, crop
+from mmdata.utils import require_tool
+
+
+def rotate(frame: np.ndarray, clockwise: int) -> np.ndarray:
+    """Turn a picture `clockwise` degrees (0/90/180/270) as a player would."""
+    return np.ascontiguousarray(np.rot90(frame, k=-(clockwise // 90))) if clockwise else frame
+
+
+def coded_size(geom: Geometry, rotation: int) -> tuple[int, int]:
+    """The resize target in the picture's stored orientation (before turning it `rotation` degrees)."""
+    return (geom.scale_h, geom.scale_w) if rotation % 180 == 90 else (geom.scale_w, geom.scale_h)
+
+
+class DecordVideo:
+    """`starts`/`ends`: presentation interval of every frame (pts order), container timeline, seconds."""
+
+    def __init__(self, path: Path, probe: Probe, geom: Geometry, threads: int, remuxed: str | None = None,
+                 manual_rotation: int = 0):
+        import decord
+
+        self.path, self.geom, self._threads = Path(path), geom, threads
+        self.source_name = Path(probe.path).name
+        self.rotation = probe.video.rotation
+        self.stream = "v:0" if remuxed else str(probe.video.index)  # the stream, for ffprobe / ffmpeg
+        self.remuxed = remuxed  # why a stream-copied NUT is decoded instead of the file (None: it is not)
+        self.damaged = remuxed == "unreadable_by_decord"
+        # a remux into NUT drops the display matrix: decord then decodes unturned and we turn the frames
+        self.manual_rotation = manual_rotation
+        self.decodable: tuple[int, str] | None = None  # measured once, on a damaged file (frames.py)
+        self._decord_error = decord.DECORDError
+        self._vr = self._open()
+        ts = self._vr.get_frame_timestamp(np.arange(len(self._vr))).astype(np.float64)
+        if len(ts) == 0:
+            raise ItemError("undecodable_video", f"{self.source_name}: decord finds no video frames")
+        offset = probe.video.start_s
+        self.starts, self.ends = ts[:, 0] + offset, ts[:, 1] + offset
+
+    def _open(self):
+        import decord
+
+        w, h = coded_size(self.geom, self.manual_rotation)
+        try:
+            return decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h,
+                                      num_threads=self._threads)
+        except decord.DECORDError as e:
+            raise ItemError("decoder_error", f"decord cannot open {self.source_name}: {short_error(e)}") from e
+
+    def reopen(self) -> None:
+        """After a decode error decord's decoder thread is dead; a fresh reader starts clean."""
+        self._vr = self._open()
+
+    @property
+    def source_fps(self) -> float | None:
+        """Measured from the timestamps (headers give timebases like 1000 as 'frame rates')."""
+        if len(self.starts) < 2 or self.starts[-1] <= self.starts[0]:
+            return None
+        return float((len(self.starts) - 1) / (self.starts[-1] - self.starts[0]))
+
+    def decode(self, indices: list[int]) -> tuple[dict[int, np.ndarray], int | None, str | None]:
+        """Decode sorted unique indices in order, stopping at the first failure: (frames, failed index, error).
+        Frames are display-oriented and cropped to the output size (only output-sized frames are held)."""
+        out: dict[int, np.ndarray] = {}
+        for i in indices:
+            try:
+                out[i] = crop(rotate(self._vr[int(i)].asnumpy(), self.manual_rotation), self.geom)
+            except self._decord_error as e:
+                self.reopen()  # leave the reader usable for the next clip
+                return out, int(i), short_error(e)
+        return out, None, None
+
+
+def short_error(e: Exception) -> str:
+    """decord's message without its clock times and source locations ('[22:00:00] .../x.cc:292: '), so the
+    same failure reads the same in every run."""
+    text = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    text = re.split(r"\.(?:cc|h):\d+: ", re.sub(r"\[\d\d:\d\d:\d\d\] ?", "", text))[-1]
+    return text.strip()[-240:]
+
+
+def remux_to_nut(path: Path, probe: Probe, tmp_dir: Path, timeout_s: float) -> Path:
+    """Stream-copy the video into NUT, timestamps kept (-copyts, NUT keeps the stream's time base), so
+    decord can count and seek its frames. What ffmpeg cannot read (a truncated tail) is left out."""
+    dst = Path(tmp_dir) / "video.nut"
+    ffmpeg = require_tool("ffmpeg")
+    proc = run_tool([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(path), "-map", f"0:{probe.video.index}",
+                     "-c", "copy", "-copyts", "-f", "nut", str(dst)], timeout_s, "remux", path)
+    if proc.returncode != 0 or not dst.exists():
+        raise ItemError("remux_failed", f"{Path(path).name}: ffmpeg cannot remux the video stream: "
+                                        f"{_stderr_tail(proc, path=Path(path))}")
+    return dst

@@ -1,0 +1,153 @@
+"""Frame extraction for one clip: pick frames of the window, decode them (decord; ffmpeg for damaged
+files), crop, and write `000000.jpg`...; still images go through PIL.
+
+decord is handed only files the probe has vetted: a video stream with a size, a pixel format (ffprobe
+decoded a frame) and a codec decord's bundled FFmpeg 4.1 can decode. A file whose duration is missing
+or implausible (decord cannot count its frames) is remuxed first, stream copy into NUT, which keeps every
+timestamp exact; a file decord cannot index (a truncated MP4) is remuxed as a fallback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmdata.errors import ItemError
+from mmdata.media import ffmpeg_frames
+from mmdata.media.config import FramesConfig
+from mmdata.media.decord_video import DecordVideo, remux_to_nut
+from mmdata.media.probe import Probe, probe
+from mmdata.media.sampling import Geometry, crop, geometry, pick_frames
+from mmdata.media.window import Window
+
+# Codecs newer than decord's bundled FFmpeg 4.1 (no AV1 decoder there; VVC/EVC are newer still).
+DECORD_UNSUPPORTED = ("av1", "vvc", "evc")
+
+
+@dataclass
+class FramesResult:
+    frames: list[np.ndarray]  # HxWx3 uint8 at the output size, one per pick (a repeated frame is one array)
+    times_s: list[float]  # presentation start of each, container timeline
+    source_fps: float | None
+    video_end_s: float  # end of the last frame
+    truncated_at_s: float | None = None  # frames after this time do not decode (damaged tail)
+    decode_error: str | None = None
+    remuxed: str | None = None
+
+
+def check_decodable(p: Probe) -> None:
+    """Decide, from the probe, whether decord may open the file; an ItemError with a reason otherwise."""
+    v, name = p.video, Path(p.path).name
+    if v.width <= 0 or v.height <= 0:
+        raise ItemError("video_size_zero", f"{name}: video stream {v.index} ({v.codec}) reports a "
+                                           f"{v.width}x{v.height} picture")
+    if v.codec in DECORD_UNSUPPORTED:
+        raise ItemError("unsupported_codec", f"{name}: {v.codec} video cannot be decoded by decord (FFmpeg 4.1); "
+                                             "download an H.264/VP9 format instead")
+    if not v.pix_fmt:
+        raise ItemError("undecodable_video", f"{name}: ffprobe could not decode any {v.codec} frame (no pixel "
+                                             "format); the bitstream is broken")
+
+
+def open_video(path: Path, p: Probe, cfg: FramesConfig, scratch: Path) -> DecordVideo:
+    """Vet the file, then open it with the output geometry (remuxing when decord needs it)."""
+    check_decodable(p)
+    g = geometry(*p.video.display_size, cfg)
+    if p.duration_source != "header":
+        return _open_remuxed(path, p, g, cfg, scratch, "untrusted_duration")
+    try:
+        return DecordVideo(path, p, g, cfg.decode_threads)
+    except ItemError as first:
+        try:
+            return _open_remuxed(path, p, g, cfg, scratch, "unreadable_by_decord")
+        except ItemError:
+            raise first from None
+
+
+def _open_remuxed(path: Path, p: Probe, g: Geometry, cfg: FramesConfig, scratch: Path, why: str) -> DecordVideo:
+    nut = remux_to_nut(path, p, scratch, cfg.timeout_s)
+    lost = p.video.rotation if p.video.rotation and not (probe(nut, cfg.timeout_s).video.rotation) else 0
+    return DecordVideo(nut, p, g, cfg.decode_threads, remuxed=why, manual_rotation=lost)
+
+
+def sample_video(video: DecordVideo, window: Window, cfg: FramesConfig) -> FramesResult:
+    """Pick and decode the frames of one window. A damaged tail is tolerated when at least
+    `cfg.min_decoded_fraction` of the window decodes; the frames are then picked within that part.
+
+    Where a file stops decoding is measured with ffprobe (one thread: the same answer every run), and when
+    decord fails the frames come from ffmpeg, whose bilinear scaler gives the same pixels as decord's.
+    (decord's own failure point varies run to run: its decoder thread runs ahead of the caller.)"""
+    span_end = min(window.end_s, float(video.ends[-1]))
+    limit = _decodable(video, window, span_end, cfg, "the file is truncated") if video.damaged else None
+    truncated = limit if limit is not None and limit.until_s < span_end else None
+    idx = pick_frames(video.starts, window.start_s, truncated.until_s if truncated else span_end, cfg)
+    frames, failed, err = video.decode(sorted(set(idx.tolist())))
+    if failed is not None:
+        if limit is None:
+            limit = _decodable(video, window, span_end, cfg, f"decord: {err}")
+            if idx.max() >= limit.count:  # some picks do not decode: pick within the part that does
+                truncated = limit
+                idx = pick_frames(video.starts, window.start_s, limit.until_s, cfg)
+        unique = sorted(set(idx.tolist()))
+        manual = bool(video.manual_rotation)
+        frames = dict(zip(unique, ffmpeg_frames.extract(video.path, video.stream, unique, video.geom, video.rotation,
+                                                        manual, cfg.timeout_s, video.source_name)))
+    return FramesResult(
+        frames=[frames[i] for i in idx.tolist()], times_s=[float(video.starts[i]) for i in idx],
+        source_fps=video.source_fps, video_end_s=float(video.ends[-1]),
+        truncated_at_s=truncated.until_s if truncated else None, decode_error=truncated.error if truncated else None,
+        remuxed=video.remuxed)
+
+
+@dataclass(frozen=True)
+class Decodable:
+    count: int  # frames that decode, from the first, in presentation order
+    until_s: float  # where they end (capped at the window's video span)
+    error: str
+
+
+def _decodable(video: DecordVideo, window: Window, span_end: float, cfg: FramesConfig, why: str) -> Decodable:
+    """How much of the video decodes (ffprobe); corrupt_file when that is under cfg.min_decoded_fraction
+    of the window."""
+    if video.decodable is None:  # once per opened source, however many clips it has
+        video.decodable = ffmpeg_frames.decodable_count(video.path, video.stream, cfg.timeout_s)
+    count, error = video.decodable
+    count = min(count, len(video.ends))
+    until = min(span_end, float(video.ends[count - 1])) if count else window.start_s
+    _check_share(video, window, until, cfg, error or why)
+    return Decodable(count, until, error or why)
+
+
+def _check_share(video: DecordVideo, window: Window, decodable_until: float, cfg: FramesConfig, why: str) -> None:
+    share = max(0.0, decodable_until - window.start_s) / window.duration_s
+    if share < cfg.min_decoded_fraction:
+        raise ItemError("corrupt_file", f"{video.source_name}: frames decode only until {decodable_until:.3f} s, "
+                                        f"{share:.0%} of the clip window (need {cfg.min_decoded_fraction:.0%}); {why}")
+
+
+def read_image(path: Path, cfg: FramesConfig) -> tuple[np.ndarray, Geometry]:
+    """A still image as one frame, EXIF orientation applied, resized/cropped like video frames."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ItemError("corrupt_image", f"PIL cannot decode {Path(path).name}: {e}") from e
+    g = geometry(im.width, im.height, cfg)
+    if (g.scale_w, g.scale_h) != im.size:
+        im = im.resize((g.scale_w, g.scale_h), Image.Resampling.BICUBIC)
+    return crop(np.asarray(im), g), g
+
+
+def write_jpegs(frames: list[np.ndarray], out_dir: Path, quality: int) -> list[str]:
+    """`000000.jpg`, `000001.jpg`...; a frame picked twice is written twice, so files match `times` 1:1."""
+    from PIL import Image
+
+    names = []
+    for k, arr in enumerate(frames):
+        name = f"{k:06d}.jpg"
+        Image.fromarray(np.ascontiguousarray(arr)).save(Path(out_dir) / name, "JPEG", quality=quality)
+        names.append(name)
+    return names
