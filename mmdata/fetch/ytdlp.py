@@ -111,6 +111,9 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         from yt_dlp.utils import download_range_func
 
         opts["download_ranges"] = download_range_func(None, [req.section])
+        # re-encode at the cuts: a stream copy would start at the keyframe before `start`, and every
+        # later stage maps source times onto the file by subtracting `start`
+        opts["force_keyframes_at_cuts"] = True
     return opts
 
 

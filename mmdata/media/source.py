@@ -12,6 +12,12 @@ from mmdata.utils import atomic_write_json
 from mmdata.workdir import WorkDir
 
 
+def offset_of(work: WorkDir, clip: Clip) -> float:
+    """Source time at which the downloaded file begins (non-zero only for section downloads)."""
+    meta = work.meta("download", clip.video_id) or {}
+    return float(meta.get("offset_s") or 0.0)
+
+
 def source_of(work: WorkDir, clip: Clip) -> tuple[Path, str]:
     """(media file, kind) of the clip's source as the download stage left it."""
     meta = work.meta("download", clip.video_id)

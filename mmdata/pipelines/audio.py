@@ -12,7 +12,7 @@ from typing import Any
 from mmdata.errors import ItemError
 from mmdata.media.audio import extract_audio
 from mmdata.media.config import AudioConfig
-from mmdata.media.source import ProbeCache, absent, probe_cache_file, source_of
+from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
@@ -51,7 +51,7 @@ class AudioStage(Stage):
             if probe.video is None:
                 raise ItemError("no_media_streams", f"{path.name} holds neither video nor audio")
             return absent("no_audio_stream", sample_rate=self.cfg.sample_rate)
-        window = resolve_window(clip, probe, self.cfg)
+        window = resolve_window(clip, probe, self.cfg, offset_of(work, clip))
         meta = extract_audio(path, probe, window, self.cfg, out_dir)
         meta["window"] = window.to_dict()
         meta["duration_source"] = probe.duration_source

@@ -15,7 +15,7 @@ from mmdata.media.config import FramesConfig
 from mmdata.media.decord_video import DecordVideo
 from mmdata.media.frames import open_video, read_image, sample_video, write_jpegs
 from mmdata.media.probe import Probe
-from mmdata.media.source import ProbeCache, absent, probe_cache_file, source_of
+from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
@@ -65,7 +65,7 @@ class FramesStage(Stage):
             if probe.audio is None:
                 raise ItemError("no_media_streams", f"{path.name} holds neither video nor audio")
             return absent("no_video_stream", files=[], times=[])
-        window = resolve_window(clip, probe, self.cfg)
+        window = resolve_window(clip, probe, self.cfg, offset_of(work, clip))
         video = self._video(path, probe)
         try:
             res = sample_video(video, window, self.cfg)

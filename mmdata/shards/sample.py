@@ -135,7 +135,8 @@ def _window(clip: Clip, audio: dict, frames: dict, info: dict) -> tuple[float, f
     for meta in (frames, audio):
         win = meta.get("window") or {}
         if win.get("start_s") is not None and win.get("end_s") is not None:
-            return float(win["start_s"]), float(win["end_s"])
+            offset = float(win.get("offset_s") or 0.0)  # a section download: file time + offset = source time
+            return float(win["start_s"]) + offset, float(win["end_s"]) + offset
     start = float(clip.start_s or 0.0)
     if clip.end_s is not None:
         return start, float(clip.end_s)

@@ -43,7 +43,7 @@ def test_n_frames_evenly_spaced_with_real_times(video25, tmp_path):
     expect = [round(round((0.125 + 0.25 * k) * 25) / 25, 6) for k in range(8)]
     assert meta["times"] == pytest.approx(expect, abs=1e-4)
     assert meta["source_fps"] == pytest.approx(25.0, rel=1e-3)
-    assert meta["window"] == {"start_s": 1.0, "end_s": 3.0, "clamped": False, "requested_end_s": 3.0}
+    assert meta["window"] == {"start_s": 1.0, "end_s": 3.0, "clamped": False, "requested_end_s": 3.0, "offset_s": 0.0}
     whole, _ = run(stage, work, clips[1], tmp_path)  # start/end None: the whole source
     assert whole["window"]["end_s"] == pytest.approx(4.0, abs=0.05) and len(whole["times"]) == 8
 

@@ -176,3 +176,33 @@ def test_source_grouping_spans_all_clips():
     got = sources_of(clips)
     assert got == [Source("v", "http://h/v.mp4", "video", None, ("v_0_1000", "v_5000_7000"), 0.0, 7.0),
                    Source("w", "http://h/w.mp4", "video", None, ("w_full",), None, None)]
+
+
+def test_section_download_keeps_clip_times_source_relative(tmp_path):
+    """--sections fetches only [6.5, 8.5] of a 12 s source; frames and audio of the clip still show the
+    flash and beep at source 7.0 s, i.e. 0.5 s into the clip (within one frame)."""
+    import numpy as np
+    from PIL import Image
+
+    from mmdata.media_io import read_audio
+    from mmdata.testing.media import make_flash_beep_video
+
+    served = tmp_path / "served"
+    served.mkdir()
+    make_flash_beep_video(served / "long.mp4", 12.0, 7.0)
+    work = tmp_path / "w"
+    with MediaServer(served) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('long.mp4')},6.5,8.5,"])
+        for args in (["download", str(m), "--allow-local", "--sections"], ["frames", "--fps", "25"], ["audio"]):
+            proc = subprocess.run(CLI + args + ["--work", str(work), "--no-progress"], capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    w = WorkDir(work)
+    (clip,) = w.clips()
+    dl = w.meta("download", clip.video_id)
+    assert dl["offset_s"] == 6.5 and dl["probe"]["duration_s"] < 2.2  # only the section was fetched
+    frames = w.meta("frames", clip.key)
+    assert frames["window"]["offset_s"] == 6.5 and len(frames["times"]) == 50
+    brightness = [np.asarray(Image.open(w.item_dir("frames", clip.key) / f)).mean() for f in frames["files"]]
+    assert abs(frames["times"][int(np.argmax(brightness))] - 0.5) <= 1 / 25 + 1e-3
+    audio = read_audio(w.item_dir("audio", clip.key) / "audio.flac", 16000)
+    assert abs(np.argmax(np.abs(audio) > 0.1) / 16000 - 0.5) <= 1 / 25
