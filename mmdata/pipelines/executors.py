@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -129,6 +130,22 @@ class RayExecutor:
         for a in actors:
             ray.kill(a)
         return done
+
+
+@contextlib.contextmanager
+def ray_session(cfg: "RunnerConfig"):
+    """Keep one Ray connection for several stages (`mmdata run`): starting an embedded Ray costs seconds,
+    and each stage's executor reuses a connection that is already up."""
+    if cfg.executor != "ray":
+        yield
+        return
+    ray = _import_ray()
+    started = RayExecutor(cfg)._init(ray)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 EXECUTOR_REGISTRY = {"local": LocalExecutor, "ray": RayExecutor}

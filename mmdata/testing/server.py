@@ -3,6 +3,8 @@
 Serves a folder, plus a few special paths that behave like the broken internet does:
   /stall/<name>   sends headers, then stalls forever (timeouts)
   /status/<code>  answers with that HTTP status
+A file's Content-Type is guessed from its extension, unless `content_types` names it (servers that label
+files their own way: an image at `/img?id=3`, an error page at `/photo.jpg`).
 Counts requests per path so tests can assert that nothing was downloaded twice.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import http.server
+import os
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     stall_s: float = 30.0
     delay_s: float = 0.0  # sleep before each ordinary file, to make runs slow enough to interrupt
     rate_bps: float = 0.0  # per-connection bandwidth cap in bytes/s (0: unlimited), to behave like the internet
+    content_types: dict[str, str] = {}  # file name (relative to the root) -> Content-Type sent for it
+
+    def guess_type(self, path):
+        name = Path(os.path.relpath(path, self.directory)).as_posix() if self.content_types else ""
+        return self.content_types.get(name) or super().guess_type(path)
 
     def copyfile(self, source, outputfile):
         if not self.rate_bps:
@@ -68,13 +76,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class MediaServer:
     """`with MediaServer(folder) as srv: srv.url("a.mp4")`"""
 
-    def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0, rate_bps: float = 0.0):
+    def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0, rate_bps: float = 0.0,
+                 port: int = 0, content_types: dict[str, str] | None = None):
         self.root = Path(root)
         self.counts: collections.Counter = collections.Counter()
         handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s,
-                                               "delay_s": delay_s, "rate_bps": rate_bps})
+                                               "delay_s": delay_s, "rate_bps": rate_bps,
+                                               "content_types": dict(content_types or {})})
         self._httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root))
+            ("127.0.0.1", port), functools.partial(handler, directory=str(self.root))
         )
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]

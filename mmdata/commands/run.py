@@ -1,0 +1,48 @@
+"""`mmdata run`: the whole pipeline from one YAML file."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from mmdata.commands import common
+from mmdata.pipelines.runner import EXECUTORS
+
+HELP = """Run download -> frames -> audio -> align -> tokenizers (fit unless given) -> quantize -> shard
+as described by PIPELINE (YAML). Each stage section uses the same option names as that stage's command.
+Interrupted, it resumes: run the same command again. Exit code: 0 all ok, 3 some items failed, 2 usage error.
+
+Example:
+
+\b
+  mmdata run examples/icode.yaml
+  mmdata run examples/icode.yaml --ray-address auto
+\b
+  # pipeline.yaml
+  manifest: manifest.csv
+  work: work
+  out: shards
+  preset: icode
+  download: {max_height: 360}
+  tokenizers: {text: {vocab_size: 8000}, speech: {k: 100}, vision: {k: 1024}}
+  shard: {shard_size: 1GB}
+"""
+
+
+@click.command("run", help=HELP)
+@click.argument("pipeline", type=click.Path(dir_okay=False, exists=True))
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None, help="Overrides the YAML's runner.executor.")
+@click.option("--ray-address", default=None, help="A running Ray cluster (implies --executor ray).")
+@click.option("--workers", type=int, default=None, help="Ray actors at once.")
+@click.option("--no-progress", is_flag=True, default=False, help="Hide progress bars.")
+def run_cmd(pipeline, executor, ray_address, workers, no_progress):
+    from mmdata.pipelines.pipeline import PipelineConfig, render, run_pipeline
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli = dict(executor=executor or ("ray" if ray_address else None), ray_address=ray_address, workers=workers)
+    cfg = common.handle_usage_errors(PipelineConfig.from_yaml, pipeline, cli)
+    cfg.runner.progress = not no_progress
+    results = common.handle_usage_errors(run_pipeline, cfg)
+    click.echo(render(results))
+    sys.exit(common.EXIT_ITEMS_FAILED if any(r.failed for r in results) else common.EXIT_OK)

@@ -1,0 +1,213 @@
+"""`mmdata run pipeline.yaml`: every stage in order, each through the same runner as its own command.
+
+The YAML holds top-level `manifest`, `work`, `out` (paths relative to the YAML file), optionally `stages`
+(a subset, in order) and `preset`, plus one section per stage with the same names as that command's
+options. Because each stage resumes on its own (finished chunks and items are skipped, tokenizers that
+exist are kept, shards are rewritten from the work folder), running the pipeline again after an
+interruption gives the same corpus as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from mmdata.config import build_config, check, load_yaml
+from mmdata.errors import ConfigError
+from mmdata.pipelines.runner import RunnerConfig, run_stage
+from mmdata.workdir import WorkDir
+
+STAGES = ("download", "frames", "audio", "align", "tokenizers", "quantize", "shard")
+TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", *STAGES}
+
+
+@dataclass
+class PipelineConfig:
+    manifest: Path
+    work: Path
+    out: Path
+    stages: tuple[str, ...] = STAGES
+    preset: str | None = None  # media recipe (icode, avbert)
+    chunk_size: int = 256
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, runner_cli: dict[str, Any] | None = None) -> "PipelineConfig":
+        path = Path(path)
+        data = load_yaml(path)
+        unknown = sorted(set(data) - TOP_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")
+        for key in ("manifest", "work", "out"):
+            if not data.get(key):
+                raise ConfigError(f"{path}: '{key}' is required (a path, relative to the YAML file)")
+        base = path.parent
+        stages = tuple(data.get("stages") or STAGES)
+        bad = [s for s in stages if s not in STAGES]
+        check(not bad, "pipeline", "stages", list(stages), f"names from {STAGES}")
+        sections = {s: dict(data.get(s) or {}) for s in STAGES}
+        runner = build_config(RunnerConfig, runner_cli or {}, data.get("runner") or {})
+        return cls(manifest=base / data["manifest"], work=base / data["work"], out=base / data["out"],
+                   stages=stages, preset=data.get("preset"), chunk_size=int(data.get("chunk_size", 256)),
+                   sections=sections, runner=runner)
+
+
+@dataclass
+class StepResult:
+    stage: str
+    ok: int
+    failed: int
+    seconds: float
+    reasons: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def _stage_step(make_stage: Callable[["PipelineConfig", WorkDir], Any]):
+    def step(cfg: PipelineConfig, work: WorkDir) -> StepResult:
+        stage = make_stage(cfg, work)
+        s = run_stage(stage, work, cfg.runner)
+        click.echo(s.render())
+        return StepResult(stage.name, s.ok, s.failed, s.wall_s, s.reasons)
+
+    return step
+
+
+def _download(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.manifests.table import import_manifest
+    from mmdata.pipelines.download import DownloadConfig, DownloadStage
+
+    import_manifest(work, cfg.manifest, cfg.chunk_size)
+    return DownloadStage(build_config(DownloadConfig, {}, cfg.sections["download"]))
+
+
+def _media(stage_name: str):
+    def make(cfg: PipelineConfig, work: WorkDir):
+        from mmdata.media.config import build_media_config
+        from mmdata.pipelines.audio import AudioStage
+        from mmdata.pipelines.frames import FramesStage
+
+        stage_cls = {"frames": FramesStage, "audio": AudioStage}[stage_name]
+        return stage_cls(build_media_config(stage_name, cfg.sections[stage_name], {}, cfg.preset))
+
+    return make
+
+
+def _align_config(cfg: PipelineConfig):
+    from mmdata.pipelines.align import AlignConfig
+
+    return build_config(AlignConfig, {}, cfg.sections["align"])
+
+
+def _align(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.align import AlignStage
+
+    return AlignStage(_align_config(cfg))
+
+
+def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path:
+    given = cfg.sections["tokenizers"].get("dir")
+    return (cfg.manifest.parent / given) if given else work.root / "tokenizers"
+
+
+def _has_input(work: WorkDir, kind: str) -> bool:
+    """Whether any clip has what this tokenizer is fitted on: an image-caption corpus has no audio, a
+    speech-transcript corpus no frames, and neither needs that tokenizer."""
+    from mmdata.tokenizers.fit import audio_input, clip_text, frames_input
+
+    find = {"text": lambda c: clip_text(work, c), "speech": lambda c: audio_input(work, c.key),
+            "vision": lambda c: frames_input(work, c.key)}[kind]
+    return any(find(c) for c in work.clips())
+
+
+def _tokenizers(cfg: PipelineConfig, work: WorkDir) -> StepResult:
+    """Fit each tokenizer the set folder lacks and the corpus has input for (a given, complete set is used
+    as is)."""
+    from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
+    from mmdata.tokenizers.speech import SpeechFitConfig
+    from mmdata.tokenizers.text import TextFitConfig
+    from mmdata.tokenizers.vision import VisionFitConfig
+
+    t0 = time.perf_counter()
+    out = tokenizer_dir(cfg, work)
+    section = cfg.sections["tokenizers"]
+    fitted, kept, no_input = [], [], []
+    for kind, fit, cls in (("text", fit_text, TextFitConfig), ("speech", fit_speech, SpeechFitConfig),
+                           ("vision", fit_vision, VisionFitConfig)):
+        if (out / kind / "config.json").exists():
+            kept.append(kind)
+            continue
+        if not _has_input(work, kind):
+            no_input.append(kind)
+            continue
+        saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}))
+        fitted.append(f"{kind} (vocab {saved['vocab_size']})")
+    note = f"tokenizers in {out}: fitted {', '.join(fitted) or 'none'}; kept {', '.join(kept) or 'none'}"
+    if no_input:
+        note += f"; none for {', '.join(no_input)} (no clip has that modality)"
+    click.echo(note)
+    return StepResult("tokenizers", len(fitted) + len(kept), 0, time.perf_counter() - t0, note=note)
+
+
+def _quantize(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
+
+    preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
+    return QuantizeStage(build_config(QuantizeConfig, {}, cfg.sections["quantize"], preset=preset))
+
+
+def _shard(cfg: PipelineConfig, work: WorkDir) -> StepResult:
+    from mmdata.shards.build import ShardConfig, build_shards
+
+    preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
+    shard_cfg = build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset)
+    s = build_shards(work, cfg.out, shard_cfg, progress=cfg.runner.progress)
+    click.echo(s.render())
+    return StepResult("shard", s.samples, sum(s.failed.values()), s.wall_s, dict(s.failed),
+                      note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {cfg.out}")
+
+
+STEPS: dict[str, Callable[[PipelineConfig, WorkDir], StepResult]] = {
+    "download": _stage_step(_download),
+    "frames": _stage_step(_media("frames")),
+    "audio": _stage_step(_media("audio")),
+    "align": _stage_step(_align),
+    "tokenizers": _tokenizers,
+    "quantize": _stage_step(_quantize),
+    "shard": _shard,
+}
+
+
+def _segment_if_asked(cfg: PipelineConfig, work: WorkDir) -> None:
+    """`align.segment` makes clips from whole-source transcripts: it must run before frames and audio."""
+    align = _align_config(cfg)
+    if align.segment != "none":
+        from mmdata.pipelines.align import segment_work
+
+        sources, clips = segment_work(work, align)
+        click.echo(f"segment ({align.segment}): {sources} sources -> {clips} clips")
+
+
+def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
+    from mmdata.pipelines.executors import ray_session
+
+    work = WorkDir(cfg.work)
+    results = []
+    with ray_session(cfg.runner):
+        for i, name in enumerate(cfg.stages, start=1):
+            click.echo(click.style(f"[{i}/{len(cfg.stages)}] {name}", bold=True))
+            results.append(STEPS[name](cfg, work))
+            if name == "download":
+                _segment_if_asked(cfg, work)
+    return results
+
+
+def render(results: list[StepResult]) -> str:
+    lines = ["", "pipeline summary", f"  {'stage':<11} {'ok':>7} {'failed':>7} {'seconds':>8}  failures by reason"]
+    for r in results:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+        lines.append(f"  {r.stage:<11} {r.ok:>7} {r.failed:>7} {r.seconds:>8.1f}  {reasons or r.note}")
+    return "\n".join(lines)
