@@ -2,32 +2,24 @@
 non-video or truncated file is reported where it came in, with the reason, not three stages later."""
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
-from mmdata.utils import require_tool
+from mmdata.tools import ffprobe_json
 
 
-def ffprobe_json(path: Path, timeout_s: float = 30.0) -> dict[str, Any]:
-    """ffprobe's format and streams as a dict; ItemError('corrupt_media') when ffprobe cannot read it."""
-    args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-            str(path)]
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as e:
-        raise ItemError("probe_timeout", f"ffprobe did not finish within {timeout_s:g} s on {path.name}") from e
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        why = (err[-1] if err else "unknown error").replace(str(path) + ": ", "")
+def probe_or_reason(path: Path, timeout_s: float = 30.0) -> dict[str, Any]:
+    """ffprobe's format and streams as a dict (mmdata/tools.py, shared with the media stages' probe);
+    ItemError corrupt_media (a container that does not parse) or not_media when ffprobe cannot read it."""
+    info, why = ffprobe_json(path, timeout_s)
+    if info is None:
         kind = sniff(path)
         if kind == "container":
             raise ItemError("corrupt_media", f"{path.name} is a media container that does not parse "
                             f"(truncated or damaged): {why}")
         raise ItemError("not_media", f"{path.name} is not audio or video ({kind}): {why}")
-    return json.loads(proc.stdout or b"{}")
+    return info
 
 
 # Leading bytes of the containers people serve; a file that starts like one but fails to parse is damaged.
@@ -52,7 +44,7 @@ def sniff(path: Path) -> str:
 
 def check_media(path: Path, kind: str) -> dict[str, Any]:
     """Summary of a video/audio file; raises when it holds no audio or video stream."""
-    data = ffprobe_json(path)
+    data = probe_or_reason(path)
     streams = data.get("streams", [])
     has_video = any(s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0
                     for s in streams)
@@ -77,3 +69,16 @@ def check_image(path: Path, min_side: int) -> dict[str, Any]:
     if min(size) < min_side:
         raise ItemError("image_too_small", f"{path.name} is {size[0]}x{size[1]}, under the minimum side {min_side}")
     return {"width": size[0], "height": size[1], "format": fmt}
+
+
+# Labels that say nothing about the bytes (S3's default, misconfigured servers): the bytes decide.
+GENERIC_TYPES = ("", "application/octet-stream", "binary/octet-stream", "application/binary", "application/unknown")
+
+
+def check_image_type(content_type: str, url: str) -> None:
+    """A server that labels an image URL as something else (text/html: an error or login page, an
+    expired link) did not send the image, whatever the extension says."""
+    if content_type in GENERIC_TYPES or content_type.startswith("image/"):
+        return
+    raise ItemError("wrong_content_type", f"{url} answered Content-Type {content_type}, not an image "
+                    "(an error or login page, or an expired link?)")

@@ -42,3 +42,21 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None) -> tupl
     except ConnectionError as e:
         raise ItemError("connection_error", f"{url}: {e}") from e
     return dest, ctype
+
+
+def content_type(url: str, timeout_s: float) -> str:
+    """The Content-Type a server announces for `url`, without its body; '' when it will not say.
+
+    A HEAD request; where HEAD is refused (some CDNs, URLs signed for GET only) the headers of a GET,
+    closed before the body is read."""
+    for method in ("HEAD", "GET"):
+        req = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                return resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        except urllib.error.HTTPError as e:
+            if e.code not in (403, 405, 501):
+                return ""
+        except (urllib.error.URLError, OSError, ValueError):  # the fetch itself reports these, with a reason
+            return ""
+    return ""

@@ -16,7 +16,8 @@ Rows = list[dict[str, Any]]
 
 # Columns that mean the same thing in the shapes people have (WebVid, CC3M, LAION, HowTo100M...).
 ALIASES = {
-    "url": ("url", "URL", "contentUrl", "video_url", "image_url", "audio_url", "path", "link"),
+    "url": ("url", "URL", "contentUrl", "video_url", "image_url", "audio_url", "path", "link",
+            "audio_filepath"),  # audio_filepath: NeMo speech manifests
     "video_id": ("video_id", "videoid", "videoID", "youtube_id", "vid", "id"),
     "start": ("start", "start_s", "start_time", "begin"),
     "end": ("end", "end_s", "end_time"),

@@ -2,28 +2,38 @@
 
 Items are sources, not clips: a chunk's clips are grouped by `video_id`. Video and audio pages go
 through yt-dlp; images and side files (a manifest's `subtitles` column) through a plain HTTP fetch.
+A link whose name says nothing of its kind (`https://host/img?id=3`) is asked for its Content-Type
+first; the kind found is recorded in the meta, and later stages take it from there.
 """
 from __future__ import annotations
 
 import json
+import mimetypes
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.fetch import direct
 from mmdata.fetch.policy import check_url, is_local_path
-from mmdata.fetch.ytdlp import YtdlpRequest, download as ytdlp_download
-from mmdata.media_check import check_image, check_media
+from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
+from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
+from mmdata.media_check import check_image, check_image_type, check_media
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip, Source
 from mmdata.workdir import WorkDir
 
 RETRYABLE = {"timeout", "connection_error", "http_429", "http_500", "http_502", "http_503", "http_504"}
 CONTAINERS = ("mp4", "mkv", "webm")
+MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
+# Video sites: their pages are video, and asking them for a Content-Type would cost a request per source
+VIDEO_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "twitch.tv",
+               "tiktok.com", "bilibili.com")
+DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* names the kind; anything else stays video
 
 
 @dataclass
@@ -77,6 +87,27 @@ def sources_of(clips: list[Clip]) -> list[Source]:
     return out
 
 
+def says_nothing(url: str) -> bool:
+    """True for an http(s) link whose file name does not tell its kind and whose host is no video site."""
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in VIDEO_HOSTS):
+        return False
+    return Path(parsed.path).suffix.lower() not in MEDIA_EXT
+
+
+def detect_kind(item: Source, location: str, timeout_s: float) -> tuple[str, str, str]:
+    """(kind, where it came from: manifest | content_type, the announced Content-Type or '').
+
+    The clip table's kind comes from a `kind` column or the URL's extension, and defaults to video; only
+    that default is checked against the server, so an explicit image or audio kind costs no request."""
+    if item.kind != "video" or is_local_path(location) or not says_nothing(location):
+        return item.kind, "manifest", ""
+    ctype = direct.content_type(location, timeout_s)
+    kind = ctype.split("/")[0]
+    return (kind, "content_type", ctype) if kind in DETECTED_KINDS else (item.kind, "manifest", ctype)
+
+
 class DownloadStage(Stage):
     name = "download"
     resources = Resources(cpus=1, memory_mb=1024)
@@ -113,8 +144,9 @@ class DownloadStage(Stage):
 
     def _fetch(self, item: Source, location: str, out_dir: Path) -> dict[str, Any]:
         cfg = self.cfg
-        if item.kind == "image" or is_local_path(location):
-            suffix = Path(location.split("?")[0]).suffix.lower() or ".bin"
+        kind, kind_from, announced = detect_kind(item, location, cfg.timeout_s)
+        if kind == "image" or is_local_path(location) or kind_from == "content_type":  # a file, not a page
+            suffix = Path(location.split("?")[0]).suffix.lower() or mimetypes.guess_extension(announced) or ".bin"
             media, ctype = direct.fetch(location, out_dir / f"media{suffix}", cfg.timeout_s, cfg.max_bytes)
             info: dict[str, Any] = {"content_type": ctype} if ctype else {}
             subs: list[dict[str, str]] = []
@@ -126,18 +158,19 @@ class DownloadStage(Stage):
             media, info, subs = res.media, res.info, res.subtitles
             if section:
                 info["section"] = list(section)
-        if item.kind == "image":
+        if kind == "image":
+            check_image_type(info.get("content_type", ""), item.url)
             probe = check_image(media, cfg.min_image_side)
         else:
-            probe = check_media(media, item.kind)
+            probe = check_media(media, kind)
             duration = probe.get("duration_s")
             if cfg.max_duration_s and duration and duration > cfg.max_duration_s and "section" not in info:
                 raise ItemError("over_duration_cap", f"{item.url} lasts {duration:.0f} s, over the cap of "
                                 f"{cfg.max_duration_s:.0f} s")
         (out_dir / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
         return {
-            "url": item.url, "kind": item.kind, "media": media.name, "subtitles": subs, "info": info,
-            "probe": probe, "bytes": media.stat().st_size, "clip_keys": list(item.clip_keys),
+            "url": item.url, "kind": kind, "kind_from": kind_from, "media": media.name, "subtitles": subs,
+            "info": info, "probe": probe, "bytes": media.stat().st_size, "clip_keys": list(item.clip_keys),
             # source time of the file's first sample: 0, or the section start when only a section was fetched
             "offset_s": float(info["section"][0]) if "section" in info else 0.0,
         }

@@ -12,6 +12,7 @@ Fields (extension -> content):
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -24,6 +25,7 @@ import numpy as np
 from mmdata.errors import ItemError
 from mmdata.records import Clip
 from mmdata.shards.index import TOKEN_FIELDS, TokenizerSet
+from mmdata.utils import npy_bytes
 from mmdata.workdir import WorkDir
 
 MODALITIES = ("vision", "speech", "language")
@@ -38,12 +40,6 @@ MODALITY_NAMES = {"vision": "vision", "speech": "speech", "language": "language"
 
 def frame_field(i: int) -> str:
     return f"frame{i:04d}.jpg"
-
-
-def npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    return buf.getvalue()
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -82,7 +78,9 @@ def build_sample(work: WorkDir, clip: Clip, keep: tuple[str, ...] = (),
     frames = work.meta("frames", clip.key) or {}
     audio = work.meta("audio", clip.key) or {}
     align = work.meta("align", clip.key) or {}
-    info = (work.meta("download", clip.video_id) or {}).get("info") or {}
+    download = work.meta("download", clip.video_id) or {}
+    info = download.get("info") or {}
+    clip = dataclasses.replace(clip, kind=download.get("kind") or clip.kind)  # download may have found it out
     extras = _extras(work, clip.key, keep, mods, frames, audio)
     meta = build_meta(clip, mods, q, frames, audio, align, info, tokenizers)
     text = _clip_text(clip, align)
