@@ -11,7 +11,6 @@ also hashes (sha256) every byte, writes to a temporary name and renames, and fsy
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import shutil
 import sys
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdata.shards.sample import json_bytes, npy_bytes  # noqa: E402
 from mmdata.shards.writer import TAR_FORMAT, ShardWriter, field_sort_key, shard_name  # noqa: E402
+from mmdata.utils import sha256_file  # noqa: E402
 
 
 def make_samples(n: int, media: bool, seed: int = 0) -> list[tuple[str, dict[str, bytes]]]:
@@ -70,7 +70,7 @@ def mmdata_writer(samples, out: Path, per_shard: int, fsync: bool = True) -> Non
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tar"))}
+    return {p.name: sha256_file(p) for p in sorted(folder.glob("*.tar"))}
 
 
 def _timed(fn, *args, **kw) -> float:

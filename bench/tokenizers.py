@@ -79,11 +79,11 @@ def bench_kmeans(n: int, d: int, k: int, iters: int, repeat: int, seed: int) -> 
 
 def bench_speech(seconds: float, repeat: int, tmp: Path) -> float:
     from mmdata.media_io import read_audio
-    from mmdata.testing.tokmedia import flac_bytes, spoken_words
+    from mmdata.testing.speech import flac_bytes, spoken_corpus
     from mmdata.tokenizers.speech import MfccFeatures, SpeechFitConfig, SpeechTokenizer
 
     words = ["apple", "river", "mountain", "sugar", "window", "happy", "yellow", "bottle"]
-    sp = spoken_words(words, cache=tmp / "espeak")
+    sp = spoken_corpus(words, cache=tmp / "espeak")
     wav = np.tile(sp.wav, int(np.ceil(seconds / sp.duration_s)))[: int(seconds * 16000)]
     feats = MfccFeatures()(wav)
     tok = SpeechTokenizer.fit(feats, MfccFeatures(), SpeechFitConfig(k=100, iters=10, device="cpu"))
@@ -99,7 +99,7 @@ def bench_speech(seconds: float, repeat: int, tmp: Path) -> float:
 
 
 def bench_vision(n_frames: int, repeat: int, tmp: Path) -> float:
-    from mmdata.testing.tokmedia import jpeg_bytes, scene
+    from mmdata.testing.media import jpeg_bytes, scene
     from mmdata.tokenizers.vision import PatchFeatures, VisionFitConfig, VisionTokenizer, load_frames
 
     paths = []

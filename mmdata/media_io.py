@@ -5,12 +5,12 @@ backends and soundfile is not a dependency. Bad files become `ItemError`s naming
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from mmdata.errors import ItemError
+from mmdata.tools import run_tool, stderr_tail
 from mmdata.utils import require_tool
 
 
@@ -23,16 +23,11 @@ def read_audio(path: str | Path, sample_rate: int = 16000, timeout_s: float = 60
     path = Path(path)
     if not path.is_file():
         raise ItemError("missing_file", f"audio file {path} does not exist")
-    ffmpeg = require_tool("ffmpeg")
-    args = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(int(sample_rate)),
-            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as e:
-        raise ItemError("decode_timeout", f"ffmpeg took over {timeout_s:.0f} s to decode {path}") from e
+    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
+            "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = run_tool(args, timeout_s, "decode", path)  # a hang: ItemError("decode_timeout")
     if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise ItemError("corrupt_file", f"ffmpeg cannot decode {path}: {msg[-1] if msg else 'no message'}")
+        raise ItemError("corrupt_file", f"ffmpeg cannot decode {path}: {stderr_tail(proc) or 'no message'}")
     return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32, copy=True)
 
 

@@ -1,14 +1,16 @@
-"""Small shared helpers: time conversion, safe keys, atomic writes, hashing."""
+"""Small shared helpers: time conversion, safe keys, atomic writes, hashing, .npy bytes."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 _ROUNDING = {"round": round, "floor": math.floor, "ceil": math.ceil}
 
@@ -45,19 +47,39 @@ def safe_key(text: str, max_len: int = 120) -> str:
     return key
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write the file under; it is renamed onto `path` when the block
+    ends without error (and removed when it raises), so a reader sees the old file or the new one, never
+    a half-written one: `with atomic_path(p) as tmp: pq.write_table(table, tmp)`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def npy_bytes(arr: Any) -> bytes:
+    """`.npy` bytes of an array: deterministic (no time stamps, unlike np.savez's zip), no pickles."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
 
 
 def dir_bytes(path: Path) -> int:

@@ -1,10 +1,10 @@
 """The clip table: the normalised manifest, one row per clip, written once, atomically."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mmdata.records import Clip
+from mmdata.utils import atomic_path
 from mmdata.workdir import WorkDir
 
 CLIP_COLUMNS = None  # schema follows Clip's fields; built lazily to keep pyarrow import local
@@ -25,11 +25,9 @@ def write_clip_table(work: WorkDir, clips: list[Clip]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    work.root.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([c.to_dict() for c in clips], schema=_schema())
-    tmp = work.clips_path.with_name(f".clips.parquet.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, work.clips_path)
+    with atomic_path(work.clips_path) as tmp:
+        pq.write_table(table, tmp)
     return work.clips_path
 
 

@@ -1,7 +1,8 @@
-"""Media handling for the frames and audio stages (the stage classes are in mmdata/pipelines/).
+"""Media handling for the frames and audio stages (the stage classes are in mmdata/pipelines/; ffmpeg and
+ffprobe run through mmdata/tools.py).
 
     config.py         FramesConfig, AudioConfig, PRESETS (icode, avbert), build_media_config
-    probe.py          ffprobe -> Probe (streams, rotation, duration from header or packets); run_tool
+    probe.py          ffprobe -> Probe (streams, rotation, duration from header or packets)
     source.py         a clip's downloaded file; probe cache shared by clips, stages and workers
     window.py         the clip window on the container timeline, clamped or rejected (both stages)
     sampling.py       output geometry, which frames to pick (pure functions)

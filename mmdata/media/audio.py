@@ -18,8 +18,9 @@ import numpy as np
 
 from mmdata.errors import ItemError
 from mmdata.media.config import AudioConfig
-from mmdata.media.probe import Probe, _stderr_tail, run_tool
+from mmdata.media.probe import Probe
 from mmdata.media.window import Window
+from mmdata.tools import run_tool, stderr_tail
 from mmdata.utils import require_tool, seconds_to_index
 
 FLAC_NAME = "audio.flac"
@@ -74,7 +75,7 @@ def encode_flac(samples: np.ndarray, sample_rate: int, flac: Path, timeout_s: fl
     args = _compile(graph, stdin=True)
     proc = run_tool(args, timeout_s, "encode", flac, input=samples.astype("<i2").tobytes())
     if proc.returncode != 0:
-        raise ItemError("audio_encode_failed", f"ffmpeg cannot write {flac.name}: {_stderr_tail(proc)}")
+        raise ItemError("audio_encode_failed", f"ffmpeg cannot write {flac.name}: {stderr_tail(proc)}")
 
 
 def levels(samples: np.ndarray) -> Levels:
@@ -95,7 +96,7 @@ def extract_audio(path: Path, probe: Probe, window: Window, cfg: AudioConfig, ou
     samples = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
     decoded = int(samples.size)
     # With -v error, anything on stderr is a read or decode error (a truncated file, a broken packet).
-    error = _stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
+    error = stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
     if decoded == 0 or (error and decoded < cfg.min_decoded_fraction * n):
         if error:
             raise ItemError("audio_decode_failed", f"{Path(path).name}: {probe.audio.codec} audio decodes "

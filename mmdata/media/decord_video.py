@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from mmdata.errors import ItemError
-from mmdata.media.probe import Probe, _stderr_tail, run_tool
+from mmdata.media.probe import Probe
 from mmdata.media.sampling import Geometry, crop
+from mmdata.tools import run_tool, stderr_tail
 from mmdata.utils import require_tool
 
 
@@ -104,5 +105,5 @@ def remux_to_nut(path: Path, probe: Probe, tmp_dir: Path, timeout_s: float) -> P
                      "-c", "copy", "-copyts", "-f", "nut", str(dst)], timeout_s, "remux", path)
     if proc.returncode != 0 or not dst.exists():
         raise ItemError("remux_failed", f"{Path(path).name}: ffmpeg cannot remux the video stream: "
-                                        f"{_stderr_tail(proc, path=Path(path))}")
+                                        f"{stderr_tail(proc, path=Path(path))}")
     return dst

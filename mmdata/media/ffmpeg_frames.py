@@ -15,8 +15,8 @@ import numpy as np
 
 from mmdata.errors import ItemError
 from mmdata.media.decord_video import coded_size, rotate
-from mmdata.media.probe import _stderr_tail, run_tool
 from mmdata.media.sampling import Geometry, crop
+from mmdata.tools import run_tool, stderr_tail
 from mmdata.utils import require_tool
 
 
@@ -46,7 +46,7 @@ def decodable_count(path: Path, stream: str, timeout_s: float) -> tuple[int, str
         if order.get(pts, len(packets)) >= broken:
             break
         count += 1
-    why = _stderr_tail(proc, path=Path(path)) if broken < len(packets) else ""
+    why = stderr_tail(proc, path=Path(path)) if broken < len(packets) else ""
     return count, why
 
 
@@ -70,6 +70,6 @@ def extract(path: Path, stream: str, indices: list[int], geom: Geometry, rotatio
     got = len(proc.stdout) // size
     if got < len(indices):
         raise ItemError("corrupt_file", f"{name}: {got} of {len(indices)} wanted frames decode: "
-                                        f"{_stderr_tail(proc, path=Path(path)) or 'no message'}")
+                                        f"{stderr_tail(proc, path=Path(path)) or 'no message'}")
     data = np.frombuffer(proc.stdout[: got * size], dtype=np.uint8).reshape(got, h, w, 3)
     return [crop(rotate(data[k], rotation if manual else 0), geom) for k in range(len(indices))]

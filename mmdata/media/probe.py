@@ -10,14 +10,12 @@ implausible the duration is measured from packet timestamps instead (`duration_s
 """
 from __future__ import annotations
 
-import json
-import re
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+from mmdata.tools import ffprobe_json, run_tool
 from mmdata.utils import require_tool
 
 # A container whose size/duration gives fewer bits per second than this has a broken duration: no real
@@ -85,25 +83,6 @@ class Probe:
         return cls(**d)
 
 
-def run_tool(args: list[str], timeout_s: float, what: str, path: Path, input: bytes | None = None
-             ) -> subprocess.CompletedProcess:
-    """Run ffmpeg/ffprobe with an argument list and a timeout; a hang becomes an ItemError, not a stuck worker."""
-    try:
-        return subprocess.run(args, capture_output=True, timeout=timeout_s, input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise ItemError(f"{what}_timeout", f"{Path(args[0]).name} ran over {timeout_s:g} s on {path}") from e
-
-
-def _stderr_tail(proc: subprocess.CompletedProcess, n: int = 300, path: Path | None = None) -> str:
-    # without pointers ("[h264 @ 0x55d0...]") and our path, the same failure reads the same in every run
-    text = re.sub(r" @ 0x[0-9a-fA-F]+", "", proc.stderr.decode(errors="replace"))
-    if path is not None:
-        text = text.replace(f"{path}: ", "")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return " | ".join(lines[-3:])[-n:]
-
-
 def _float(v: Any) -> float | None:
     try:
         x = float(v)
@@ -166,17 +145,10 @@ def _audio_info(s: dict[str, Any], fmt_start: float) -> AudioInfo:
 def probe(path: Path, timeout_s: float = 60.0) -> Probe:
     """Probe `path`. Raises ItemError(unreadable_media | probe_timeout | scan_timeout)."""
     path = Path(path)
-    ffprobe = require_tool("ffprobe")
-    proc = run_tool([ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-                    timeout_s, "probe", path)
-    try:
-        info = json.loads(proc.stdout or b"{}")
-    except json.JSONDecodeError:
-        info = {}
-    fmt = info.get("format")
-    if proc.returncode != 0 or not fmt:
-        why = _stderr_tail(proc, path=path) or "unknown format"
+    info, why = ffprobe_json(path, timeout_s)
+    if info is None:
         raise ItemError("unreadable_media", f"ffprobe cannot read {path.name}: {why}")
+    fmt = info["format"]
     if fmt.get("format_name") in TEXT_FORMATS:
         raise ItemError("not_media", f"{path.name} is a text file (ffprobe reads it as {fmt['format_name']!r})")
     streams = info.get("streams", [])
@@ -189,16 +161,17 @@ def probe(path: Path, timeout_s: float = 60.0) -> Probe:
     duration, source = header, "header"
     if (header is None or header <= 0 or size * 8 / header < MIN_PLAUSIBLE_BPS) and (video or audio):
         streams_idx = [s.index for s in (video, audio) if s is not None]
-        duration, source = _scan_duration(ffprobe, path, streams_idx, fmt_start, timeout_s), "packets"
+        duration, source = _scan_duration(path, streams_idx, fmt_start, timeout_s), "packets"
     return Probe(path=str(path), format_name=fmt.get("format_name", "?"), format_start_s=fmt_start,
                  duration_s=duration, duration_source=source, header_duration_s=header, size_bytes=size,
                  video=video, audio=audio)
 
 
-def _scan_duration(ffprobe: str, path: Path, indices: list[int], fmt_start: float, timeout_s: float) -> float | None:
+def _scan_duration(path: Path, indices: list[int], fmt_start: float, timeout_s: float) -> float | None:
     """Media duration from packet timestamps: the latest pts + duration of the chosen streams (demux only)."""
-    proc = run_tool([ffprobe, "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time",
-                     "-of", "csv=p=0", str(path)], timeout_s, "scan", path)
+    args = [require_tool("ffprobe"), "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time",
+            "-of", "csv=p=0", str(path)]
+    proc = run_tool(args, timeout_s, "scan", path)
     end = None
     for line in proc.stdout.decode(errors="replace").splitlines():
         parts = line.strip().split(",")

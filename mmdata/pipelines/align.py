@@ -17,7 +17,7 @@ from typing import Any
 from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.manifests.table import write_clip_table
-from mmdata.pipelines.base import Resources, Stage
+from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Word
 from mmdata.transcripts.model import dominant_timing
 from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
@@ -69,7 +69,7 @@ class AlignConfig:
                                self.cache_sources)
 
 
-class AlignStage(Stage):
+class AlignStage(ShipsConfigOnly, Stage):
     name = "align"
     resources = Resources(cpus=1, memory_mb=1024)
 
@@ -79,12 +79,6 @@ class AlignStage(Stage):
         self.aligner = None
         if self.cfg.checkpoint:
             self.resources = Resources(cpus=1, memory_mb=3072)
-
-    def __getstate__(self) -> dict[str, Any]:  # ship the config to Ray workers, not caches or models
-        return {"cfg": self.cfg}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["cfg"])
 
     def setup(self) -> None:
         """Load the emission model once per worker (only when a checkpoint is configured)."""

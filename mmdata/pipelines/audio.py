@@ -14,25 +14,19 @@ from mmdata.media.audio import extract_audio
 from mmdata.media.config import AudioConfig
 from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
-from mmdata.pipelines.base import Resources, Stage
+from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip
 from mmdata.utils import require_tool
 from mmdata.workdir import WorkDir
 
 
-class AudioStage(Stage):
+class AudioStage(ShipsConfigOnly, Stage):
     name = "audio"
     resources = Resources(cpus=1, memory_mb=1024)
 
     def __init__(self, cfg: AudioConfig | None = None):
         self.cfg = cfg or AudioConfig()
         self._probes = ProbeCache()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"cfg": self.cfg}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["cfg"])
 
     def setup(self) -> None:
         require_tool("ffprobe")

@@ -36,3 +36,17 @@ class Stage:
 
     def process(self, item: Any, out_dir: Path, work: WorkDir) -> dict[str, Any]:
         raise NotImplementedError
+
+
+class ShipsConfigOnly:
+    """Mixin for a stage built from one config (`__init__(cfg)`): it pickles as that config alone (what Ray
+    sends to workers) and unpickling runs `__init__(cfg)` again, so caches, open decoders and models are
+    rebuilt where the stage runs, never copied."""
+
+    cfg: Any
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cfg"])

@@ -17,7 +17,7 @@ from mmdata.media.frames import open_video, read_image, sample_video, write_jpeg
 from mmdata.media.probe import Probe
 from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
 from mmdata.media.window import resolve_window
-from mmdata.pipelines.base import Resources, Stage
+from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip
 from mmdata.utils import require_tool
 from mmdata.workdir import WorkDir
@@ -27,7 +27,7 @@ def _r(t: float) -> float:
     return round(t, 6)
 
 
-class FramesStage(Stage):
+class FramesStage(ShipsConfigOnly, Stage):
     name = "frames"
     resources = Resources(cpus=1, memory_mb=2048)
 
@@ -37,12 +37,6 @@ class FramesStage(Stage):
         # The last opened video: clips of one source come one after another, and opening costs an index
         # of every packet. (identity, video, scratch dir holding a remuxed copy when one was needed)
         self._open: tuple[tuple, DecordVideo, tempfile.TemporaryDirectory] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:  # sent to Ray actors: config only, no open decoders
-        return {"cfg": self.cfg}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["cfg"])
 
     def setup(self) -> None:
         require_tool("ffprobe")

@@ -34,6 +34,7 @@ class PipelineConfig:
     chunk_size: int = 256
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    base: Path = Path(".")  # the YAML file's folder: relative paths in it are relative to this
 
     @classmethod
     def from_yaml(cls, path: str | Path, runner_cli: dict[str, Any] | None = None) -> "PipelineConfig":
@@ -53,7 +54,7 @@ class PipelineConfig:
         runner = build_config(RunnerConfig, runner_cli or {}, data.get("runner") or {})
         return cls(manifest=base / data["manifest"], work=base / data["work"], out=base / data["out"],
                    stages=stages, preset=data.get("preset"), chunk_size=int(data.get("chunk_size", 256)),
-                   sections=sections, runner=runner)
+                   sections=sections, runner=runner, base=base)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def _align(cfg: PipelineConfig, work: WorkDir):
 
 def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path:
     given = cfg.sections["tokenizers"].get("dir")
-    return (cfg.manifest.parent / given) if given else work.root / "tokenizers"
+    return (cfg.base / given) if given else work.root / "tokenizers"
 
 
 def _has_input(work: WorkDir, kind: str) -> bool:

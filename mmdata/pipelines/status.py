@@ -1,10 +1,10 @@
 """Per-stage, per-chunk status tables (parquet), written by temp-then-rename after the chunk's outputs."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mmdata.records import StatusRow
+from mmdata.utils import atomic_path
 from mmdata.workdir import WorkDir
 
 
@@ -20,12 +20,10 @@ def write_status(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow]) -
     import pyarrow.parquet as pq
 
     path = work.status_path(stage, chunk)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: r.key)
     table = pa.Table.from_pylist([r.to_dict() for r in rows], schema=_schema())
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -1,25 +1,19 @@
-"""Generators of caption files and speech with known word times, for tests and the benchmark.
+"""Generators of caption files with known word times, for tests, the benchmark and the demo.
 
 - `rolling_vtt` writes a YouTube-style auto-caption WebVTT (rolling two-line cues, 10 ms hold cues,
   word timing tags, optional colour spans and a Style block); `youtube_json3` writes the json3 form.
   Both return the words a correct parser must give back (each word once, ends as the rules say).
-- `spoken_words` speaks words one by one with espeak-ng and joins them with known gaps, so the true
-  word boundaries are known to the sample.
+- `layout`, `random_lines`: (word, start) pairs cut into caption lines; a random track for the benchmark.
+Speech to go with them (true word times) is made by mmdata/testing/speech.py.
 """
 from __future__ import annotations
 
 import html
 import json
 import random
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from mmdata.records import Word
-from mmdata.utils import require_tool
 
 HOLD_MS = 10
 
@@ -126,41 +120,3 @@ def random_lines(n_words: int, seed: int = 0) -> tuple[list[CaptionLine], int]:
     sizes = [rng.randint(1, 9) for _ in range(64)]
     pauses = [rng.random() < 0.1 for _ in range(64)]
     return layout(words, sizes, pauses), t + 1000
-
-
-def _trimmed_speech(word: str, sr: int, tmp: Path) -> np.ndarray:
-    from mmdata.media_io import read_audio
-
-    wav = tmp / "w.wav"
-    subprocess.run([require_tool("espeak-ng"), "-v", "en", "-s", "150", "-w", str(wav), word], check=True,
-                   capture_output=True)
-    audio = read_audio(wav, sr)
-    loud = np.flatnonzero(np.abs(audio) > 0.01 * np.abs(audio).max())
-    return audio[loud[0]:loud[-1] + 1]
-
-
-def spoken_words(words: list[str], path: Path, gap_s: float | list[float] = 0.3, lead_s: float = 0.25,
-                 sr: int = 16000) -> list[Word]:
-    """Speak `words` one at a time, trim each to its audible part, join them with digital silence of
-    `gap_s` (one value, or one per gap) and `lead_s` before and after, write `path` (any format ffmpeg
-    writes, e.g. .flac) and return the true word times in seconds."""
-    gaps = list(gap_s) if isinstance(gap_s, (list, tuple)) else [gap_s] * max(len(words) - 1, 0)
-    lead = np.zeros(round(lead_s * sr), np.float32)
-    pieces, truth, t = [lead], [], lead.size
-    with tempfile.TemporaryDirectory() as d:
-        for i, w in enumerate(words):
-            speech = _trimmed_speech(w, sr, Path(d))
-            truth.append(Word(w, t / sr, (t + speech.size) / sr, "manual"))
-            pause = np.zeros(round(gaps[i] * sr), np.float32) if i < len(gaps) else lead
-            pieces += [speech, pause]
-            t += speech.size + pause.size
-    write_audio(np.concatenate(pieces), sr, path)
-    return truth
-
-
-def write_audio(audio: np.ndarray, sr: int, path: Path) -> Path:
-    """Mono float32 samples to an audio file through ffmpeg (the codec follows the extension)."""
-    args = [require_tool("ffmpeg"), "-y", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:",
-            "-sample_fmt", "s16", str(path)]
-    subprocess.run(args, input=np.asarray(audio, "<f4").tobytes(), check=True, capture_output=True)
-    return Path(path)

@@ -9,7 +9,6 @@ Used by the shard tests, the trainer tests and the demo.
 from __future__ import annotations
 
 import io
-import subprocess
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from mmdata.records import Clip, StatusRow
-from mmdata.utils import atomic_write_json, require_tool
+from mmdata.testing.media import jpeg_bytes
+from mmdata.testing.speech import flac_bytes
+from mmdata.utils import atomic_write_json, npy_bytes
 from mmdata.workdir import WorkDir
 
 ALL3 = ("vision", "speech", "language")
@@ -189,7 +190,7 @@ class _ClipCtx:
             files["stok.npy"] = self._tokens("speech", (round(self.duration_s * STOK_RATE_HZ),), np.uint16)
         if "language" in self.mods:
             ids = [zlib.crc32(w.encode()) % self.vocab["text"] for w in self.words]
-            files["ttok.npy"] = _npy(np.asarray(ids, dtype=np.int32))
+            files["ttok.npy"] = npy_bytes(np.asarray(ids, dtype=np.int32))
         names = [{"language": "text"}.get(m, m) for m in self.mods]
         meta = {"modalities": names, "tokenizers": {n: self.hashes[n] for n in names},
                 "shapes": {f: list(np.load(io.BytesIO(b)).shape) for f, b in files.items()},
@@ -200,13 +201,7 @@ class _ClipCtx:
         """Ids from the topic's quarter of the vocabulary: clips of one topic share a token distribution."""
         size = self.vocab[sub]
         lo = self.topic % 4 * size // 4
-        return _npy(self.rng.integers(lo, lo + size // 4, size=shape).astype(dtype))
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    from mmdata.shards.sample import npy_bytes
-
-    return npy_bytes(arr)
+        return npy_bytes(self.rng.integers(lo, lo + size // 4, size=shape).astype(dtype))
 
 
 def _jpeg(topic: int, k: int) -> bytes:
@@ -215,16 +210,9 @@ def _jpeg(topic: int, k: int) -> bytes:
     colors = ((200, 40, 40), (40, 60, 200), (40, 160, 60), (210, 180, 40))
     img = Image.new("RGB", (64, 48), colors[topic % len(colors)])
     ImageDraw.Draw(img).rectangle([4 + 6 * k, 10, 14 + 6 * k, 38], fill=(255, 255, 255))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
+    return jpeg_bytes(np.asarray(img), quality=90)
 
 
 def _flac(freq_hz: float, n: int) -> bytes:
-    """A mono 16 kHz tone as FLAC bytes (ffmpeg, bit-exact so the same input gives the same bytes)."""
-    t = np.arange(n) / SAMPLE_RATE
-    pcm = (0.3 * np.sin(2 * np.pi * freq_hz * t) * 32767).astype("<i2").tobytes()
-    args = [require_tool("ffmpeg"), "-loglevel", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
-            "-i", "pipe:0", "-c:a", "flac", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", "flac", "pipe:1"]
-    proc = subprocess.run(args, input=pcm, capture_output=True, check=True)
-    return proc.stdout
+    """A mono 16 kHz tone as FLAC bytes."""
+    return flac_bytes(0.3 * np.sin(2 * np.pi * freq_hz * (np.arange(n) / SAMPLE_RATE)), SAMPLE_RATE)

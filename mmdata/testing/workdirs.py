@@ -31,3 +31,13 @@ def make_work(root: Path, clips: list[Clip]) -> WorkDir:
     work = WorkDir(root)
     write_clip_table(work, clips)
     return work
+
+
+def work_with(root: Path, media: Path, windows=((None, None),), kind: str = "video", video_id: str = "src"
+              ) -> tuple[WorkDir, list[Clip]]:
+    """A work folder with one downloaded source and one clip per (start_s, end_s) window."""
+    clips = [Clip(key=f"{video_id}_{i}", video_id=video_id, url=str(media), start_s=s, end_s=e, kind=kind)
+             for i, (s, e) in enumerate(windows)]
+    work = make_work(root, clips)
+    add_downloaded(work, video_id, media, kind=kind)
+    return work, clips

@@ -15,9 +15,8 @@ import numpy as np
 
 from mmdata.config import check
 from mmdata.errors import ConfigError
-from mmdata.tokenizers import store
+from mmdata.tokenizers.codebook import Codebook, fit_codebook, need_rows
 from mmdata.tokenizers.encoders import HOP, SPEECH_FAMILIES, WIN, SpeechEncoderFeatures
-from mmdata.tokenizers.kmeans import KMeans, assign, pick_device
 
 SAMPLE_RATE = 16000
 RATE_HZ = SAMPLE_RATE / HOP  # 50 units per second
@@ -91,39 +90,27 @@ class SpeechFitConfig:
         check(self.device in ("auto", "cpu", "cuda"), "SpeechFitConfig", "device", self.device, "auto, cpu or cuda")
 
 
-class SpeechTokenizer:
+class SpeechTokenizer(Codebook):
     name = "speech"
+    builtin_encoder = "mfcc"
+    arrays = ("feat_mean.npy", "feat_std.npy")
 
     def __init__(self, features, mean: np.ndarray, std: np.ndarray, centroids: np.ndarray,
                  config: dict[str, Any] | None = None, device: str = "cpu"):
-        self.features, self.mean, self.std = features, mean.astype(np.float32), std.astype(np.float32)
-        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-        self.config = config or {}
-        self.device = pick_device(device)
-        self._cent = None
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.centroids.shape[0])
+        super().__init__(features, centroids, config, device)
+        self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
 
     @classmethod
     def fit(cls, feats: np.ndarray, features, cfg: SpeechFitConfig, fit_info: dict | None = None) -> "SpeechTokenizer":
         """Fit on a sample of frame features [N, D] (already drawn by fit.py)."""
-        if len(feats) < cfg.k:
-            raise ConfigError(f"only {len(feats)} speech frames in the work folder, fewer than k={cfg.k}; "
-                              "add audio or lower --k")
+        need_rows(len(feats), cfg.k, "speech frames", "add audio")
         mean = feats.mean(0, dtype=np.float64)
         std = np.maximum(feats.std(0, dtype=np.float64), 1e-5)  # constant dims (silence-only data) stay finite
         x = ((feats - mean) / std).astype(np.float32)
-        km = KMeans(cfg.k, iters=cfg.iters, seed=cfg.seed, device=cfg.device).fit(x)
-        from mmdata.tokenizers.report import code_stats
-
-        info = dict(fit_info or {}, n_frames=int(len(feats)), iters=km.n_iter, seed=cfg.seed,
-                    objective=round(km.objective[-1] / len(x), 6) if km.objective else None,
-                    usage=code_stats(km.predict(x), cfg.k))
+        centroids, info = fit_codebook(x, cfg, fit_info, {"n_frames": int(len(feats))})
         config = {"kind": "kmeans", "features": features.config(), "rate_hz": RATE_HZ, "sample_rate": SAMPLE_RATE,
                   "k": cfg.k, "dtype": "uint16", "fit": info}
-        return cls(features, mean, std, km.centroids.numpy(), config, cfg.device)
+        return cls(features, mean, std, centroids, config, cfg.device)
 
     def frame_features(self, wav: np.ndarray) -> np.ndarray:
         """Normalised features [L, D] of 16 kHz mono audio."""
@@ -131,33 +118,15 @@ class SpeechTokenizer:
 
     def assign(self, feats: np.ndarray) -> np.ndarray:
         """Units uint16 [L] of normalised features [L, D]."""
-        import torch
-
-        if len(feats) == 0:
-            return np.zeros(0, np.uint16)
-        if self._cent is None:
-            self._cent = torch.from_numpy(self.centroids).to(self.device)
-        labels, _ = assign(torch.from_numpy(np.ascontiguousarray(feats)).to(self.device), self._cent)
-        return labels.cpu().numpy().astype(np.uint16)
+        return self.nearest(feats) if len(feats) else np.zeros(0, np.uint16)
 
     def encode(self, wav: np.ndarray) -> np.ndarray:
         """16 kHz mono float32 audio [N] -> units uint16 [N // 320]."""
         return self.assign(self.frame_features(wav))
 
     def save(self, root: str | Path) -> dict[str, Any]:
-        cfg = dict(self.config, vocab_size=self.vocab_size, features=self.features.config())
-        files = {"centroids.npy": store.npy_bytes(self.centroids), "feat_mean.npy": store.npy_bytes(self.mean),
-                 "feat_std.npy": store.npy_bytes(self.std)}
-        return store.save_tokenizer(root, self.name, cfg, files)
+        return self.save_with(root, dict(zip(self.arrays, (self.mean, self.std))))
 
-    @classmethod
-    def load(cls, folder: str | Path, device: str = "auto") -> "SpeechTokenizer":
-        config, files = store.load_folder(folder)
-        fc = config["features"]
-        dev = pick_device(device)
-        features = make_speech_features(fc["encoder"], fc.get("checkpoint"), fc.get("layer", 6), dev)
-        if fc["encoder"] != "mfcc" and features.sha256 != fc.get("checkpoint_sha256"):
-            raise ConfigError(f"speech tokenizer {folder} was fitted on checkpoint {fc.get('checkpoint')} with "
-                              f"sha256 {fc.get('checkpoint_sha256')}, but that file is now missing or different")
-        return cls(features, store.load_array(files, "feat_mean.npy"), store.load_array(files, "feat_std.npy"),
-                   store.load_array(files, "centroids.npy"), config, dev)
+    @staticmethod
+    def make_features(fc: dict[str, Any], device: str):
+        return make_speech_features(fc["encoder"], fc.get("checkpoint"), fc.get("layer", 6), device)

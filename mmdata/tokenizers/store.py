@@ -32,13 +32,6 @@ INDEX = "index.json"
 FORMAT_VERSION = 1
 
 
-def npy_bytes(a: np.ndarray) -> bytes:
-    """`.npy` bytes of an array: deterministic (no time stamps, unlike np.savez's zip)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-    return buf.getvalue()
-
-
 def content_hash(config: dict[str, Any], files: dict[str, bytes]) -> str:
     h = hashlib.sha256()
     body = {k: v for k, v in config.items() if k != "hash"}

@@ -18,8 +18,7 @@ import numpy as np
 from mmdata.config import check
 from mmdata.errors import ConfigError
 from mmdata.media_io import read_image_rgb
-from mmdata.tokenizers import store
-from mmdata.tokenizers.kmeans import KMeans, assign, pick_device
+from mmdata.tokenizers.codebook import Codebook, fit_codebook, need_rows
 
 IMAGE_SIZE, PATCH = 224, 16
 GRID = IMAGE_SIZE // PATCH  # 14
@@ -132,38 +131,26 @@ class VisionFitConfig:
         check(self.device in ("auto", "cpu", "cuda"), name, "device", self.device, "auto, cpu or cuda")
 
 
-class VisionTokenizer:
+class VisionTokenizer(Codebook):
     name = "vision"
+    builtin_encoder = "patch"
+    arrays = ("pca_mean.npy", "pca_proj.npy")
 
     def __init__(self, features, pca_mean, pca_proj, centroids, config=None, device: str = "cpu"):
-        self.features, self.pca_mean, self.pca_proj = features, pca_mean, pca_proj
-        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-        self.config = config or {}
-        self.device = pick_device(device)
-        self._cent = None
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.centroids.shape[0])
+        super().__init__(features, centroids, config, device)
+        self.pca_mean, self.pca_proj = pca_mean, pca_proj
 
     @classmethod
     def fit(cls, feats: np.ndarray, features, cfg: VisionFitConfig, fit_info: dict | None = None) -> "VisionTokenizer":
         """Fit PCA whitening and k-means on a sample of patch features [N, F] (drawn by fit.py)."""
-        if len(feats) < cfg.k:
-            raise ConfigError(f"only {len(feats)} patches in the work folder, fewer than k={cfg.k}; "
-                              "add frames or lower --k")
+        need_rows(len(feats), cfg.k, "patches", "add frames")
         dim = min(cfg.pca_dim, feats.shape[1])
         mean, proj = fit_pca_whitening(feats, dim)
         x = (feats - mean) @ proj
-        km = KMeans(cfg.k, iters=cfg.iters, seed=cfg.seed, device=cfg.device).fit(x)
-        from mmdata.tokenizers.report import code_stats
-
-        info = dict(fit_info or {}, n_patches=int(len(feats)), iters=km.n_iter, seed=cfg.seed,
-                    objective=round(km.objective[-1] / len(x), 6) if km.objective else None,
-                    usage=code_stats(km.predict(x), cfg.k))
+        centroids, info = fit_codebook(x, cfg, fit_info, {"n_patches": int(len(feats))})
         config = {"kind": "kmeans", "features": features.config(), "image_size": IMAGE_SIZE, "patch": PATCH,
                   "grid": [GRID, GRID], "pca_dim": dim, "k": cfg.k, "dtype": "uint16", "fit": info}
-        return cls(features, mean, proj, km.centroids.numpy(), config, cfg.device)
+        return cls(features, mean, proj, centroids, config, cfg.device)
 
     def patch_vectors(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, 224, 224, 3] -> whitened patch vectors float32 [B * 196, pca_dim]."""
@@ -172,14 +159,9 @@ class VisionTokenizer:
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, 224, 224, 3] -> tokens uint16 [B, 14, 14]."""
-        import torch
-
         if len(frames) == 0:
             return np.zeros((0, GRID, GRID), np.uint16)
-        if self._cent is None:
-            self._cent = torch.from_numpy(self.centroids).to(self.device)
-        labels, _ = assign(torch.from_numpy(self.patch_vectors(frames)).to(self.device), self._cent)
-        return labels.cpu().numpy().astype(np.uint16).reshape(len(frames), GRID, GRID)
+        return self.nearest(self.patch_vectors(frames)).reshape(len(frames), GRID, GRID)
 
     def encode_files(self, paths: Sequence[str | Path], batch_frames: int = 32) -> np.ndarray:
         """Frame files -> tokens uint16 [T, 14, 14], decoded `batch_frames` at a time to bound memory."""
@@ -187,19 +169,8 @@ class VisionTokenizer:
         return np.concatenate(out) if out else np.zeros((0, GRID, GRID), np.uint16)
 
     def save(self, root: str | Path) -> dict[str, Any]:
-        cfg = dict(self.config, vocab_size=self.vocab_size, features=self.features.config())
-        files = {"centroids.npy": store.npy_bytes(self.centroids), "pca_mean.npy": store.npy_bytes(self.pca_mean),
-                 "pca_proj.npy": store.npy_bytes(self.pca_proj)}
-        return store.save_tokenizer(root, self.name, cfg, files)
+        return self.save_with(root, dict(zip(self.arrays, (self.pca_mean, self.pca_proj))))
 
-    @classmethod
-    def load(cls, folder: str | Path, device: str = "auto") -> "VisionTokenizer":
-        config, files = store.load_folder(folder)
-        fc = config["features"]
-        dev = pick_device(device)
-        features = make_vision_features(fc["encoder"], fc.get("checkpoint"), dev)
-        if fc["encoder"] != "patch" and features.sha256 != fc.get("checkpoint_sha256"):
-            raise ConfigError(f"vision tokenizer {folder} was fitted on checkpoint {fc.get('checkpoint')} with "
-                              f"sha256 {fc.get('checkpoint_sha256')}, but that file is now missing or different")
-        return cls(features, store.load_array(files, "pca_mean.npy"), store.load_array(files, "pca_proj.npy"),
-                   store.load_array(files, "centroids.npy"), config, dev)
+    @staticmethod
+    def make_features(fc: dict[str, Any], device: str):
+        return make_vision_features(fc["encoder"], fc.get("checkpoint"), device)

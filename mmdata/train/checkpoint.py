@@ -9,12 +9,11 @@ RUN/checkpoints/latest.json ({"step", "file"}) is replaced: a checkpoint exists 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mmdata.errors import ConfigError
 from mmdata.train.config import TrainConfig
-from mmdata.utils import atomic_write_json
+from mmdata.utils import atomic_path, atomic_write_json
 
 # On --resume these come from the new command; everything else (model, optimisation, objectives, seed,
 # streams) from the checkpoint, so the run continues the same loss curve.
@@ -35,9 +34,8 @@ def save_checkpoint(cfg: TrainConfig, step: int, model, opt, sched, position: li
              "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
              "data": {"position": [int(p) for p in position], "streams": len(position)}}
     path = folder / f"step_{step:07d}.pt"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     atomic_write_json(folder / "latest.json", {"step": step, "file": path.name})
     for old in sorted(folder.glob("step_*.pt"))[: -cfg.keep_ckpts]:
         old.unlink()

@@ -11,8 +11,9 @@ import pytest
 from mmdata.errors import ItemError
 from mmdata.media.config import AudioConfig
 from mmdata.pipelines.audio import AudioStage
-from mmdata.testing.media import make_video
-from tests.media import gen
+from mmdata.testing.media import audio_file, ffmpeg, make_video
+from mmdata.testing.workdirs import work_with
+from tests.media.helpers import read_flac
 
 
 def run(stage: AudioStage, work, clip, tmp_path: Path) -> tuple[dict, Path]:
@@ -29,12 +30,12 @@ def tone_video(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("rate", [16000, 44100])
 def test_window_at_rate_with_exact_sample_count(tone_video, tmp_path, rate):
-    work, clips = gen.work_with(tmp_path / "w", tone_video, [(0.5, 2.25)])
+    work, clips = work_with(tmp_path / "w", tone_video, [(0.5, 2.25)])
     meta, out = run(AudioStage(AudioConfig(sample_rate=rate)), work, clips[0], tmp_path)
     n = round(1.75 * rate)
     assert (meta["present"], meta["sample_rate"], meta["num_samples"], meta["padded_s"]) == (True, rate, n, 0.0)
     assert meta["duration_s"] == pytest.approx(1.75) and not meta["silent"]
-    samples, stored_rate = gen.read_flac(out / meta["file"])
+    samples, stored_rate = read_flac(out / meta["file"])
     assert stored_rate == rate and len(samples) == n
     # the tone is there: its dominant frequency is 440 Hz
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
@@ -42,10 +43,10 @@ def test_window_at_rate_with_exact_sample_count(tone_video, tmp_path, rate):
 
 
 def test_stereo_is_downmixed_to_mono(tmp_path):
-    src = gen.audio_file(tmp_path / "st.wav", "0.5*sin(2*PI*300*t)|0.5*sin(2*PI*300*t)", 1.0, channels=2)
-    work, clips = gen.work_with(tmp_path / "w", src)
+    src = audio_file(tmp_path / "st.wav", "0.5*sin(2*PI*300*t)|0.5*sin(2*PI*300*t)", 1.0, channels=2)
+    work, clips = work_with(tmp_path / "w", src)
     meta, out = run(AudioStage(), work, clips[0], tmp_path)
-    samples, _ = gen.read_flac(out / meta["file"])
+    samples, _ = read_flac(out / meta["file"])
     # identical channels: the mono mix keeps their level (peak 0.5 -> -6 dBFS), no clipping, no halving
     assert meta["num_samples"] == 16000 and meta["peak_dbfs"] == pytest.approx(-6.0, abs=0.2)
     assert np.abs(samples).max() == pytest.approx(16384, rel=0.02)
@@ -53,20 +54,21 @@ def test_stereo_is_downmixed_to_mono(tmp_path):
 
 def test_no_audio_track_is_absent_not_an_error(tmp_path):
     src = make_video(tmp_path / "mute.mp4", duration_s=1.0, audio=False)
-    work, clips = gen.work_with(tmp_path / "w", src)
+    work, clips = work_with(tmp_path / "w", src)
     meta, out = run(AudioStage(), work, clips[0], tmp_path)
     assert meta == {"present": False, "reason": "no_audio_stream", "sample_rate": 16000}
     assert list(out.iterdir()) == []
-    work, clips = gen.work_with(tmp_path / "w2", src, kind="image")
+    work, clips = work_with(tmp_path / "w2", src, kind="image")
     assert run(AudioStage(), work, clips[0], tmp_path)[0]["reason"] == "image_source"
 
 
 def test_digital_silence_is_detected(tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", gen.silent_video(tmp_path / "s.mp4"), [(0.0, 1.5)])
+    silent = make_video(tmp_path / "s.mp4", 2.0, size=(160, 120), tone_hz=None)  # digital silence
+    work, clips = work_with(tmp_path / "w", silent, [(0.0, 1.5)])
     meta, _ = run(AudioStage(), work, clips[0], tmp_path)
     assert meta["present"] and meta["silent"] and meta["peak_dbfs"] == -120.0 and meta["num_samples"] == 24000
-    quiet = gen.audio_file(tmp_path / "q.wav", "0.001*sin(2*PI*200*t)", 1.0)  # -60 dBFS: quiet, not silent
-    work, clips = gen.work_with(tmp_path / "w2", quiet)
+    quiet = audio_file(tmp_path / "q.wav", "0.001*sin(2*PI*200*t)", 1.0)  # -60 dBFS: quiet, not silent
+    work, clips = work_with(tmp_path / "w2", quiet)
     meta, _ = run(AudioStage(), work, clips[0], tmp_path)
     assert not meta["silent"] and meta["peak_dbfs"] == pytest.approx(-60, abs=1)
 
@@ -74,24 +76,24 @@ def test_digital_silence_is_detected(tmp_path):
 def test_stream_shorter_than_window_is_padded(tmp_path):
     # video 2 s, audio stops at 1 s: the clip's audio is 2 s, the second half padded and reported
     v = make_video(tmp_path / "v.mp4", duration_s=2.0, audio=False)
-    a = gen.audio_file(tmp_path / "a.wav", "0.5*sin(2*PI*500*t)", 1.0)
+    a = audio_file(tmp_path / "a.wav", "0.5*sin(2*PI*500*t)", 1.0)
     src = tmp_path / "short_audio.mp4"
-    gen.ffmpeg("-i", str(v), "-i", str(a), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(src))
-    work, clips = gen.work_with(tmp_path / "w", src, [(0.0, 2.0)])
+    ffmpeg("-i", str(v), "-i", str(a), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(src))
+    work, clips = work_with(tmp_path / "w", src, [(0.0, 2.0)])
     meta, out = run(AudioStage(), work, clips[0], tmp_path)
-    samples, _ = gen.read_flac(out / meta["file"])
+    samples, _ = read_flac(out / meta["file"])
     assert len(samples) == meta["num_samples"] == 32000
     assert meta["padded_s"] == pytest.approx(1.0, abs=0.03)
     assert np.abs(samples[-14000:]).max() == 0 and np.abs(samples[2000:14000]).max() > 10000
 
 
 def test_log_mel_features(tmp_path):
-    low = gen.audio_file(tmp_path / "low.wav", "0.5*sin(2*PI*300*t)", 1.0)
-    high = gen.audio_file(tmp_path / "high.wav", "0.5*sin(2*PI*4000*t)", 1.0)
+    low = audio_file(tmp_path / "low.wav", "0.5*sin(2*PI*300*t)", 1.0)
+    high = audio_file(tmp_path / "high.wav", "0.5*sin(2*PI*4000*t)", 1.0)
     cfg = AudioConfig(sample_rate=44100, mel_bins=128, mel_hop_ms=10.0)
     peaks = []
     for src in (low, high):
-        work, clips = gen.work_with(tmp_path / src.stem, src)
+        work, clips = work_with(tmp_path / src.stem, src)
         meta, out = run(AudioStage(cfg), work, clips[0], tmp_path)
         mel = np.load(out / meta["mel"])
         assert mel.dtype == np.float32 and mel.shape == (128, 101) == (meta["mel_bins"], meta["mel_frames"])
@@ -105,7 +107,7 @@ def test_log_mel_features(tmp_path):
 
 
 def test_same_input_same_bytes(tone_video, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", tone_video, [(0.2, 2.9)])
+    work, clips = work_with(tmp_path / "w", tone_video, [(0.2, 2.9)])
     cfg = AudioConfig(mel_bins=40)
     a, out_a = run(AudioStage(cfg), work, clips[0], tmp_path)
     b, out_b = run(AudioStage(cfg), work, clips[0], tmp_path)
@@ -119,7 +121,7 @@ def test_broken_audio_is_an_error_row(tmp_path):
     data = src.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) * 3 // 10])  # 30% of the file: most of the audio is gone
-    work, clips = gen.work_with(tmp_path / "w", cut, [(0.0, 4.0)])
+    work, clips = work_with(tmp_path / "w", cut, [(0.0, 4.0)])
     with pytest.raises(ItemError) as e:
         run(AudioStage(), work, clips[0], tmp_path)
     assert e.value.reason == "audio_decode_failed" and "of 64000 samples" in e.value.detail

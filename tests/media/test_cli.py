@@ -6,14 +6,14 @@ from click.testing import CliRunner
 
 from mmdata.commands.media import audio_cmd, frames_cmd
 from mmdata.testing.media import make_video
-from tests.media import gen
+from mmdata.testing.workdirs import work_with
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     src = make_video(root / "v.mp4", duration_s=2.0)
-    work, _ = gen.work_with(root / "work", src, [(0.0, 2.0), (5.0, 6.0)])
+    work, _ = work_with(root / "work", src, [(0.0, 2.0), (5.0, 6.0)])
     return work
 
 
@@ -36,7 +36,7 @@ def test_presets_and_exit_codes(work):
 def test_config_file_and_cli_precedence(work, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("frames:\n  preset: avbert\n  frames: 3\n  jpeg-quality: 70\naudio:\n  sample_rate: 8000\n")
-    w2, _ = gen.work_with(tmp_path / "w2", work.item_dir("download", "src") / "media.mp4", [(0.0, 2.0)])
+    w2, _ = work_with(tmp_path / "w2", work.item_dir("download", "src") / "media.mp4", [(0.0, 2.0)])
     r = invoke(frames_cmd, "--work", str(w2.root), "--config", str(cfg), "--size", "64")
     assert r.exit_code == 0, r.output
     meta = w2.meta("frames", "src_0")  # frames from the file beat the preset's fps; --size beats both

@@ -13,9 +13,10 @@ from PIL import Image
 from mmdata.errors import ItemError
 from mmdata.media.config import FramesConfig
 from mmdata.pipelines.frames import FramesStage
-from mmdata.testing.media import make_video, truncate_file
+from mmdata.testing.media import (anamorphic_video, audio_file, ffmpeg, halves_video, image_with_exif_rotation,
+                                  make_video, odd_size_video, rotated, truncate_file, vfr_video)
+from mmdata.testing.workdirs import work_with
 from mmdata.utils import require_tool
-from tests.media import gen
 
 
 def run(stage: FramesStage, work, clip, tmp_path: Path) -> tuple[dict, Path]:
@@ -35,7 +36,7 @@ def video25(tmp_path_factory) -> Path:
 
 
 def test_n_frames_evenly_spaced_with_real_times(video25, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", video25, [(1.0, 3.0), (None, None)])
+    work, clips = work_with(tmp_path / "w", video25, [(1.0, 3.0), (None, None)])
     stage = FramesStage(FramesConfig(frames=8))
     meta, out = run(stage, work, clips[0], tmp_path)
     assert meta["present"] and len(meta["files"]) == 8 and sizes(out, meta) == {(224, 224)}
@@ -49,7 +50,7 @@ def test_n_frames_evenly_spaced_with_real_times(video25, tmp_path):
 
 
 def test_fps_mode_takes_every_frame_at_source_rate(video25, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", video25, [(0.5, 1.5)])
+    work, clips = work_with(tmp_path / "w", video25, [(0.5, 1.5)])
     meta, out = run(FramesStage(FramesConfig(frames=0, fps=25, size=0, resize="keep_aspect")), work, clips[0],
                     tmp_path)
     assert len(meta["files"]) == 25 and sizes(out, meta) == {(320, 240)}
@@ -61,7 +62,7 @@ def test_fps_mode_takes_every_frame_at_source_rate(video25, tmp_path):
 
 
 def test_same_input_same_bytes(video25, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", video25, [(0.3, 3.3)])
+    work, clips = work_with(tmp_path / "w", video25, [(0.3, 3.3)])
     a, out_a = run(FramesStage(), work, clips[0], tmp_path)
     b, out_b = run(FramesStage(), work, clips[0], tmp_path)
     assert a == b
@@ -69,8 +70,8 @@ def test_same_input_same_bytes(video25, tmp_path):
 
 
 def test_variable_frame_rate_times_are_the_real_ones(tmp_path):
-    src = gen.vfr_video(tmp_path / "vfr.mp4")  # 25 fps for 1 s, then a frame every 0.2 s until 2.8 s
-    work, clips = gen.work_with(tmp_path / "w", src, [(0.0, 3.0)])
+    src = vfr_video(tmp_path / "vfr.mp4")  # 25 fps for 1 s, then a frame every 0.2 s until 2.8 s
+    work, clips = work_with(tmp_path / "w", src, [(0.0, 3.0)])
     meta, _ = run(FramesStage(FramesConfig(frames=0, fps=5)), work, clips[0], tmp_path)
     truth = sorted(float(x) for x in subprocess.run(
         [require_tool("ffprobe"), "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time",
@@ -85,14 +86,14 @@ def test_variable_frame_rate_times_are_the_real_ones(tmp_path):
 def test_rotation_metadata_is_applied(tmp_path, degrees, truncated):
     """Compared with ffmpeg's own autorotation. Truncated: decord reads a NUT remux, which loses the
     display matrix, and the damaged file's frames come through the ffmpeg path; both must still turn."""
-    src = gen.rotated(gen.halves_video(tmp_path / "h.mp4", duration_s=4.0), tmp_path / "rot.mp4", degrees)
+    src = rotated(halves_video(tmp_path / "h.mp4", duration_s=4.0), tmp_path / "rot.mp4", degrees)
     raw = subprocess.run([require_tool("ffmpeg"), "-v", "error", "-i", str(src), "-frames:v", "1", "-f", "rawvideo",
                           "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
     ref = np.frombuffer(raw, np.uint8).reshape(320, 240).astype(np.float64)
     if truncated:
-        gen.ffmpeg("-i", str(src), "-c", "copy", "-movflags", "+faststart", str(tmp_path / "fs.mp4"))
+        ffmpeg("-i", str(src), "-c", "copy", "-movflags", "+faststart", str(tmp_path / "fs.mp4"))
         src = truncate_file(tmp_path / "fs.mp4", tmp_path / "cut.mp4", 0.97)
-    work, clips = gen.work_with(tmp_path / "w", src, [(0.0, 4.0)])
+    work, clips = work_with(tmp_path / "w", src, [(0.0, 4.0)])
     meta, out = run(FramesStage(FramesConfig(frames=2, size=0, resize="keep_aspect")), work, clips[0], tmp_path)
     assert sizes(out, meta) == {(240, 320)} and meta["rotation"] in (90, 270)
     assert (meta["remuxed"] == "unreadable_by_decord") == truncated
@@ -101,18 +102,18 @@ def test_rotation_metadata_is_applied(tmp_path, degrees, truncated):
 
 
 def test_odd_size_and_anamorphic_sources(tmp_path):
-    odd = gen.odd_size_video(tmp_path / "odd.mp4")
-    work, clips = gen.work_with(tmp_path / "w", odd, [(0.0, 1.0)])
+    odd = odd_size_video(tmp_path / "odd.mp4")
+    work, clips = work_with(tmp_path / "w", odd, [(0.0, 1.0)])
     meta, out = run(FramesStage(FramesConfig(frames=2, size=100, resize="keep_aspect")), work, clips[0], tmp_path)
     assert sizes(out, meta) == {(133, 100)} and meta["source_width"] == 321
-    ana = gen.anamorphic_video(tmp_path / "ana.mp4")  # 320x240 coded, 2:1 pixels, shown 640x240
-    work, clips = gen.work_with(tmp_path / "w2", ana, [(0.0, 1.0)])
+    ana = anamorphic_video(tmp_path / "ana.mp4")  # 320x240 coded, 2:1 pixels, shown 640x240
+    work, clips = work_with(tmp_path / "w2", ana, [(0.0, 1.0)])
     meta, out = run(FramesStage(FramesConfig(frames=2, size=120, resize="keep_aspect")), work, clips[0], tmp_path)
     assert sizes(out, meta) == {(320, 120)} and (meta["source_width"], meta["source_height"]) == (640, 240)
 
 
 def test_window_past_the_end_is_clamped_or_rejected(video25, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", video25, [(3.0, 9.0), (5.0, 6.0)])
+    work, clips = work_with(tmp_path / "w", video25, [(3.0, 9.0), (5.0, 6.0)])
     meta, _ = run(FramesStage(FramesConfig(frames=4)), work, clips[0], tmp_path)
     assert meta["window"]["clamped"] and meta["window"]["end_s"] == pytest.approx(4.0, abs=0.05)
     assert len(meta["times"]) == 4 and max(meta["times"]) < 1.0
@@ -126,32 +127,32 @@ def test_window_past_the_end_is_clamped_or_rejected(video25, tmp_path):
 
 def test_truncated_file_keeps_frames_when_enough_decode(tmp_path):
     src = make_video(tmp_path / "fs.mp4", duration_s=4.0, audio=False, extra_args=("-movflags", "+faststart"))
-    work, clips = gen.work_with(tmp_path / "w", truncate_file(src, tmp_path / "t60.mp4", 0.6), [(0.0, 4.0)])
+    work, clips = work_with(tmp_path / "w", truncate_file(src, tmp_path / "t60.mp4", 0.6), [(0.0, 4.0)])
     meta, out = run(FramesStage(FramesConfig(frames=8)), work, clips[0], tmp_path)
     assert meta["present"] and len(meta["files"]) == 8 and meta["remuxed"] == "unreadable_by_decord"
     assert 2.0 < meta["truncated_at_s"] < 2.6 and max(meta["times"]) < meta["truncated_at_s"]
-    work, clips = gen.work_with(tmp_path / "w3", truncate_file(src, tmp_path / "t30.mp4", 0.3), [(0.0, 4.0)])
+    work, clips = work_with(tmp_path / "w3", truncate_file(src, tmp_path / "t30.mp4", 0.3), [(0.0, 4.0)])
     with pytest.raises(ItemError) as e:
         run(FramesStage(FramesConfig(frames=8)), work, clips[0], tmp_path)
     assert e.value.reason == "corrupt_file" and "of the clip window" in e.value.detail
 
 
 def test_image_audio_and_missing_sources(tmp_path):
-    img = gen.image_with_exif_rotation(tmp_path / "p.jpg")  # stored 64x32, shown 32x64
-    work, clips = gen.work_with(tmp_path / "w", img, kind="image")
+    img = image_with_exif_rotation(tmp_path / "p.jpg")  # stored 64x32, shown 32x64
+    work, clips = work_with(tmp_path / "w", img, kind="image")
     meta, out = run(FramesStage(FramesConfig(size=48, resize="keep_aspect")), work, clips[0], tmp_path)
     assert meta["times"] == [0.0] and sizes(out, meta) == {(48, 96)} and meta["still_image"]
     png = tmp_path / "p.png"
     Image.new("RGB", (300, 200), (0, 0, 255)).save(png)
-    work, clips = gen.work_with(tmp_path / "w2", png, kind="video")  # a video URL that turned out an image
+    work, clips = work_with(tmp_path / "w2", png, kind="video")  # a video URL that turned out an image
     meta, out = run(FramesStage(), work, clips[0], tmp_path)
     assert sizes(out, meta) == {(224, 224)} and np.asarray(Image.open(out / meta["files"][0]))[..., 2].min() > 200
-    wav = gen.audio_file(tmp_path / "a.wav", "sin(2*PI*440*t)", 1.0)
+    wav = audio_file(tmp_path / "a.wav", "sin(2*PI*440*t)", 1.0)
     for kind in ("audio", "video"):  # told it is audio, or found out by the probe
-        work, clips = gen.work_with(tmp_path / f"w-{kind}", wav, kind=kind)
+        work, clips = work_with(tmp_path / f"w-{kind}", wav, kind=kind)
         meta, _ = run(FramesStage(), work, clips[0], tmp_path)
         assert meta["present"] is False and meta["files"] == []
-    work, clips = gen.work_with(tmp_path / "w3", wav)
+    work, clips = work_with(tmp_path / "w3", wav)
     (work.item_dir("download", "src") / "meta.json").unlink()
     with pytest.raises(ItemError) as e:
         run(FramesStage(), work, clips[0], tmp_path)
@@ -167,7 +168,7 @@ def test_ffmpeg_path_gives_decords_pixels(tmp_path, degrees):
 
     src = make_video(tmp_path / "v.mp4", duration_s=2.0, size=(320, 176), audio=False)
     if degrees:
-        src = gen.rotated(src, tmp_path / "r.mp4", degrees)
+        src = rotated(src, tmp_path / "r.mp4", degrees)
     p = probe(src)
     for cfg in (FramesConfig(size=100), FramesConfig(size=0, resize="keep_aspect")):
         video = open_video(src, p, cfg, tmp_path)

@@ -15,7 +15,7 @@ from mmdata.pipelines.status import read_all_status
 from mmdata.records import Clip
 from mmdata.testing.workdirs import add_downloaded, make_work
 from mmdata.utils import safe_key
-from tests.media import gen
+from tests.media.helpers import read_flac
 
 # file -> what the frames stage must give: an error reason, "absent", or facts about the frames
 FRAMES = {
@@ -68,20 +68,26 @@ def real_work(realmedia, tmp_path_factory):
     return work
 
 
-def _rows(work, stage):
-    return {r.key: r for r in read_all_status(work, stage)}
+def _meta_if_ok(work, stage: str, key: str, want):
+    """Check the item's status row against `want` (an error reason, or "absent"/facts meaning ok); the meta
+    of an ok item, None when `want` was an error (nothing more to check)."""
+    row = {r.key: r for r in read_all_status(work, stage)}[key]
+    if isinstance(want, str) and want != "absent":
+        assert (row.status, row.reason) == ("error", want) and row.detail
+        return None
+    assert row.status == "ok", row.detail
+    meta = work.meta(stage, key)
+    assert meta is not None
+    return meta
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", sorted(FRAMES))
 def test_frames_of_real_file(real_work, name):
     key, want = safe_key(name), FRAMES[name]
-    row = _rows(real_work, "frames")[key]
-    if isinstance(want, str) and want != "absent":
-        assert (row.status, row.reason) == ("error", want) and row.detail
+    meta = _meta_if_ok(real_work, "frames", key, want)
+    if meta is None:
         return
-    assert row.status == "ok", row.detail
-    meta = real_work.meta("frames", key)
     if want == "absent":
         assert meta["present"] is False and meta["files"] == []
         return
@@ -104,19 +110,16 @@ def test_frames_of_real_file(real_work, name):
 @pytest.mark.parametrize("name", sorted(AUDIO))
 def test_audio_of_real_file(real_work, name):
     key, want = safe_key(name), AUDIO[name]
-    row = _rows(real_work, "audio")[key]
-    if isinstance(want, str) and want != "absent":
-        assert (row.status, row.reason) == ("error", want) and row.detail
+    meta = _meta_if_ok(real_work, "audio", key, want)
+    if meta is None:
         return
-    assert row.status == "ok", row.detail
-    meta = real_work.meta("audio", key)
     if want == "absent":
         assert meta["present"] is False and meta["reason"] == "no_audio_stream"
         return
     duration, silent = want
     n = round(duration * 16000)
     assert (meta["present"], meta["sample_rate"], meta["num_samples"], meta["silent"]) == (True, 16000, n, silent)
-    samples, rate = gen.read_flac(real_work.item_dir("audio", key) / meta["file"])
+    samples, rate = read_flac(real_work.item_dir("audio", key) / meta["file"])
     assert rate == 16000 and len(samples) == n
     assert meta["padded_s"] < 0.25 and (np.abs(samples).max() == 0) == silent
 

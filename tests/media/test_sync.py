@@ -15,8 +15,9 @@ from mmdata.pipelines.audio import AudioStage
 from mmdata.pipelines.frames import FramesStage
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.pipelines.status import read_all_status
-from mmdata.testing.media import make_flash_beep_video
-from tests.media import gen
+from mmdata.testing.media import make_flash_beep_video, offset_stream
+from mmdata.testing.workdirs import work_with
+from tests.media.helpers import brightness, read_flac
 
 EVENT_S = 2.0
 FRAME_S = 1 / 25
@@ -33,9 +34,9 @@ def flash_and_beep(work, clip, tmp_path: Path, rate: int = 16000) -> tuple[float
     adir = Path(tempfile.mkdtemp(dir=tmp_path))
     fm = FramesStage(FramesConfig(frames=0, fps=25, size=64)).process(clip, fdir, work)
     am = AudioStage(AudioConfig(sample_rate=rate)).process(clip, adir, work)
-    light = [gen.brightness(fdir / f) for f in fm["files"]]
+    light = [brightness(fdir / f) for f in fm["files"]]
     assert max(light) > 200 and sorted(light)[-2] < 30  # exactly one white frame
-    samples, _ = gen.read_flac(adir / am["file"])
+    samples, _ = read_flac(adir / am["file"])
     assert len(samples) == am["num_samples"] == round((clip.end_s - clip.start_s) * rate)
     loud = np.nonzero(np.abs(samples) > 3000)[0]
     return fm["times"][int(np.argmax(light))], loud[0] / rate
@@ -43,7 +44,7 @@ def flash_and_beep(work, clip, tmp_path: Path, rate: int = 16000) -> tuple[float
 
 @pytest.mark.parametrize("start, end", [(0.0, 5.0), (1.5, 4.0), (1.513, 3.7), (1.99, 2.5)])
 def test_flash_and_beep_at_the_same_clip_time(flash_beep, tmp_path, start, end):
-    work, clips = gen.work_with(tmp_path / "w", flash_beep, [(start, end)])
+    work, clips = work_with(tmp_path / "w", flash_beep, [(start, end)])
     t_flash, t_beep = flash_and_beep(work, clips[0], tmp_path)
     assert abs(t_flash - t_beep) <= FRAME_S
     assert abs(t_flash - (EVENT_S - start)) <= FRAME_S and abs(t_beep - (EVENT_S - start)) < 0.002
@@ -53,8 +54,8 @@ def test_flash_and_beep_at_the_same_clip_time(flash_beep, tmp_path, start, end):
 def test_a_stream_starting_late_keeps_its_place_on_the_timeline(flash_beep, tmp_path, stream):
     """Shift one stream 0.3 s later in the container: that stream's event moves by 0.3 s, the other's not
     (frame times include the video stream's start; audio sample 0 is the window start, padded if need be)."""
-    src = gen.offset_stream(flash_beep, tmp_path / f"late_{stream}.mp4", stream, 0.3)
-    work, clips = gen.work_with(tmp_path / "w", src, [(1.0, 4.0)])
+    src = offset_stream(flash_beep, tmp_path / f"late_{stream}.mp4", stream, 0.3)
+    work, clips = work_with(tmp_path / "w", src, [(1.0, 4.0)])
     t_flash, t_beep = flash_and_beep(work, clips[0], tmp_path, rate=44100)
     late_v, late_a = (0.3, 0.0) if stream == "v" else (0.0, 0.3)
     assert abs(t_flash - (EVENT_S - 1.0 + late_v)) <= FRAME_S
@@ -62,7 +63,7 @@ def test_a_stream_starting_late_keeps_its_place_on_the_timeline(flash_beep, tmp_
 
 
 def test_both_stages_through_the_runner(flash_beep, tmp_path):
-    work, clips = gen.work_with(tmp_path / "w", flash_beep, [(0.0, 2.5), (2.5, 5.0), (4.0, 9.0), (6.0, 7.0)])
+    work, clips = work_with(tmp_path / "w", flash_beep, [(0.0, 2.5), (2.5, 5.0), (4.0, 9.0), (6.0, 7.0)])
     cfg = RunnerConfig(progress=False)
     fs = run_stage(FramesStage(FramesConfig(frames=4, size=32)), work, cfg)
     au = run_stage(AudioStage(), work, cfg)

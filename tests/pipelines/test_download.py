@@ -1,5 +1,4 @@
 """The download stage against a real HTTP server on 127.0.0.1, through the real CLI and yt-dlp."""
-import hashlib
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from mmdata.pipelines.download import DownloadConfig, DownloadStage
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.records import Source
 from mmdata.testing.server import MediaServer
+from mmdata.utils import sha256_file
 from mmdata.workdir import WorkDir
 
 CLI = [sys.executable, "-m", "mmdata.cli"]
@@ -24,10 +24,6 @@ def status_rows(work: Path, stage="download"):
     for p in sorted((work / "status" / stage).glob("chunk-*.parquet")):
         rows += pq.read_table(p).to_pylist()
     return {r["key"]: r for r in rows}
-
-
-def sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def write_manifest(path: Path, rows: list[str]) -> Path:
@@ -59,7 +55,8 @@ def test_mixed_manifest_good_outputs_and_error_reasons(tmp_path, served_dir):
     for name in ("a", "b", "c"):
         vid = source_id(u(f"{name}.mp4"))
         meta = w.meta("download", vid)
-        assert sha(w.item_dir("download", vid) / meta["media"]) == sha(served_dir / f"{name}.mp4")
+        fetched = w.item_dir("download", vid) / meta["media"]
+        assert sha256_file(fetched) == sha256_file(served_dir / f"{name}.mp4")
         assert meta["bytes"] == (served_dir / f"{name}.mp4").stat().st_size
     a = w.meta("download", source_id(u("a.mp4")))
     assert a["probe"]["has_audio"] and a["probe"]["has_video"] and a["probe"]["duration_s"] == pytest.approx(2.0, abs=0.05)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mmdata.records import Clip
-from mmdata.testing.tokmedia import flac_bytes, jpeg_bytes, scene  # noqa: F401 (re-exported)
+from mmdata.testing.media import jpeg_bytes, scene  # noqa: F401 (re-exported)
+from mmdata.testing.speech import flac_bytes
 from mmdata.workdir import WorkDir
 
 

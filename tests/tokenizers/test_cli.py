@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmdata.commands.tokenizers import quantize_cmd, tokenizers_group
-from mmdata.testing.tokmedia import spoken_words
+from mmdata.testing.speech import spoken_corpus
 from mmdata.testing.workdirs import make_work
 from tests.tokenizers.helpers import clip, put_align, put_audio, put_frames, scene
 
@@ -15,7 +15,7 @@ from tests.tokenizers.helpers import clip, put_align, put_audio, put_frames, sce
 def work(tmp_path, espeak_cache):
     w = make_work(tmp_path / "work", [clip("a_0_2000"), clip("b_0_2000")])
     for i, words in enumerate((["apple", "river"], ["sugar", "window"])):
-        sp = spoken_words(words, speeds=(150,), cache=espeak_cache)
+        sp = spoken_corpus(words, speeds=(150,), cache=espeak_cache)
         put_audio(w, f"{['a', 'b'][i]}_0_2000", sp.wav)
         put_align(w, f"{['a', 'b'][i]}_0_2000", " ".join(words), sp.words)
         put_frames(w, f"{['a', 'b'][i]}_0_2000", [scene(3 * i + k) for k in range(2)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmdata.errors import ConfigError, MissingDependencyError
-from mmdata.testing.tokmedia import spoken_words
+from mmdata.testing.speech import spoken_corpus
 from mmdata.testing.workdirs import make_work
 from mmdata.tokenizers import load_tokenizers
 from mmdata.tokenizers.encoders import SpeechEncoderFeatures
@@ -70,7 +70,7 @@ def test_fit_speech_with_hubert_plugin_and_reload(tmp_path, espeak_cache):
     clips = [clip(f"s{i}_0_2000") for i in range(2)]
     work = make_work(tmp_path / "work", clips)
     for i, words in enumerate((["apple", "river"], ["sugar", "window"])):
-        sp = spoken_words(words, speeds=(150, 200), cache=espeak_cache)
+        sp = spoken_corpus(words, speeds=(150, 200), cache=espeak_cache)
         put_audio(work, f"s{i}_0_2000", sp.wav)
         put_align(work, f"s{i}_0_2000", " ".join(words), sp.words)
     cfg = SpeechFitConfig(k=8, iters=5, encoder="hubert", checkpoint=str(ckpt), layer=2, device="cpu")
@@ -78,7 +78,7 @@ def test_fit_speech_with_hubert_plugin_and_reload(tmp_path, espeak_cache):
     fc = saved["features"]
     assert fc["encoder"] == "hubert" and fc["layer"] == 2 and fc["dim"] == 32 and len(fc["checkpoint_sha256"]) == 64
     tok = load_tokenizers(tmp_path / "tok", device="cpu")["speech"]
-    wav = spoken_words(["apple"], speeds=(150,), cache=espeak_cache).wav
+    wav = spoken_corpus(["apple"], speeds=(150,), cache=espeak_cache).wav
     units = tok.encode(wav)
     assert units.shape == (len(wav) // 320,) and units.dtype == np.uint16 and units.max() < 8
     # a different file at the checkpoint path changes the features: loading refuses it

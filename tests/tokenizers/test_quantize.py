@@ -9,7 +9,7 @@ from mmdata.media_io import read_audio
 from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.pipelines.status import read_all_status
-from mmdata.testing.tokmedia import spoken_words
+from mmdata.testing.speech import spoken_corpus
 from mmdata.testing.workdirs import make_work
 from mmdata.tokenizers import load_tokenizer_set, load_tokenizers
 from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory, espeak_cache):
     clips = [clip("full_0_2000"), clip("speech_0_2000", kind="audio"),
              clip("image_0_0", caption="a picture of a red boat", kind="image", chunk=1)]
     work = make_work(root / "work", clips)
-    sp = spoken_words(["apple", "river", "sugar"], speeds=(150, 200), cache=espeak_cache)
+    sp = spoken_corpus(["apple", "river", "sugar"], speeds=(150, 200), cache=espeak_cache)
     put_frames(work, "full_0_2000", [scene(k, size=(240, 320)) for k in range(3)])
     put_audio(work, "full_0_2000", sp.wav)
     put_align(work, "full_0_2000", "apple river sugar apple river sugar", sp.words)

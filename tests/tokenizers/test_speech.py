@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmdata.errors import ConfigError
-from mmdata.testing.tokmedia import spoken_words
+from mmdata.testing.speech import spoken_corpus
 from mmdata.testing.workdirs import make_work
 from mmdata.tokenizers import load_tokenizer_set, load_tokenizers
 from mmdata.tokenizers.fit import fit_speech
@@ -100,7 +100,7 @@ def speech_work(tmp_path, espeak_cache):
     clips = [clip(f"s{i}_0_2000") for i in range(len(pairs))] + [clip("bad_0_2000")]
     work = make_work(tmp_path / "work", clips)
     for i, words in enumerate(pairs):
-        sp = spoken_words(list(words), speeds=(150, 200), cache=espeak_cache)
+        sp = spoken_corpus(list(words), speeds=(150, 200), cache=espeak_cache)
         if i == 1:  # the audio stage kept another rate: resampled on read
             from scipy.signal import resample_poly
 

@@ -1,5 +1,4 @@
 """Decoding, padding and the stream loader: split by rank and worker, seeded, resumable."""
-import io
 import json
 
 import numpy as np
@@ -10,17 +9,12 @@ from mmdata.errors import ConfigError, ItemError
 from mmdata.testing.synthetic import VOCAB, write_shards
 from mmdata.train.data import StreamPlan, TrainLoader, resolve_vocab
 from mmdata.train.samples import Preprocess, collate, merge, pad_id
-
-
-def _npy(a) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
+from mmdata.utils import npy_bytes
 
 
 def _raw(key, mods, **fields):
     raw = {"__key__": key, "json": json.dumps({"modalities": mods}).encode()}
-    raw.update({k: _npy(v) for k, v in fields.items()})
+    raw.update({k: npy_bytes(v) for k, v in fields.items()})
     return raw
 
 

@@ -11,7 +11,8 @@ from mmdata.pipelines.align import AlignConfig, AlignStage, segment_work
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.pipelines.status import read_all_status
 from mmdata.records import Clip
-from mmdata.testing.captions import expected_words, random_lines, rolling_vtt, spoken_words
+from mmdata.testing.captions import expected_words, random_lines, rolling_vtt
+from mmdata.testing.speech import spoken_words
 from mmdata.testing.media import make_video
 from mmdata.testing.workdirs import add_downloaded, make_work
 

@@ -7,7 +7,7 @@ import pytest
 
 from mmdata.errors import ConfigError
 from mmdata.media_io import read_audio
-from mmdata.testing.captions import spoken_words
+from mmdata.testing.speech import spoken_words
 from mmdata.transcripts.energy import align_by_energy, voiced_regions
 from mmdata.transcripts.forced import ForcedAligner, ForcedConfig, align_emissions, tokenize
 

@@ -1,0 +1,37 @@
+"""Run every benchmark and print one table of ratios (mmdata vs a reference measured in the same run).
+
+    .venv/bin/python bench/run_all.py
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ["download.py", "media.py", "align.py", "tokenizers.py", "shard.py", "train.py"]
+RATIO = re.compile(r"ratio[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
+
+
+def main() -> int:
+    rows, failed = [], 0
+    for name in BENCHES:
+        print(f"== {name}", flush=True)
+        proc = subprocess.run([sys.executable, str(HERE / name)], capture_output=True, text=True)
+        print(proc.stdout, end="")
+        if proc.returncode != 0:
+            failed += 1
+            print(proc.stderr[-2000:])
+            rows.append((name, "FAILED", ""))
+            continue
+        ratio_lines = [ln.strip() for ln in proc.stdout.splitlines() if RATIO.search(ln)]
+        rows += [(name, RATIO.search(ln).group(1), ln) for ln in ratio_lines] or [(name, "-", "")]
+    print("\nbenchmark      ratio   line")
+    for name, ratio, line in rows:
+        print(f"{name:<14} {ratio:<7} {line[:110]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

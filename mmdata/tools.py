@@ -1,0 +1,50 @@
+"""Running ffmpeg and ffprobe: argument lists (never a shell string), a timeout, a readable stderr, and the
+one ffprobe call that lists a file's format and streams (used by the download stage's quick check,
+mmdata/media_check.py, and by the media stages' probe, mmdata/media/probe.py). Callers turn a failure
+into their own ItemError reason."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mmdata.errors import ItemError
+from mmdata.utils import require_tool
+
+
+def run_tool(args: list[str], timeout_s: float, what: str, path: Path, input: bytes | None = None
+             ) -> subprocess.CompletedProcess:
+    """Run ffmpeg/ffprobe with an argument list and a timeout; a hang becomes ItemError(f"{what}_timeout"),
+    not a stuck worker. A non-zero exit is returned, for the caller to judge."""
+    try:
+        return subprocess.run(args, capture_output=True, timeout=timeout_s, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise ItemError(f"{what}_timeout", f"{Path(args[0]).name} ran over {timeout_s:g} s on {path}") from e
+
+
+def stderr_tail(proc: subprocess.CompletedProcess, n: int = 300, path: Path | None = None) -> str:
+    """The last lines of stderr, at most `n` characters."""
+    # without pointers ("[h264 @ 0x55d0...]") and our path, the same failure reads the same in every run
+    text = re.sub(r" @ 0x[0-9a-fA-F]+", "", proc.stderr.decode(errors="replace"))
+    if path is not None:
+        text = text.replace(f"{path}: ", "")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[-3:])[-n:]
+
+
+def ffprobe_json(path: Path, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
+    """(ffprobe's format and streams as a dict, "") or, when ffprobe cannot read the file, (None, why).
+    A hang is ItemError("probe_timeout")."""
+    path = Path(path)
+    proc = run_tool([require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
+                     "-show_streams", str(path)], timeout_s, "probe", path)
+    try:
+        info = json.loads(proc.stdout or b"{}")
+    except json.JSONDecodeError:
+        info = {}
+    if proc.returncode != 0 or not info.get("format"):
+        return None, stderr_tail(proc, path=path) or "unknown format"
+    return info, ""
