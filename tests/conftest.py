@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,17 @@ def realmedia() -> Path:
     if not REALMEDIA.is_dir():
         pytest.skip(f"real media folder {REALMEDIA} is absent (it lives in ../shared/realmedia)")
     return REALMEDIA
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The CI machine has 2 cores shared with other jobs: keep torch's matmuls on one (only where a test
+    module already imported torch, so tests that never touch it do not pay for importing it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.testing.media import truncate_file
 from mmdata.workdir import WorkDir
 
 RUN = RunnerConfig(progress=False)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The CI machine has 2 cores shared with other jobs: keep torch's matmuls on one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def picture(size: tuple[int, int], seed: int) -> np.ndarray:

@@ -1,18 +1,8 @@
 import pytest
-import torch
 
 from mmdata.testing.speech import spoken_corpus
 
 WORDS = ["apple", "river", "mountain", "sugar", "window", "happy", "yellow", "bottle"]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The CI machine has 2 cores shared with other jobs: keep torch's matmuls on one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
