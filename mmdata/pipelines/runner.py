@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import shutil
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -60,9 +61,7 @@ def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
         log.error("internal error on %s/%s:\n%s", stage.name, key, traceback.format_exc())
         return StatusRow(key, "error", "internal_error", f"{type(e).__name__}: {e}", time.perf_counter() - t0)
     finally:
-        if tmp.exists():
-            import shutil
-
+        if tmp.exists():  # a failed item leaves nothing behind
             shutil.rmtree(tmp, ignore_errors=True)
 
 
