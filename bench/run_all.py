@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["download.py", "media.py", "align.py", "tokenizers.py", "shard.py", "train.py"]
-RATIO = re.compile(r"ratio[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
+RATIO = re.compile(r"\bratio\b[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
 
 
 def main() -> int:
