@@ -61,6 +61,8 @@ def train_and_eval(shards: list[Path], run: Path, steps: int) -> dict:
                f"{summary['samples_per_s']:.0f} samples/s")
     report = evaluate(run, [str(held_out)], batch_size=64, device="cpu")
     click.echo(format_table(report))
+    baseline = evaluate(run, [str(held_out)], batch_size=64, device="cpu", untrained=True)
+    click.echo("the same model untrained (the baseline):\n" + format_table(baseline))
     (run / "eval.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -78,7 +80,7 @@ def main(out, videos, steps, executor, port):
     shards = sorted(cfg.out.glob("*.tar"))
     if len(shards) < 2:
         raise click.ClickException(f"the pipeline wrote {len(shards)} shard(s); the demo needs 2+ to hold one out")
-    report = train_and_eval(shards, out / "run", steps)
+    train_and_eval(shards, out / "run", steps)
     click.echo(f"""
 done in {time.perf_counter() - t0:.0f} s. What is where:
   {out / 'sources'}     the generated videos and their auto-caption VTT files (served on 127.0.0.1:{port})

@@ -92,10 +92,12 @@ def format_summary(s: dict) -> str:
 @click.option("--batch-size", "batch_size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
-def eval_cmd(checkpoint, data, batch_size, device, json_out):
+@click.option("--untrained", is_flag=True, default=False,
+              help="Measure the checkpoint's architecture at its seeded initialisation: the baseline.")
+def eval_cmd(checkpoint, data, batch_size, device, json_out, untrained):
     from mmdata.train.evaluate import evaluate, format_table
 
-    report = common.handle_usage_errors(evaluate, checkpoint, list(data), batch_size, device)
+    report = common.handle_usage_errors(evaluate, checkpoint, list(data), batch_size, device, untrained)
     click.echo(format_table(report))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2) + "\n")

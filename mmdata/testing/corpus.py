@@ -183,7 +183,7 @@ class _ClipCtx:
 
     def quantize(self) -> None:
         """As the quantize stage writes it: modality and tokenizer names vision, speech, text."""
-        files, shapes = {}, {}
+        files = {}
         if "vision" in self.mods:
             files["vtok.npy"] = self._tokens("vision", (len(self.times), self.grid, self.grid), np.uint16)
         if "speech" in self.mods:

@@ -75,8 +75,6 @@ def embed_all(model, cfg: TrainConfig, urls: list[str], batch_size: int, device,
 
 def retrieval(embs: dict, present, a: str, b: str) -> dict:
     """R@k of querying with modality a for the same sample's modality b."""
-    import torch
-
     rows = present[:, MODALITIES.index(a)] & present[:, MODALITIES.index(b)]
     n = int(rows.sum())
     if n < 2:
@@ -90,7 +88,12 @@ def retrieval(embs: dict, present, a: str, b: str) -> dict:
     return out
 
 
-def evaluate(checkpoint: str | Path, shards: list[str], batch_size: int = 64, device: str = "auto") -> dict:
+def evaluate(checkpoint: str | Path, shards: list[str], batch_size: int = 64, device: str = "auto",
+             untrained: bool = False) -> dict:
+    """Retrieval of the checkpoint's model on `shards`; `untrained=True` measures the same architecture at
+    its seeded initialisation instead, the baseline that shows what training bought."""
+    import torch
+
     from mmdata.train.loop import pick_device
     from mmdata.train.model import PretrainModel
 
@@ -99,14 +102,17 @@ def evaluate(checkpoint: str | Path, shards: list[str], batch_size: int = 64, de
     urls = [u for spec in shards for u in expand_shards(spec)]
     _check_tokenizers(cfg, urls)
     dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
     model = PretrainModel(cfg.model, cfg.init_temperature)
-    model.load_state_dict(ckpt["model"])
+    if not untrained:
+        model.load_state_dict(ckpt["model"])
     model.to(dev).eval()
     stats = {"skipped": {}}
     embs, present, keys = embed_all(model, cfg, urls, batch_size, dev, stats)
     results = {direction_name(a, b): retrieval(embs, present, a, b) for a, b in DIRECTIONS}
     counts = {m: int(present[:, i].sum()) for i, m in enumerate(MODALITIES)}
-    return {"checkpoint": ckpt["path"], "step": ckpt["step"], "samples": len(keys), "modalities": counts,
+    return {"checkpoint": ckpt["path"], "step": 0 if untrained else ckpt["step"], "samples": len(keys),
+            "modalities": counts,
             "skipped": stats["skipped"], "retrieval": results}
 
 

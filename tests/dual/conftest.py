@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.testing.media import truncate_file

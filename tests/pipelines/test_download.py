@@ -1,5 +1,4 @@
 """The download stage against a real HTTP server on 127.0.0.1, through the real CLI and yt-dlp."""
-import json
 import subprocess
 import sys
 import time

@@ -11,10 +11,9 @@ from mmdata.commands.train import eval_cmd, train_cmd
 from mmdata.testing.synthetic import COLORS, SHAPES
 from mmdata.train.checkpoint import latest_checkpoint, load_checkpoint
 from mmdata.train.config import TrainConfig
-from mmdata.train.evaluate import DIRECTIONS, direction_name, embed_all, evaluate, retrieval
+from mmdata.train.evaluate import DIRECTIONS, direction_name, evaluate
 from mmdata.train.launch import run
 from mmdata.train.loop import train
-from mmdata.train.model import PretrainModel
 
 
 def _losses(run_dir):
@@ -111,23 +110,12 @@ def test_learning_retrieval_far_above_chance(tiny, heldout, tmp_path):
     train(cfg)
     trained = evaluate(tmp_path / "learn", [heldout])["retrieval"]
 
-    ckpt = load_checkpoint(tmp_path / "learn")
-    untrained = _untrained_retrieval(ckpt, heldout)
+    untrained = evaluate(tmp_path / "learn", [heldout], untrained=True)["retrieval"]
     chance = 1 / (len(COLORS) * len(SHAPES))
     for a, b in DIRECTIONS:
         name = direction_name(a, b)
         assert trained[name]["R@1"] >= max(0.5, 10 * chance), (name, trained[name])
         assert trained[name]["R@1"] >= untrained[name]["R@1"] + 0.2, (name, trained[name], untrained[name])
-
-
-def _untrained_retrieval(ckpt, heldout):
-    from mmdata.train.data import expand_shards
-
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    torch.manual_seed(cfg.seed)
-    model = PretrainModel(cfg.model).eval()
-    embs, present, _ = embed_all(model, cfg, expand_shards(heldout), 64, torch.device("cpu"), {"skipped": {}})
-    return {direction_name(a, b): retrieval(embs, present, a, b) for a, b in DIRECTIONS}
 
 
 def test_eval_refuses_shards_of_other_tokenizers(tiny, heldout, tmp_path):
