@@ -79,10 +79,13 @@ def _visit_order(n: int, max_clips: int, rng: np.random.Generator) -> np.ndarray
 def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: int, max_clips: int,
                 seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Up to `max_rows` feature rows drawn from `inputs` (clips) in a seeded random order."""
+    from tqdm import tqdm
+
     rng = np.random.default_rng(seed)
     order = _visit_order(len(inputs), max_clips, rng)
     share = max(1, math.ceil(2 * max_rows / max(1, len(order))))
     parts, total, used, skipped = [], 0, 0, {}
+    bar = tqdm(total=max_rows, desc="features", unit="row", mininterval=0.5, dynamic_ncols=True)
     for i in order:
         try:
             f = featurize(inputs[i])
@@ -96,8 +99,10 @@ def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: 
             parts.append(f.astype(np.float32, copy=False))
             total += len(f)
             used += 1
+            bar.update(min(len(f), max_rows - bar.n))
         if total >= max_rows:
             break
+    bar.close()
     if not parts:
         return np.zeros((0, 0), np.float32), {"n_clips": used, "skipped": skipped}
     rows = np.concatenate(parts)
