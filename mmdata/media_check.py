@@ -82,3 +82,20 @@ def check_image_type(content_type: str, url: str) -> None:
         return
     raise ItemError("wrong_content_type", f"{url} answered Content-Type {content_type}, not an image "
                     "(an error or login page, or an expired link?)")
+
+
+def kind_of_file(path: Path) -> str:
+    """image, audio or video, from the file's own bytes (for sources nothing else described)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) == 1:  # a still; animations are short videos
+                return "image"
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    try:
+        info = check_media(path, "video")
+    except ItemError:
+        return "video"  # let the ordinary check report why it is not media
+    return "audio" if info["has_audio"] and not info["has_video"] else "video"

@@ -22,7 +22,7 @@ from mmdata.fetch import direct
 from mmdata.fetch.policy import check_url, is_local_path
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
 from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
-from mmdata.media_check import check_image, check_image_type, check_media
+from mmdata.media_check import check_image, check_image_type, check_media, kind_of_file
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip, Source
 from mmdata.workdir import WorkDir
@@ -158,6 +158,10 @@ class DownloadStage(Stage):
             media, info, subs = res.media, res.info, res.subtitles
             if section:
                 info["section"] = list(section)
+        if kind == "video" and kind_from == "manifest" and item.kind == "video" and says_nothing(location):
+            # nothing said what this is (no kind column, no telling extension, no content type, e.g. a
+            # local file without extension): let the file's own format decide
+            kind, kind_from = kind_of_file(media), "file"
         if kind == "image":
             check_image_type(info.get("content_type", ""), item.url)
             probe = check_image(media, cfg.min_image_side)

@@ -68,8 +68,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             time.sleep(self.delay_s)
         super().do_GET()
 
+    refuse_head: bool = False  # answer HEAD with 405, as some CDNs and GET-signed URLs do
+
     def do_HEAD(self):
         self.counts["HEAD " + self.path] += 1
+        if self.refuse_head:
+            self.send_response(405)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         super().do_HEAD()
 
 
@@ -77,12 +84,13 @@ class MediaServer:
     """`with MediaServer(folder) as srv: srv.url("a.mp4")`"""
 
     def __init__(self, root: str | Path, stall_s: float = 30.0, delay_s: float = 0.0, rate_bps: float = 0.0,
-                 port: int = 0, content_types: dict[str, str] | None = None):
+                 port: int = 0, content_types: dict[str, str] | None = None, refuse_head: bool = False):
         self.root = Path(root)
         self.counts: collections.Counter = collections.Counter()
         handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s,
                                                "delay_s": delay_s, "rate_bps": rate_bps,
-                                               "content_types": dict(content_types or {})})
+                                               "content_types": dict(content_types or {}),
+                                               "refuse_head": refuse_head})
         self._httpd = http.server.ThreadingHTTPServer(
             ("127.0.0.1", port), functools.partial(handler, directory=str(self.root))
         )

@@ -169,3 +169,16 @@ def test_pipeline_fits_only_the_tokenizers_the_corpus_needs(image_corpus, tmp_pa
     assert (result.stage, result.ok, result.failed) == ("tokenizers", 2, 0)
     assert "none for speech (no clip has that modality)" in result.note
     assert sorted(p.parent.name for p in (tmp_path / "tok").glob("*/config.json")) == ["text", "vision"]
+
+
+def test_content_type_from_get_headers_when_head_is_refused(tmp_path):
+    """A server that answers HEAD with 405: the kind comes from the headers of a GET instead."""
+    from mmdata.fetch.direct import content_type
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "img").write_bytes(b"\xff\xd8\xff\xe0fake-jpeg-bytes")
+    with MediaServer(served, content_types={"img": "image/jpeg"}, refuse_head=True) as srv:
+        assert content_type(srv.url("img?id=3"), timeout_s=5) == "image/jpeg"
+        counts = dict(srv.counts)
+    assert counts == {"HEAD /img?id=3": 1, "/img?id=3": 1}

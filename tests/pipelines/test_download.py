@@ -4,6 +4,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -202,3 +203,28 @@ def test_section_download_keeps_clip_times_source_relative(tmp_path):
     assert abs(frames["times"][int(np.argmax(brightness))] - 0.5) <= 1 / 25 + 1e-3
     audio = read_audio(w.item_dir("audio", clip.key) / "audio.flac", 16000)
     assert abs(np.argmax(np.abs(audio) > 0.1) / 16000 - 0.5) <= 1 / 25
+
+
+def test_local_files_without_extension_get_their_kind_from_their_bytes(tmp_path, served_dir):
+    """No kind column, no extension, no server to ask: the file's format decides (image, audio, video)."""
+    import shutil
+
+    from PIL import Image
+
+    from mmdata.testing.speech import write_audio
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(src / "picture", format="PNG")
+    write_audio(np.zeros(8000, np.float32) + 0.01, 16000, src / "voice.wav")
+    (src / "voice.wav").rename(src / "voice")
+    shutil.copy(served_dir / "a.mp4", src / "movie")
+    m = tmp_path / "m.csv"
+    m.write_text("url\n" + "".join(f"{src / n}\n" for n in ("picture", "voice", "movie")))
+    proc = subprocess.run(CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--allow-local", "--no-progress"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    w = WorkDir(tmp_path / "w")
+    kinds = {c.url.rsplit("/", 1)[1]: (w.meta("download", c.video_id)["kind"], w.meta("download", c.video_id)["kind_from"])
+             for c in w.clips()}
+    assert kinds == {"picture": ("image", "file"), "voice": ("audio", "file"), "movie": ("video", "file")}
