@@ -88,9 +88,25 @@ class WorkDir:
     def status_path(self, stage: str, chunk: int) -> Path:
         return self.root / "status" / stage / f"chunk-{chunk:06d}.parquet"
 
+    # --- items that crash their worker -------------------------------------------------------
+    # An item being processed has a marker in WORK/<stage>/.inflight/. When a Ray worker dies (a native
+    # decoder crashing on a file, say), the executor turns the markers of its chunk into .crashed/ ones
+    # and runs the chunk again: the crashed item becomes an error row instead of killing every retry.
+    def marker(self, stage: str, kind: str, key: str) -> Path:
+        return self.root / stage / f".{kind}" / key
+
+    def mark(self, stage: str, kind: str, key: str) -> None:
+        p = self.marker(stage, kind, key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+
+    def unmark(self, stage: str, kind: str, key: str) -> None:
+        self.marker(stage, kind, key).unlink(missing_ok=True)
+
     def clean_temp(self, stage: str) -> None:
-        """Remove leftovers of killed runs (temporary item folders)."""
+        """Remove leftovers of killed runs (temporary item folders, in-flight markers)."""
         d = self.root / stage
         if d.exists():
             for p in d.glob(".tmp-*"):
                 shutil.rmtree(p, ignore_errors=True)
+            shutil.rmtree(d / ".inflight", ignore_errors=True)

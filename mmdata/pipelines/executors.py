@@ -111,7 +111,8 @@ class RayExecutor:
                 return len(rows), ray.get_runtime_context().get_node_id()
 
         opts = dict(num_cpus=res.cpus, num_gpus=gpus, memory=res.memory_mb * 1024 * 1024)
-        actors = [ChunkWorker.options(**opts).remote(stage) for _ in range(n_actors)]
+        new_actor = lambda: ChunkWorker.options(**opts).remote(stage)  # noqa: E731
+        actors = [new_actor() for _ in range(n_actors)]
         pending, free, done = {}, list(actors), 0
         queue = list(tasks)
         with _bar(stage, tasks, self.cfg.progress) as bar:
@@ -122,7 +123,13 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     t, actor = pending.pop(ref)
-                    _, node = ray.get(ref)  # chunk-level failures (a dead worker) surface here
+                    try:
+                        _, node = ray.get(ref)
+                    except ray.exceptions.RayActorError:
+                        queue.insert(0, self._after_crash(stage, work, t))
+                        actors.append(new_actor())
+                        free.append(actors[-1])
+                        continue
                     self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
                     bar.update(t.n_items)
                     done += t.n_items
@@ -130,6 +137,20 @@ class RayExecutor:
         for a in actors:
             ray.kill(a)
         return done
+
+    @staticmethod
+    def _after_crash(stage, work, task):
+        """The worker died inside this chunk: blame the items it was processing, run the chunk again."""
+        keys = [it.key for it in stage.items(work, task.clips)]
+        blamed = [k for k in keys if work.marker(stage.name, "inflight", k).exists()]
+        if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
+            raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see the Ray logs")
+        for key in blamed:
+            work.unmark(stage.name, "inflight", key)
+            work.mark(stage.name, "crashed", key)
+        log.warning("%s: a worker died on %s; recorded as worker_crashed, re-running the rest of chunk %d",
+                    stage.name, ", ".join(blamed), task.chunk)
+        return task
 
 
 @contextlib.contextmanager

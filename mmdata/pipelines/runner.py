@@ -48,8 +48,12 @@ def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
     key = item.key
     if work.is_done(stage.name, key):
         return StatusRow(key, "ok", bytes=dir_bytes(work.item_dir(stage.name, key)))
+    if work.marker(stage.name, "crashed", key).exists():
+        return StatusRow(key, "error", "worker_crashed", f"the {stage.name} worker died (e.g. a native decoder "
+                         f"crashed) while processing {key}; the rest of its chunk was run again")
     t0 = time.perf_counter()
     tmp = work.temp_item_dir(stage.name, key)
+    work.mark(stage.name, "inflight", key)
     try:
         meta = stage.process(item, tmp, work)
         final = work.commit_item(tmp, stage.name, key, meta)
@@ -60,6 +64,7 @@ def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
         log.error("internal error on %s/%s:\n%s", stage.name, key, traceback.format_exc())
         return StatusRow(key, "error", "internal_error", f"{type(e).__name__}: {e}", time.perf_counter() - t0)
     finally:
+        work.unmark(stage.name, "inflight", key)
         if tmp.exists():  # a failed item leaves nothing behind
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -110,6 +115,8 @@ def plan(stage: Stage, work: WorkDir, retry_failed: bool) -> tuple[list[ChunkTas
             continue
         failed = [r.key for r in rows if r.status == "error"]
         if retry_failed and failed:
+            for key in failed:  # a retry gives a crashed item another chance
+                work.unmark(stage.name, "crashed", key)
             tasks.append(ChunkTask(chunk, clips, failed, len(failed)))
         else:
             skipped += 1

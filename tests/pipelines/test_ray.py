@@ -6,6 +6,7 @@ import pytest
 
 from tests.pipelines.test_download import status_rows, write_manifest
 from mmdata.testing.raycluster import LocalRayCluster
+from mmdata.pipelines.base import Stage
 from mmdata.testing.server import MediaServer
 
 CLI = [sys.executable, "-m", "mmdata.cli"]
@@ -38,3 +39,33 @@ def test_two_node_cluster_via_ray_address(tmp_path, served_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert {v[0] for v in _rows(tmp_path / "w").values()} == {"ok"} and len(_rows(tmp_path / "w")) == 4
     assert "4 chunks on 2 node(s)" in proc.stdout  # one 1-CPU actor per node: both nodes did work
+
+
+class Crashy(Stage):
+    """Segfaults its worker process on clips captioned 'crash' (as a native decoder can on a bad file)."""
+
+    name = "crashy"
+
+    def process(self, item, out_dir, work):
+        if item.caption == "crash":
+            import ctypes
+
+            ctypes.string_at(0)  # a real SIGSEGV
+        (out_dir / "x.txt").write_text(item.caption)
+        return {}
+
+
+def test_a_worker_crash_becomes_an_error_row_and_the_run_goes_on(tmp_path):
+    from mmdata.pipelines.runner import RunnerConfig, run_stage
+    from mmdata.pipelines.status import read_all_status
+    from mmdata.records import Clip
+    from mmdata.testing.workdirs import make_work
+
+    captions = ["a", "crash", "c", "d", "e"]
+    work = make_work(tmp_path, [Clip(f"v{i}_0_1000", f"v{i}", "http://h/x.mp4", 0.0, 1.0, caption=c,
+                                     chunk=i // 3) for i, c in enumerate(captions)])
+    s = run_stage(Crashy(), work, RunnerConfig(executor="ray", workers=1, progress=False))
+    rows = {r.key: (r.status, r.reason) for r in read_all_status(work, "crashy")}
+    assert rows == {"v0_0_1000": ("ok", ""), "v1_0_1000": ("error", "worker_crashed"), "v2_0_1000": ("ok", ""),
+                    "v3_0_1000": ("ok", ""), "v4_0_1000": ("ok", "")}
+    assert (s.ok, s.failed) == (4, 1)
