@@ -57,6 +57,20 @@ def _coerce(cls_name: str, name: str, tp: Any, value: Any) -> Any:
     return value
 
 
+def _field_name(key: str, value: Any, fields: dict[str, Any]) -> tuple[str, Any] | None:
+    """The field a YAML key means, accepting the command-line spelling of an option: dashes for
+    underscores, a seconds field without its `_s` (`timeout` for `timeout_s`, as `--timeout` is), and
+    `no_x: true` for `x: false` (as `--no-x` is). None when it names no field."""
+    key = key.replace("-", "_")
+    if key in fields:
+        return key, value
+    if f"{key}_s" in fields:
+        return f"{key}_s", value
+    if key.startswith("no_") and key[3:] in fields and isinstance(value, bool):
+        return key[3:], not value
+    return None
+
+
 def build_config(cls: type[T], cli: dict[str, Any] | None = None, section: dict[str, Any] | None = None,
                  preset: dict[str, Any] | None = None) -> T:
     """defaults <- preset <- YAML section <- CLI values that were given (None means not given)."""
@@ -65,11 +79,11 @@ def build_config(cls: type[T], cli: dict[str, Any] | None = None, section: dict[
     values: dict[str, Any] = {}
     for source_name, source in (("preset", preset), ("config file", section)):
         for k, v in (source or {}).items():
-            key = k.replace("-", "_")
-            if key not in fields:
+            named = _field_name(k, v, fields)
+            if named is None:
                 allowed = ", ".join(sorted(fields))
                 raise ConfigError(f"unknown {cls.__name__} option {k!r} in {source_name}; allowed: {allowed}")
-            values[key] = v
+            values[named[0]] = named[1]
     for k, v in (cli or {}).items():
         if v is not None and k in fields:
             values[k] = v
