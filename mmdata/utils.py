@@ -73,6 +73,22 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def fresh_dir(path: Path) -> Path:
+    """An empty folder at `path` (a leftover of a killed run there is removed first)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def replace_dir(tmp: Path, final: Path) -> Path:
+    """Put the finished folder `tmp` in place of `final` (replaced whole if it exists): readers see the
+    old folder or the new one, never a half-written one."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
 def npy_bytes(arr: Any) -> bytes:
     """`.npy` bytes of an array: deterministic (no time stamps, unlike np.savez's zip), no pickles."""
     import numpy as np

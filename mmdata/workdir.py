@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 from mmdata.records import Clip
+from mmdata.utils import fresh_dir, replace_dir
 
 META = "meta.json"
 
@@ -63,19 +65,13 @@ class WorkDir:
         return json.loads(p.read_text())
 
     def temp_item_dir(self, stage: str, key: str) -> Path:
-        tmp = self.root / stage / f".tmp-{key}-{os.getpid()}-{id(object())}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        return tmp
+        # pid and thread: download works on several items of a chunk at once, in threads
+        return fresh_dir(self.root / stage / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}")
 
     def commit_item(self, tmp: Path, stage: str, key: str, meta: dict[str, Any]) -> Path:
         """Write meta.json into `tmp` and rename it to the item's folder (atomic on one filesystem)."""
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        final = self.item_dir(stage, key)
-        if final.exists():  # a retry of a failed item, or a concurrent duplicate: replace it whole
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        return final
+        return replace_dir(tmp, self.item_dir(stage, key))
 
     def iter_items(self, stage: str) -> Iterator[str]:
         d = self.root / stage

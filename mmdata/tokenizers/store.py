@@ -17,14 +17,13 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmdata.errors import ConfigError
-from mmdata.utils import atomic_write_json
+from mmdata.utils import atomic_write_json, fresh_dir, replace_dir
 
 NAMES = ("text", "speech", "vision")
 CONFIG = "config.json"
@@ -48,16 +47,11 @@ def save_tokenizer(root: str | Path, name: str, config: dict[str, Any], files: d
     root = Path(root)
     config = dict(config, name=name, files=sorted(files), format_version=FORMAT_VERSION)
     config["hash"] = content_hash(config, files)
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = fresh_dir(root / f".tmp-{name}-{os.getpid()}")
     for fname, data in files.items():
         (tmp / fname).write_bytes(data)
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_dir(tmp, root / name)
     write_index(root)
     return config
 
