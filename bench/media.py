@@ -29,7 +29,7 @@ from mmdata.pipelines.frames import FramesStage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
-from mmdata.utils import require_tool  # noqa: E402
+from mmdata.environment import require_tool  # noqa: E402
 
 
 def make_sources(folder: Path, n: int, duration_s: float, size: tuple[int, int], gop: int) -> list[Path]:

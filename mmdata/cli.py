@@ -5,6 +5,7 @@ import click
 
 from mmdata.commands import shards, tokenizers
 from mmdata.commands.align import align_cmd
+from mmdata.commands.doctor import doctor_cmd
 from mmdata.commands.download import download_cmd
 from mmdata.commands.media import audio_cmd, frames_cmd
 from mmdata.commands.run import run_cmd
@@ -22,10 +23,11 @@ def cli():
     Example:
       mmdata download manifest.csv --work work
       mmdata run examples/icode.yaml
+      mmdata doctor                      # is this machine ready? (run it first when something fails)
     """
 
 
-for command in (download_cmd, frames_cmd, audio_cmd, align_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd):
+for command in (download_cmd, frames_cmd, audio_cmd, align_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd, doctor_cmd):
     cli.add_command(command)
 
 

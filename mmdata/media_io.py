@@ -11,7 +11,7 @@ import numpy as np
 
 from mmdata.errors import ItemError
 from mmdata.tools import run_tool, stderr_tail
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def read_audio(path: str | Path, sample_rate: int = 16000, timeout_s: float = 600.0) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def run_tool(args: list[str], timeout_s: float, what: str, path: Path, input: bytes | None = None

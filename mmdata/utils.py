@@ -108,13 +108,3 @@ def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
         while chunk := f.read(bufsize):
             h.update(chunk)
     return h.hexdigest()
-
-
-def require_tool(name: str) -> str:
-    """Path of a system tool, or a clear error saying how to install it."""
-    from mmdata.errors import MissingDependencyError
-
-    found = shutil.which(name)
-    if not found:
-        raise MissingDependencyError(f"{name} not found on PATH; install it: apt-get install -y ffmpeg espeak-ng")
-    return found

@@ -63,6 +63,14 @@ def handle_usage_errors(fn, *args, **kwargs):
         sys.exit(EXIT_USAGE)
 
 
+def require(step: str, who: str) -> None:
+    """Stop with one line (exit 2) when a library or tool `step` needs is broken or missing, before any
+    import of it can raise a traceback."""
+    from mmdata.environment import STEP_NEEDS, check_needs
+
+    handle_usage_errors(check_needs, STEP_NEEDS[step], who)
+
+
 def stage_config(cls, run_opts: RunOptions, section: str, cli: dict, preset: dict | None = None):
     return handle_usage_errors(
         lambda: build_config(cls, cli, load_yaml_section(run_opts.config, section), preset=preset))

@@ -81,6 +81,7 @@ def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: Path, opts
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
               help="An existing HF tokenizer.json to use as is instead of training.")
 def fit_text_cmd(work, config, out, **opts):
+    common.require("tokenizers", "mmdata tokenizers fit-text")
     from mmdata.tokenizers.fit import fit_text
     from mmdata.tokenizers.text import TextFitConfig
 
@@ -104,6 +105,7 @@ def fit_text_cmd(work, config, out, **opts):
 @click.option("--layer", type=int, default=None, help="Transformer layer (1-based) of the encoder. [6]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 def fit_speech_cmd(work, config, out, **opts):
+    common.require("tokenizers", "mmdata tokenizers fit-speech")
     from mmdata.tokenizers.fit import fit_speech
     from mmdata.tokenizers.speech import SpeechFitConfig
 
@@ -128,6 +130,7 @@ def fit_speech_cmd(work, config, out, **opts):
               help="Local torchvision ViT state_dict for --encoder vit (needs torchvision).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 def fit_vision_cmd(work, config, out, **opts):
+    common.require("tokenizers", "mmdata tokenizers fit-vision")
     from mmdata.tokenizers.fit import fit_vision
     from mmdata.tokenizers.vision import VisionFitConfig
 
@@ -147,6 +150,7 @@ def fit_vision_cmd(work, config, out, **opts):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip sample.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the report as JSON.")
 def report_cmd(work, tokdir, max_clips, seed, as_json):
+    common.require("tokenizers", "mmdata tokenizers report")
     from mmdata.tokenizers.report import render, report_tokenizers
 
     if not tokdir and not work:

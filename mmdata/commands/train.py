@@ -43,6 +43,7 @@ from mmdata.train.config import PRESETS
 @click.option("--ckpt-every", "ckpt_every", type=int, default=None, help="Steps between checkpoints.")
 @click.option("--resume", is_flag=True, default=False, help="Continue from the latest checkpoint in --out.")
 def train_cmd(config, data, weights, fusion, resume, **opts):
+    common.require("train", "mmdata train")
     from mmdata.train.launch import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -95,6 +96,7 @@ def format_summary(s: dict) -> str:
 @click.option("--untrained", is_flag=True, default=False,
               help="Measure the checkpoint's architecture at its seeded initialisation: the baseline.")
 def eval_cmd(checkpoint, data, batch_size, device, json_out, untrained):
+    common.require("train", "mmdata eval")
     from mmdata.train.evaluate import evaluate, format_table
 
     report = common.handle_usage_errors(evaluate, checkpoint, list(data), batch_size, device, untrained)

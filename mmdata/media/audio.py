@@ -21,7 +21,8 @@ from mmdata.media.config import AudioConfig
 from mmdata.media.probe import Probe
 from mmdata.media.window import Window
 from mmdata.tools import run_tool, stderr_tail
-from mmdata.utils import require_tool, seconds_to_index
+from mmdata.environment import require_tool
+from mmdata.utils import seconds_to_index
 
 FLAC_NAME = "audio.flac"
 MEL_NAME = "mel.npy"

@@ -17,7 +17,7 @@ from mmdata.errors import ItemError
 from mmdata.media.probe import Probe
 from mmdata.media.sampling import Geometry, crop
 from mmdata.tools import run_tool, stderr_tail
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def rotate(frame: np.ndarray, clockwise: int) -> np.ndarray:

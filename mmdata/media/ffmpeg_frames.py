@@ -17,7 +17,7 @@ from mmdata.errors import ItemError
 from mmdata.media.decord_video import coded_size, rotate
 from mmdata.media.sampling import Geometry, crop
 from mmdata.tools import run_tool, stderr_tail
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def decodable_count(path: Path, stream: str, timeout_s: float) -> tuple[int, str]:

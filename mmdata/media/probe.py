@@ -16,7 +16,7 @@ from typing import Any
 
 from mmdata.errors import ItemError
 from mmdata.tools import ffprobe_json, run_tool
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 # A container whose size/duration gives fewer bits per second than this has a broken duration: no real
 # audio or video stream is this sparse (speech Opus starts at 6 kbit/s). Being wrong costs a packet scan only.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.config import check
+from mmdata.environment import Needs
 from mmdata.errors import ItemError
 from mmdata.manifests.table import write_clip_table
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
@@ -79,6 +80,9 @@ class AlignStage(ShipsConfigOnly, Stage):
         self.aligner = None
         if self.cfg.checkpoint:
             self.resources = Resources(cpus=1, memory_mb=3072)
+
+    def needs(self) -> Needs:
+        return super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.checkpoint else Needs())
 
     def setup(self) -> None:
         """Load the emission model once per worker (only when a checkpoint is configured)."""

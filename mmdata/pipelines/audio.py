@@ -16,7 +16,7 @@ from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file,
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip
-from mmdata.utils import require_tool
+from mmdata.environment import Needs, check_needs
 from mmdata.workdir import WorkDir
 
 
@@ -28,11 +28,11 @@ class AudioStage(ShipsConfigOnly, Stage):
         self.cfg = cfg or AudioConfig()
         self._probes = ProbeCache()
 
+    def needs(self) -> Needs:
+        return super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.mel_bins else Needs())
+
     def setup(self) -> None:
-        require_tool("ffprobe")
-        require_tool("ffmpeg")
-        if self.cfg.mel_bins:
-            import torchaudio  # noqa: F401  (fail at setup, not on the first clip)
+        check_needs(self.needs(), "the audio stage")  # fail at setup, not on the first clip
 
     def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
         path, kind = source_of(work, clip)

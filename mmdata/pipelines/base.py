@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mmdata.environment import STEP_NEEDS, Needs
 from mmdata.records import Clip
 from mmdata.workdir import WorkDir
 
@@ -26,6 +27,10 @@ class Stage:
     resources: Resources = Resources()
     # items processed at once inside one chunk (threads): >1 only for I/O-bound stages such as download
     concurrency: int = 1
+
+    def needs(self) -> Needs:
+        """Libraries and tools this stage needs with its config; the runner checks them before any work."""
+        return STEP_NEEDS.get(self.name, Needs())
 
     def setup(self) -> None:
         """Load models or check tools; called once per worker process before the first item."""

@@ -117,9 +117,9 @@ class DownloadStage(Stage):
         self.concurrency = self.cfg.concurrency
 
     def setup(self) -> None:
-        from mmdata.utils import require_tool
+        from mmdata.environment import check_needs
 
-        require_tool("ffprobe")
+        check_needs(self.needs(), "the download stage")
 
     def items(self, work: WorkDir, clips: list[Clip]) -> list[Source]:
         return sources_of(clips)

@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mmdata.errors import ItemError, MissingDependencyError
+from mmdata.environment import check_needs
+from mmdata.errors import ItemError
 from mmdata.media.config import FramesConfig
 from mmdata.media.decord_video import DecordVideo
 from mmdata.media.frames import open_video, read_image, sample_video, write_jpegs
@@ -19,7 +20,6 @@ from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file,
 from mmdata.media.window import resolve_window
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip
-from mmdata.utils import require_tool
 from mmdata.workdir import WorkDir
 
 
@@ -39,12 +39,7 @@ class FramesStage(ShipsConfigOnly, Stage):
         self._open: tuple[tuple, DecordVideo, tempfile.TemporaryDirectory] | None = None
 
     def setup(self) -> None:
-        require_tool("ffprobe")
-        require_tool("ffmpeg")
-        try:
-            import decord  # noqa: F401
-        except ImportError as e:
-            raise MissingDependencyError("the frames stage needs decord: pip install decord==0.6.0") from e
+        check_needs(self.needs(), "the frames stage")  # again on each worker: a node may lack what the driver has
 
     def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
         path, kind = source_of(work, clip)

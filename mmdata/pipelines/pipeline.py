@@ -193,8 +193,14 @@ def _segment_if_asked(cfg: PipelineConfig, work: WorkDir) -> None:
 
 
 def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
+    from mmdata.environment import STEP_NEEDS, Needs, check_needs
     from mmdata.pipelines.executors import ray_session
 
+    # every step's needs before the first step: a broken install must not surface after an hour of download
+    needs = Needs()
+    for name in cfg.stages:
+        needs = needs | STEP_NEEDS.get(name, Needs())
+    check_needs(needs, "mmdata run")
     work = WorkDir(cfg.work)
     results = []
     with ray_session(cfg.runner):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mmdata.config import check
+from mmdata.environment import check_needs
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
@@ -64,6 +65,8 @@ class QuantizeStage(Stage):
 
     def setup(self) -> None:
         from mmdata.tokenizers import load_tokenizer_set, load_tokenizers
+
+        check_needs(self.needs(), "the quantize stage")
 
         device = self.cfg.device
         if device == "cuda":

@@ -173,10 +173,12 @@ def summarize(stage: Stage, work: WorkDir, summary: Summary) -> Summary:
 
 def run_stage(stage: Stage, work: WorkDir, cfg: RunnerConfig | None = None) -> Summary:
     """Run `stage` over every chunk of the work folder that still needs it; return the summary."""
+    from mmdata.environment import check_needs
     from mmdata.pipelines.executors import make_executor
 
     cfg = cfg or RunnerConfig()
     t0 = time.perf_counter()
+    check_needs(stage.needs(), f"the {stage.name} stage")  # before any work, in the driver
     work.clean_temp(stage.name)
     tasks, skipped = plan(stage, work, cfg.retry_failed)
     summary = Summary(stage.name, chunks_run=len(tasks), chunks_skipped=skipped)

@@ -71,7 +71,7 @@ def describe(shard: str, key: str, fields: dict[str, bytes]) -> str:
 
 def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
     """Mono float32 samples and the rate of FLAC bytes (ffmpeg reads them from a pipe)."""
-    from mmdata.utils import require_tool
+    from mmdata.environment import require_tool
 
     probe = subprocess.run([require_tool("ffmpeg"), "-loglevel", "error", "-i", "pipe:0", "-f", "f32le",
                             "-ac", "1", "pipe:1"], input=data, capture_output=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 REALMEDIA = Path(__file__).resolve().parents[2].parent / "shared" / "realmedia"
 

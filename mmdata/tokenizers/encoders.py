@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from mmdata.errors import ConfigError, MissingDependencyError
+from mmdata.environment import import_library
+from mmdata.errors import ConfigError
 from mmdata.utils import sha256_file
 
 HOP = 320  # 20 ms at 16 kHz: the stride of every wav2vec2-family feature extractor
@@ -108,13 +109,7 @@ class SpeechEncoderFeatures:
 
 
 def import_torchvision():
-    try:
-        import torchvision.models
-    except ImportError as e:
-        raise MissingDependencyError(
-            "--encoder vit needs torchvision, which is not installed: pip install 'torchvision==0.26.*' "
-            "(the release that matches torch 2.11)") from e
-    return torchvision.models
+    return import_library("torchvision.models", "--encoder vit")
 
 
 class VitPatchFeatures:

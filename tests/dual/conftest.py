@@ -90,7 +90,7 @@ def narrated_video(path: Path, text: str, tmp: Path, size: tuple[int, int] = (16
 
     from mmdata.media_io import read_audio
     from mmdata.testing.media import make_video, speak
-    from mmdata.utils import require_tool
+    from mmdata.environment import require_tool
 
     wav = speak(text, tmp / f"{path.stem}.wav", speed_wpm=wpm)
     duration = round(len(read_audio(wav, 16000)) / 16000, 2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def read_flac(path: Path) -> tuple[np.ndarray, int]:

@@ -16,7 +16,7 @@ from mmdata.pipelines.frames import FramesStage
 from mmdata.testing.media import (anamorphic_video, audio_file, ffmpeg, halves_video, image_with_exif_rotation,
                                   make_video, odd_size_video, rotated, truncate_file, vfr_video)
 from mmdata.testing.workdirs import work_with
-from mmdata.utils import require_tool
+from mmdata.environment import require_tool
 
 
 def run(stage: FramesStage, work, clip, tmp_path: Path) -> tuple[dict, Path]:
