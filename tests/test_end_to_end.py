@@ -59,7 +59,9 @@ def test_pipeline_on_local_ray_passes_verify(tmp_path, sources):
         proc = subprocess.run(CLI + ["run", str(cfg), "--executor", "ray", "--no-progress"], capture_output=True,
                               text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "ray: 4 chunks on 1 node(s)" in proc.stdout  # 4 sources of 2 clips, chunks of <= 3 clips
+    # 4 sources of 2 clips, chunks of <= 3 clips: 4 chunks through 5 stages, streamed through one pool
+    assert "streaming download, frames, audio, align, quantize over 4 chunk(s)" in proc.stdout
+    assert "ray: 20 chunk jobs on 1 node(s)" in proc.stdout
     out = tmp_path / "ray-out"
     verify = subprocess.run(CLI + ["verify", str(out)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -26,7 +26,8 @@ class RunOptions:
 
 
 def stage_options(f):
-    """--work, --config, --executor, --ray-address, --workers, --retry-failed, --no-progress -> `run_opts`."""
+    """--work, --config, --executor, --ray-address, --workers, --gpus-per-worker, --retry-failed, --no-progress
+    -> `run_opts`."""
 
     @click.option("--work", "work", required=True, type=click.Path(file_okay=False),
                   help="Work folder: clip table, per-stage outputs and status tables.")
@@ -35,13 +36,18 @@ def stage_options(f):
     @click.option("--executor", type=click.Choice(EXECUTORS), default=None,
                   help="local: in this process (default). ray: Ray actors (embedded local Ray or --ray-address).")
     @click.option("--ray-address", default=None, help="Address of a running Ray cluster, e.g. 10.0.0.1:6379 or auto.")
-    @click.option("--workers", type=int, default=None, help="Ray actors at once (default: as many as CPUs allow).")
+    @click.option("--workers", type=int, default=None,
+                  help="Local: worker processes (default: one per core; 1 runs in this process). Ray: actors per "
+                       "stage (default: as many as the cluster can schedule).")
+    @click.option("--gpus-per-worker", "gpus_per_worker", type=float, default=None,
+                  help="GPUs each worker of a GPU stage asks Ray for: 1, 2, or a fraction (0.5: two per GPU). [1]")
     @click.option("--retry-failed", is_flag=True, default=None, help="Re-run only the items that failed before.")
     @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
     @functools.wraps(f)
-    def wrapper(work, config, executor, ray_address, workers, retry_failed, no_progress, **kwargs):
+    def wrapper(work, config, executor, ray_address, workers, gpus_per_worker, retry_failed, no_progress, **kwargs):
         def build():
-            cli = dict(executor=executor, ray_address=ray_address, workers=workers, retry_failed=retry_failed)
+            cli = dict(executor=executor, ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                       retry_failed=retry_failed)
             if ray_address and not executor:
                 cli["executor"] = "ray"
             cfg = build_config(RunnerConfig, cli, load_yaml_section(config, "runner"))

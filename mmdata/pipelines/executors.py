@@ -1,20 +1,28 @@
-"""Where chunks run. Executors hold no stage logic: both call runner.run_chunk.
+"""Where one stage's chunks run. Executors hold no stage logic: their pools (pools.py) call runner.run_chunk.
 
-- local: in this process, chunk after chunk (items of a chunk in threads when the stage is I/O-bound).
-- ray:   a pool of Ray actors, each calling the stage's `setup()` once (models load once per worker) and then
-         running whole chunks. An embedded local Ray by default, or a running cluster via `ray_address`.
-         The work folder must be reachable at the same path from every node (shared filesystem).
+- local: a pool of worker processes on this machine, one per core by default (`workers`), each setting the
+         stage up once and then running whole chunks; a worker that dies (a native decoder crashing on a
+         file) costs only the item it was on, as with Ray. `workers=1` runs in this process instead (no
+         isolation; handy under a debugger). A stage that runs its items in threads (download: I/O,
+         `concurrency` > 1) gets one worker unless `workers` says otherwise.
+- ray:   a pool of Ray actors sized by what the cluster can schedule (GPUs and fractions included), on an
+         embedded local Ray by default or a running cluster via `ray_address`. The work folder must be
+         reachable at the same path from every node (shared filesystem).
+
+`mmdata run` runs several stages at once over the same pools: see stream.py.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+from collections import deque
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from mmdata.errors import ConfigError, MissingDependencyError
+from mmdata.pipelines.pools import InProcessPool, Job, LocalPool, RayPool, local_cpus
 
 if TYPE_CHECKING:
     from mmdata.pipelines.base import Stage
@@ -24,26 +32,81 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _bar(stage: "Stage", tasks: list["ChunkTask"], enabled: bool) -> tqdm:
-    return tqdm(total=sum(t.n_items for t in tasks), desc=stage.name, unit="item", disable=not enabled,
-                dynamic_ncols=True, mininterval=0.5)
+def stage_bar(name: str, total: int, enabled: bool, position: int = 0) -> tqdm:
+    return tqdm(total=total, desc=name, unit="item", disable=not enabled, dynamic_ncols=True, mininterval=0.5,
+                position=position)
 
 
-class LocalExecutor:
+class Progress:
+    """Progress bars per stage fed by pool events: local workers report each item, Ray actors each chunk;
+    a chunk re-run after a crash takes back what it had reported."""
+
+    def __init__(self, totals: dict[str, int], enabled: bool):
+        self.bars = {name: stage_bar(name, n, enabled, i) for i, (name, n) in enumerate(totals.items())}
+        self.reported: dict[Job, int] = {}
+
+    def on(self, ev) -> None:
+        bar = self.bars[ev.job.stage]
+        if ev.kind == "item":
+            self.reported[ev.job] = self.reported.get(ev.job, 0) + 1
+            bar.update(1)
+        elif ev.kind == "done":
+            bar.update(ev.job.task.n_items - self.reported.pop(ev.job, 0))
+        elif ev.kind == "crashed":
+            bar.update(-self.reported.pop(ev.job, 0))
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def run_queue(pool, stage: "Stage", tasks: list["ChunkTask"], progress: bool) -> int:
+    """Run one stage's chunk tasks through `pool`, a crashed chunk going back to the front of the queue."""
+    queue = deque(Job(stage.name, t) for t in tasks)
+    done = 0
+    bars = Progress({stage.name: sum(t.n_items for t in tasks)}, progress)
+    try:
+        while queue or pool.busy():
+            while queue and pool.free_for(stage.name):
+                pool.submit(queue.popleft())
+            for ev in pool.wait(timeout=1.0):
+                bars.on(ev)
+                if ev.kind == "done":
+                    done += ev.job.task.n_items
+                elif ev.kind == "crashed":
+                    queue.appendleft(ev.retry)
+    finally:
+        bars.close()
+    return done
+
+
+class _Executor:
     def __init__(self, cfg: "RunnerConfig"):
         self.cfg = cfg
-        self.chunks_per_node: dict[str, int] = {}
+        self.chunks_per_node: dict[str, int] = {}  # Ray: which nodes ran how many chunks, for the summary
+        self.chunks_on_gpu = 0  # Ray: chunks whose actor held a GPU (proof the GPU pool did the GPU work)
+        self.pool_note = ""
 
     def run(self, stage: "Stage", work: "WorkDir", tasks: list["ChunkTask"]) -> int:
-        from mmdata.pipelines.runner import run_chunk
+        pool = self.pool({stage.name: stage}, work, {stage.name: len(tasks)})
+        self.pool_note = pool.note
+        try:
+            return run_queue(pool, stage, tasks, self.cfg.progress)
+        finally:
+            pool.close()
+            self.chunks_per_node, self.chunks_on_gpu = dict(pool.chunks_per_node), pool.chunks_on_gpu
 
-        stage.setup()
-        done = 0
-        with _bar(stage, tasks, self.cfg.progress) as bar:
-            for t in tasks:
-                rows = run_chunk(stage, str(work.root), t.chunk, t.clips, t.only_keys, on_item=lambda _r: bar.update(1))
-                done += len(rows) if t.only_keys is None else len(t.only_keys)
-        return done
+    def pool(self, stages: dict[str, "Stage"], work: "WorkDir", n_tasks: dict[str, int]):
+        raise NotImplementedError
+
+
+class LocalExecutor(_Executor):
+    def pool(self, stages, work, n_tasks):
+        if self.cfg.workers == 1:
+            return InProcessPool(stages, work)
+        threaded = all(s.concurrency > 1 for s in stages.values())
+        n = max(1, min(self.cfg.workers or (1 if threaded else local_cpus()), sum(n_tasks.values())))
+        return LocalPool(stages, work, n)
 
 
 def _import_ray():
@@ -54,103 +117,30 @@ def _import_ray():
     return ray
 
 
-def ray_gpus_available(ray) -> float:
-    return float(ray.cluster_resources().get("GPU", 0.0))
-
-
-class RayExecutor:
-    def __init__(self, cfg: "RunnerConfig"):
-        self.cfg = cfg
-        self.chunks_per_node: dict[str, int] = {}  # which Ray nodes ran how many chunks, for the summary
-
-    def _init(self, ray) -> bool:
-        """Connect (or start an embedded Ray). Returns whether we started it and must shut it down."""
-        if ray.is_initialized():
-            return False
-        kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
-        if self.cfg.ray_address:
-            try:
-                ray.init(address=self.cfg.ray_address, **kwargs)
-            except (ConnectionError, RuntimeError) as e:
-                raise ConfigError(f"cannot connect to the Ray cluster at {self.cfg.ray_address!r}: {e}") from e
-        else:
-            # address="local": always a fresh embedded Ray, never a cluster some earlier `ray start` left
-            # recorded in /tmp/ray (a bare init would try to join it)
-            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
-        return True
-
-    def run(self, stage: "Stage", work: "WorkDir", tasks: list["ChunkTask"]) -> int:
-        ray = _import_ray()
-        started = self._init(ray)
+def ray_connect(ray, cfg: "RunnerConfig") -> bool:
+    """Connect (or start an embedded Ray). Returns whether we started it and must shut it down."""
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+    if cfg.ray_address:
         try:
-            return self._run(ray, stage, work, tasks)
-        finally:
-            if started:
-                ray.shutdown()
+            ray.init(address=cfg.ray_address, **kwargs)
+        except (ConnectionError, RuntimeError) as e:
+            raise ConfigError(f"cannot connect to the Ray cluster at {cfg.ray_address!r}: {e}") from e
+    else:
+        # address="local": always a fresh embedded Ray, never a cluster some earlier `ray start` left
+        # recorded in /tmp/ray (a bare init would try to join it)
+        ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
+    return True
 
-    def _run(self, ray, stage, work, tasks) -> int:
-        from mmdata.pipelines.runner import run_chunk
 
-        res = stage.resources
-        # A GPU request on a cluster without GPUs would wait forever: fall back to CPU actors.
-        gpus = res.gpus if res.gpus and ray_gpus_available(ray) >= res.gpus else 0.0
-        if res.gpus and not gpus:
-            log.warning("%s: the cluster has no GPU; running on CPU workers", stage.name)
-        cpus_total = float(ray.cluster_resources().get("CPU", 1.0))
-        n_actors = self.cfg.workers or max(1, int(cpus_total // max(res.cpus, 0.01)))
-        n_actors = max(1, min(n_actors, len(tasks)))
+class RayExecutor(_Executor):
+    def run(self, stage, work, tasks) -> int:
+        with ray_session(self.cfg):
+            return super().run(stage, work, tasks)
 
-        @ray.remote
-        class ChunkWorker:
-            def __init__(self, stage):
-                self.stage = stage
-                self.stage.setup()
-
-            def run(self, work_root, chunk, clips, only_keys):
-                rows = run_chunk(self.stage, work_root, chunk, clips, only_keys)
-                return len(rows), ray.get_runtime_context().get_node_id()
-
-        opts = dict(num_cpus=res.cpus, num_gpus=gpus, memory=res.memory_mb * 1024 * 1024)
-        new_actor = lambda: ChunkWorker.options(**opts).remote(stage)  # noqa: E731
-        actors = [new_actor() for _ in range(n_actors)]
-        pending, free, done = {}, list(actors), 0
-        queue = list(tasks)
-        with _bar(stage, tasks, self.cfg.progress) as bar:
-            while queue or pending:
-                while queue and free:
-                    t, actor = queue.pop(0), free.pop()
-                    pending[actor.run.remote(str(work.root), t.chunk, t.clips, t.only_keys)] = (t, actor)
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    t, actor = pending.pop(ref)
-                    try:
-                        _, node = ray.get(ref)
-                    except ray.exceptions.RayActorError:
-                        queue.insert(0, self._after_crash(stage, work, t))
-                        actors.append(new_actor())
-                        free.append(actors[-1])
-                        continue
-                    self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
-                    bar.update(t.n_items)
-                    done += t.n_items
-                    free.append(actor)
-        for a in actors:
-            ray.kill(a)
-        return done
-
-    @staticmethod
-    def _after_crash(stage, work, task):
-        """The worker died inside this chunk: blame the items it was processing, run the chunk again."""
-        keys = [it.key for it in stage.items(work, task.clips)]
-        blamed = [k for k in keys if work.marker(stage.name, "inflight", k).exists()]
-        if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
-            raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see the Ray logs")
-        for key in blamed:
-            work.unmark(stage.name, "inflight", key)
-            work.mark(stage.name, "crashed", key)
-        log.warning("%s: a worker died on %s; recorded as worker_crashed, re-running the rest of chunk %d",
-                    stage.name, ", ".join(blamed), task.chunk)
-        return task
+    def pool(self, stages, work, n_tasks):
+        return RayPool(_import_ray(), stages, work, n_tasks, self.cfg.workers, self.cfg.gpus_per_worker)
 
 
 @contextlib.contextmanager
@@ -161,7 +151,7 @@ def ray_session(cfg: "RunnerConfig"):
         yield
         return
     ray = _import_ray()
-    started = RayExecutor(cfg)._init(ray)
+    started = ray_connect(ray, cfg)
     try:
         yield
     finally:

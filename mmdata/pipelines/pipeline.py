@@ -1,10 +1,12 @@
-"""`mmdata run pipeline.yaml`: every stage in order, each through the same runner as its own command.
+"""`mmdata run pipeline.yaml`: the whole pipeline, streamed chunk by chunk (stream.py), each (stage, chunk)
+through the same runner as the stage commands.
 
 The YAML holds top-level `manifest`, `work`, `out` (paths relative to the YAML file), optionally `stages`
 (a subset, in order) and `preset`, plus one section per stage with the same names as that command's
 options. Because each stage resumes on its own (finished chunks and items are skipped, tokenizers that
 exist are kept, shards are rewritten from the work folder), running the pipeline again after an
-interruption gives the same corpus as an uninterrupted run.
+interruption gives the same corpus as an uninterrupted run. The tokenizers are fitted on the first
+`tokenizers.fit_chunks` chunks (default 4), whatever order the chunks finish in.
 """
 from __future__ import annotations
 
@@ -67,16 +69,6 @@ class StepResult:
     note: str = ""
 
 
-def _stage_step(make_stage: Callable[["PipelineConfig", WorkDir], Any]):
-    def step(cfg: PipelineConfig, work: WorkDir) -> StepResult:
-        stage = make_stage(cfg, work)
-        s = run_stage(stage, work, cfg.runner)
-        click.echo(s.render())
-        return StepResult(stage.name, s.ok, s.failed, s.wall_s, s.reasons)
-
-    return step
-
-
 def _download(cfg: PipelineConfig, work: WorkDir):
     from mmdata.manifests.table import import_manifest
     from mmdata.pipelines.download import DownloadConfig, DownloadStage
@@ -114,19 +106,30 @@ def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path:
     return (cfg.base / given) if given else work.root / "tokenizers"
 
 
-def _has_input(work: WorkDir, kind: str) -> bool:
+def _has_input(work: WorkDir, kind: str, clips: list) -> bool:
     """Whether any clip has what this tokenizer is fitted on: an image-caption corpus has no audio, a
     speech-transcript corpus no frames, and neither needs that tokenizer."""
     from mmdata.tokenizers.fit import audio_input, clip_text, frames_input
 
     find = {"text": lambda c: clip_text(work, c), "speech": lambda c: audio_input(work, c.key),
             "vision": lambda c: frames_input(work, c.key)}[kind]
-    return any(find(c) for c in work.clips())
+    return any(find(c) for c in clips)
 
 
-def _tokenizers(cfg: PipelineConfig, work: WorkDir) -> StepResult:
-    """Fit each tokenizer the set folder lacks and the corpus has input for (a given, complete set is used
-    as is)."""
+FIT_CHUNKS = 4  # default tokenizers.fit_chunks: 1,024 clips at the default chunk size
+
+
+def fit_sample(cfg: PipelineConfig, chunks: list[int]) -> list[int]:
+    """The chunks the tokenizers are fitted on: the first `fit_chunks` by number, so the sample is the same
+    whatever order chunks finish in (0: all chunks)."""
+    n = int(cfg.sections["tokenizers"].get("fit_chunks", FIT_CHUNKS))
+    check(n >= 0, "tokenizers", "fit_chunks", n, "0 (all chunks) or a positive count")
+    return sorted(chunks)[:n] if n else sorted(chunks)
+
+
+def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = None) -> StepResult:
+    """Fit each tokenizer the set folder lacks and the sample (`chunks`; default all) has input for (a given,
+    complete set is used as is)."""
     from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
     from mmdata.tokenizers.speech import SpeechFitConfig
     from mmdata.tokenizers.text import TextFitConfig
@@ -135,18 +138,20 @@ def _tokenizers(cfg: PipelineConfig, work: WorkDir) -> StepResult:
     t0 = time.perf_counter()
     out = tokenizer_dir(cfg, work)
     section = cfg.sections["tokenizers"]
+    clips = [c for c in work.clips() if chunks is None or c.chunk in set(chunks)]
     fitted, kept, no_input = [], [], []
     for kind, fit, cls in (("text", fit_text, TextFitConfig), ("speech", fit_speech, SpeechFitConfig),
                            ("vision", fit_vision, VisionFitConfig)):
         if (out / kind / "config.json").exists():
             kept.append(kind)
             continue
-        if not _has_input(work, kind):
+        if not _has_input(work, kind, clips):
             no_input.append(kind)
             continue
-        saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}))
+        saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}), clips)
         fitted.append(f"{kind} (vocab {saved['vocab_size']})")
-    note = f"tokenizers in {out}: fitted {', '.join(fitted) or 'none'}; kept {', '.join(kept) or 'none'}"
+    note = (f"tokenizers in {out}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
+            f"{len(set(c.chunk for c in clips))} chunk(s); kept {', '.join(kept) or 'none'}")
     if no_input:
         note += f"; none for {', '.join(no_input)} (no clip has that modality)"
     click.echo(note)
@@ -171,14 +176,9 @@ def _shard(cfg: PipelineConfig, work: WorkDir) -> StepResult:
                       note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {cfg.out}")
 
 
-STEPS: dict[str, Callable[[PipelineConfig, WorkDir], StepResult]] = {
-    "download": _stage_step(_download),
-    "frames": _stage_step(_media("frames")),
-    "audio": _stage_step(_media("audio")),
-    "align": _stage_step(_align),
-    "tokenizers": _tokenizers,
-    "quantize": _stage_step(_quantize),
-    "shard": _shard,
+STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
+    "download": _download, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
+    "quantize": _quantize,
 }
 
 
@@ -202,14 +202,75 @@ def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
         needs = needs | STEP_NEEDS.get(name, Needs())
     check_needs(needs, "mmdata run")
     work = WorkDir(cfg.work)
-    results = []
     with ray_session(cfg.runner):
-        for i, name in enumerate(cfg.stages, start=1):
-            click.echo(click.style(f"[{i}/{len(cfg.stages)}] {name}", bold=True))
-            results.append(STEPS[name](cfg, work))
-            if name == "download":
-                _segment_if_asked(cfg, work)
+        results = _stream(cfg, work)
+    if "shard" in cfg.stages:
+        click.echo(click.style("shard", bold=True))
+        results.append(_shard(cfg, work))
     return results
+
+
+def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
+    """Every runner stage and the tokenizer fit of the pipeline, streamed chunk by chunk (stream.py)."""
+    from mmdata.pipelines.executors import make_executor
+    from mmdata.pipelines.runner import plan
+    from mmdata.pipelines.stream import ChunkGraph, stream_stages, summaries
+
+    results: list[StepResult] = []
+    stages = {name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages if name == "download"}  # imports the manifest
+    if stages and _align_config(cfg).segment != "none":
+        # segmenting rewrites the clip table from whole-source transcripts: every download first
+        click.echo(click.style("download (all sources first: align.segment makes the clips)", bold=True))
+        s = run_stage(stages.pop("download"), work, cfg.runner)
+        click.echo(s.render())
+        results.append(StepResult("download", s.ok, s.failed, s.wall_s, s.reasons))
+        _segment_if_asked(cfg, work)
+    stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages if name in STAGE_MAKERS
+                   and name != "download" and name not in stages})
+    if not stages:
+        return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
+    chunks = sorted(work.chunks())
+    tasks, planned = {}, {}
+    for name, stage in stages.items():
+        work.clean_temp(name)
+        todo, skipped = plan(stage, work, cfg.runner.retry_failed)
+        tasks[name] = {t.chunk: t for t in todo}
+        planned[name] = (len(todo), skipped)
+    sample = fit_sample(cfg, chunks) if "tokenizers" in cfg.stages else None
+    executor = make_executor(cfg.runner)
+    n_tasks = {name: len(t) for name, t in tasks.items()}
+    pool = executor.pool(stages, work, n_tasks)
+    # enough chunks in flight to keep every worker busy across the layers, and the whole fit sample
+    in_flight = cfg.runner.max_chunks_in_flight or max(len(sample or ()), 2 * pool.size) + 2
+    graph = ChunkGraph(list(stages), tasks, chunks, set(sample) if sample is not None else None, in_flight,
+                       serial={n for n, s in stages.items() if s.concurrency > 1})
+    fit_note = f"; tokenizers fitted on chunk(s) {_ranges(sample)}" if sample else ""
+    click.echo(click.style(f"streaming {', '.join(stages)} over {len(chunks)} chunk(s), at most {in_flight} in "
+                           f"flight ({pool.note}){fit_note}", bold=True))
+    fit = (lambda: _tokenizers(cfg, work, sample)) if sample is not None else None
+    try:
+        clocks, fit_result = stream_stages(stages, work, pool, graph, fit, cfg.runner.progress)
+    finally:
+        pool.close()
+    for name, s in summaries(stages, work, clocks, planned).items():
+        click.echo(s.render())
+        results.append(StepResult(name, s.ok, s.failed, s.wall_s, s.reasons))
+        if name == "align" and fit_result is not None:
+            results.append(fit_result)
+    if fit_result is not None and "align" not in stages:
+        results.insert(len(results) - ("quantize" in stages), fit_result)
+    nodes = pool.chunks_per_node
+    on_nodes = (f"; ray: {sum(nodes.values())} chunk jobs on {len(nodes)} node(s)"
+                + (f", {pool.chunks_on_gpu} of them on GPU workers" if pool.chunks_on_gpu else "")) if nodes else ""
+    click.echo(f"workers: {pool.note}{on_nodes}")
+    return results
+
+
+def _ranges(chunks: list[int] | None) -> str:
+    if not chunks:
+        return "none"
+    return f"{chunks[0]}" if len(chunks) == 1 else f"{chunks[0]}-{chunks[-1]}" if chunks == list(
+        range(chunks[0], chunks[-1] + 1)) else ", ".join(map(str, chunks))
 
 
 def render(results: list[StepResult]) -> str:

@@ -34,13 +34,24 @@ EXECUTORS = ("local", "ray")
 class RunnerConfig:
     executor: str = "local"
     ray_address: str | None = None
-    workers: int = 0  # Ray: actors at once (0: as many as the cluster's CPUs allow)
+    # local: worker processes (0: one per core; 1: in this process, no crash isolation)
+    # ray: actors per stage (0: as many as the cluster can schedule at once)
+    workers: int = 0
+    # GPUs each worker of a GPU stage asks Ray for (0: the stage's own request, one GPU); 0.5 puts two on a GPU
+    gpus_per_worker: float = 0.0
+    # mmdata run: chunks between their first and last stage at once (0: enough to keep every worker busy)
+    max_chunks_in_flight: int = 0
     retry_failed: bool = False
     progress: bool = True
 
     def __post_init__(self):
         check(self.executor in EXECUTORS, "RunnerConfig", "executor", self.executor, f"one of {EXECUTORS}")
         check(self.workers >= 0, "RunnerConfig", "workers", self.workers, "0 (auto) or a positive count")
+        check(self.max_chunks_in_flight >= 0, "RunnerConfig", "max_chunks_in_flight", self.max_chunks_in_flight,
+              "0 (auto) or a positive count")
+        g = self.gpus_per_worker
+        check(g >= 0 and (g <= 1 or g == int(g)), "RunnerConfig", "gpus_per_worker", g,
+              "0 (the stage's request), a fraction of one GPU (0.25, 0.5) or a whole number")
 
 
 def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
@@ -136,6 +147,8 @@ class Summary:
     bytes: int = 0
     wall_s: float = 0.0
     chunks_per_node: dict[str, int] = field(default_factory=dict)  # Ray only
+    chunks_on_gpu: int = 0  # Ray only: chunks whose worker held a GPU
+    pool: str = ""  # Ray only: how the worker pool was sized, and any fallback
 
     @property
     def exit_code(self) -> int:
@@ -152,7 +165,11 @@ class Summary:
             f"{mb:.1f} MB total output",
         ]
         if self.chunks_per_node:
-            lines.append(f"  ray: {sum(self.chunks_per_node.values())} chunks on {len(self.chunks_per_node)} node(s)")
+            on_gpu = f", {self.chunks_on_gpu} of them on GPU workers" if self.chunks_on_gpu else ""
+            lines.append(f"  ray: {sum(self.chunks_per_node.values())} chunks on {len(self.chunks_per_node)} node(s)"
+                         f"{on_gpu}; {self.pool}")
+        elif self.pool:
+            lines.append(f"  local: {self.pool}")
         if self.reasons:
             lines.append("  failures by reason:")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -186,5 +203,7 @@ def run_stage(stage: Stage, work: WorkDir, cfg: RunnerConfig | None = None) -> S
         executor = make_executor(cfg)
         summary.processed_now = executor.run(stage, work, tasks)
         summary.chunks_per_node = dict(executor.chunks_per_node)
+        summary.chunks_on_gpu = executor.chunks_on_gpu
+        summary.pool = executor.pool_note
     summary.wall_s = time.perf_counter() - t0
     return summarize(stage, work, summary)

@@ -75,17 +75,18 @@ def _tokenizer_hashes(folder: Path) -> dict[str, str]:
 def make_corpus(root: Path, n_clips: int = 6, *, seed: int = 0, duration_s: float = 2.0, fps: float = 2.0,
                 grid: int = 14, patterns: tuple[tuple[str, ...], ...] = DEFAULT_PATTERNS, n_topics: int = 4,
                 failures: dict[int, tuple[str, str]] | None = None, media: bool = True,
-                vocab: dict[str, int] | None = None) -> Corpus:
+                vocab: dict[str, int] | None = None, clips_per_chunk: int = 0) -> Corpus:
     """Clip i comes from video `vid{i//2:03d}` (two clips per video) and has modalities patterns[i % len].
     `failures` maps a clip index to (stage, reason): that clip stops at that stage with an error row.
-    `media=False` skips JPEG/FLAC files (faster; frames/audio metas still say what would be there)."""
+    `media=False` skips JPEG/FLAC files (faster; frames/audio metas still say what would be there).
+    `clips_per_chunk` > 0 spreads the clips over chunks of that many (default: one chunk)."""
     from mmdata.testing.workdirs import make_work
 
     root = Path(root)
     tok_dir = make_tokenizers(root / "tokenizers", vocab)
     vocab = {**VOCAB, **(vocab or {})}
     hashes = _tokenizer_hashes(tok_dir)
-    clips = [_clip(i, duration_s) for i in range(n_clips)]
+    clips = [_clip(i, duration_s, i // clips_per_chunk if clips_per_chunk else 0) for i in range(n_clips)]
     work = make_work(root / "work", clips)
     corpus = Corpus(work, clips, tok_dir, {}, {})
     rng = np.random.default_rng(seed)
@@ -107,26 +108,28 @@ def make_corpus(root: Path, n_clips: int = 6, *, seed: int = 0, duration_s: floa
             status[st].append(StatusRow(key, "ok"))
         else:
             corpus.modalities[clip.key] = mods
-    _write_status(work, status)
+    _write_status(work, status, clips)
     return corpus
 
 
-def _clip(i: int, duration_s: float) -> Clip:
+def _clip(i: int, duration_s: float, chunk: int) -> Clip:
     video_id = f"vid{i // 2:03d}"
     start = (i % 2) * duration_s
     key = f"{video_id}_{round(start * 1000)}_{round((start + duration_s) * 1000)}"
     return Clip(key=key, video_id=video_id, url=f"http://127.0.0.1/{video_id}.mp4", start_s=start,
-                end_s=start + duration_s, caption=f"clip {i} of {video_id}", kind="video", chunk=0, row=i + 1)
+                end_s=start + duration_s, caption=f"clip {i} of {video_id}", kind="video", chunk=chunk, row=i + 1)
 
 
-def _write_status(work: WorkDir, status: dict[str, list[StatusRow]]) -> None:
+def _write_status(work: WorkDir, status: dict[str, list[StatusRow]], clips: list[Clip]) -> None:
     from mmdata.pipelines.status import write_status
 
+    chunk_of = {c.key: c.chunk for c in clips} | {c.video_id: c.chunk for c in clips}
     for st, rows in status.items():
         unique = {}  # two clips of one video share its download row; an error row wins
         for r in sorted(rows, key=lambda r: r.status == "error"):
             unique[r.key] = r
-        write_status(work, st, 0, list(unique.values()))
+        for chunk in sorted(set(chunk_of.values())):
+            write_status(work, st, chunk, [r for r in unique.values() if chunk_of[r.key] == chunk])
 
 
 class _ClipCtx:

@@ -23,8 +23,10 @@ def _ray_bin() -> str:
 
 
 class LocalRayCluster:
-    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, tmp_dir: str | None = None):
-        self.nodes, self.cpus = nodes, cpus_per_node
+    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, tmp_dir: str | None = None, gpus_per_node: int = 0):
+        # gpus_per_node > 0 declares logical GPUs: Ray schedules GPU actors on them as if they existed (and
+        # sets CUDA_VISIBLE_DEVICES for them); torch in those actors still sees no GPU on a CPU machine
+        self.nodes, self.cpus, self.gpus = nodes, cpus_per_node, gpus_per_node
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
@@ -34,7 +36,7 @@ class LocalRayCluster:
     def _start(self, args: list[str]) -> None:
         # --block keeps `ray start` in the foreground as the parent of the node's processes; its own
         # session lets us stop exactly this node (and nothing else on the machine) with one killpg.
-        proc = subprocess.Popen([_ray_bin(), "start", "--block", f"--num-cpus={self.cpus}", "--num-gpus=0",
+        proc = subprocess.Popen([_ray_bin(), "start", "--block", f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}",
                                  "--disable-usage-stats"] + args, env=self.env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)

@@ -216,8 +216,8 @@ def test_corpora_built_apart_share_one_tokenizer_set_and_mix_in_training(tmp_pat
             results = run_pipeline(PipelineConfig.from_yaml(tmp_path / f"{corpus}.yaml", {"progress": False}))
             assert all(r.failed == 0 for r in results)
             notes[corpus] = next(r.note for r in results if r.stage == "tokenizers")
-    assert re.search(r"fitted text \(vocab \d+\), vision \(vocab 16\); kept none; none for speech", notes["captions"])
-    assert "fitted speech (vocab 12); kept text, vision" in notes["speech"]
+    assert re.search(r"fitted text \(vocab \d+\), vision \(vocab 16\) on \d+ clips of \d+ chunk\(s\); kept none; none for speech", notes["captions"])
+    assert "fitted speech (vocab 12) on 2 clips of 1 chunk(s); kept text, vision" in notes["speech"]
     vocab = {n: c["vocab_size"] for n, c in load_tokenizer_set(tmp_path / "shared-tok").items()}
     data = ["::".join(str(p) for p in sorted((tmp_path / f"shards-{c}").glob("*.tar"))) for c in ("captions", "speech")]
     cfg = resolve_vocab(resolve_config({"preset": "tiny", "data": [{"shards": d, "weight": 1.0} for d in data],

@@ -51,13 +51,14 @@ def test_error_rows_internal_errors_and_summary(tmp_path):
 
 
 def test_chunk_and_item_resume_and_retry_failed(tmp_path):
+    """In this process (workers=1), so the stage's own record of the items it processed can be read."""
     work = make_work(tmp_path, clips(["a", "bad", "c", "d"]))
     first = Upper()
-    run_stage(first, work, RunnerConfig(progress=False))
+    run_stage(first, work, RunnerConfig(progress=False, workers=1))
     assert first.calls == ["v0_0_1000", "v1_0_1000", "v2_0_1000", "v3_0_1000"]
 
     again = Upper()  # finished chunks are skipped whole
-    s = run_stage(again, work, RunnerConfig(progress=False))
+    s = run_stage(again, work, RunnerConfig(progress=False, workers=1))
     assert again.calls == [] and s.chunks_skipped == 2 and s.failed == 1
 
     # a chunk killed after one item: its status table is gone, the finished item's folder stays
@@ -66,10 +67,59 @@ def test_chunk_and_item_resume_and_retry_failed(tmp_path):
 
     shutil.rmtree(work.item_dir("upper", "v3_0_1000"))
     resumed = Upper()
-    run_stage(resumed, work, RunnerConfig(progress=False))
+    run_stage(resumed, work, RunnerConfig(progress=False, workers=1))
     assert resumed.calls == ["v3_0_1000"]  # v2 was done: not processed again
 
     retry = Upper(fixed=True)
-    s = run_stage(retry, work, RunnerConfig(progress=False, retry_failed=True))
+    s = run_stage(retry, work, RunnerConfig(progress=False, workers=1, retry_failed=True))
     assert retry.calls == ["v1_0_1000"] and (s.ok, s.failed, s.exit_code) == (4, 0, 0)
     assert [r.key for r in read_all_status(work, "upper")] == [f"v{i}_0_1000" for i in range(4)]
+
+
+class Crashy(Stage):
+    """Segfaults its worker process on clips captioned 'crash' (as a native decoder can on a bad file), and
+    writes the worker's pid so the test can see how many processes shared the work."""
+
+    name = "crashy"
+
+    def process(self, item, out_dir, work):
+        if item.caption == "crash":
+            import ctypes
+
+            ctypes.string_at(0)  # a real SIGSEGV
+        import os
+
+        (out_dir / "pid.txt").write_text(str(os.getpid()))
+        return {"caption": item.caption}
+
+
+def test_local_pool_uses_several_processes_and_survives_a_worker_crash(tmp_path):
+    import os
+
+    captions = ["a", "crash", "c", "d", "e", "f", "g", "h"]
+    work = make_work(tmp_path, [Clip(f"v{i}_0_1000", f"v{i}", "http://h/x.mp4", 0.0, 1.0, caption=c, chunk=i // 2)
+                                for i, c in enumerate(captions)])
+    s = run_stage(Crashy(), work, RunnerConfig(progress=False, workers=2))
+    rows = {r.key: (r.status, r.reason) for r in read_all_status(work, "crashy")}
+    assert rows == {f"v{i}_0_1000": ("error", "worker_crashed") if c == "crash" else ("ok", "")
+                    for i, c in enumerate(captions)}
+    assert (s.ok, s.failed, s.processed_now, s.chunks_run) == (7, 1, 8, 4)
+    assert s.pool == "2 worker process(es) on this machine"
+    pids = {(work.item_dir("crashy", k) / "pid.txt").read_text() for k, (st, _) in rows.items() if st == "ok"}
+    assert str(os.getpid()) not in pids and 2 <= len(pids) <= 3  # two workers, plus the crashed one's successor
+    # the crashed item's chunk was run again: its other item is there, and the crash is not retried on resume
+    again = run_stage(Crashy(), work, RunnerConfig(progress=False, workers=2))
+    assert (again.chunks_run, again.failed) == (0, 1)
+
+
+def test_pool_and_in_process_runs_give_the_same_rows_and_files(tmp_path):
+    captions = ["a", "bad", "bug", "d", "e", "f"]
+    out = {}
+    for workers in (1, 2):
+        work = make_work(tmp_path / str(workers), clips(captions))
+        run_stage(Upper(), work, RunnerConfig(progress=False, workers=workers))
+        out[workers] = ([(r.key, r.status, r.reason, r.detail) for r in read_all_status(work, "upper")],
+                        {p.relative_to(work.root).as_posix(): p.read_bytes() for p in sorted((work.root / "upper").rglob("*"))
+                         if p.is_file()})
+    assert out[1] == out[2]
+    assert len(out[2][1]) == 8  # 4 ok items x (caption.txt, meta.json)

@@ -17,6 +17,7 @@ from mmdata.testing.media import make_video
 from mmdata.testing.workdirs import add_downloaded, make_work
 
 RUN = RunnerConfig(progress=False)
+HERE = RunnerConfig(progress=False, workers=1)  # in this process: the tests count calls made in the stage
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_each_source_file_is_parsed_once(tmp_path: Path, media: Path, monkeypatc
     clips = [_clip(f"c{i}", "long", i * 10.0, (i + 1) * 10.0) for i in range(int(end_ms / 10000) + 1)]
     work = make_work(tmp_path / "work", clips)
     add_downloaded(work, "long", media, subtitles=[(vtt, "en", "auto")])
-    run_stage(AlignStage(), work, RUN)
+    run_stage(AlignStage(), work, HERE)
     assert len(calls) == 1
     # every word of the source lands in exactly one clip
     got = [w["w"] for c in clips for w in work.meta("align", c.key)["words"]]
@@ -184,7 +185,7 @@ def test_manifest_text_with_forced_checkpoint(tmp_path: Path, media: Path, spoke
         add_downloaded(work, c.video_id, media)
         _place_audio(work, c.key, flac)
     stage = AlignStage(AlignConfig(checkpoint=str(tmp_path / "tiny.pt"), forced_params=TINY))
-    run_stage(stage, work, RUN)
+    run_stage(stage, work, HERE)
     assert len(loads) == 1  # the model loads once per worker, not per clip
     meta = work.meta("align", "t_0_5000")
     assert meta["method"] == "forced" and meta["timing"] == "forced" and len(meta["words"]) == 7

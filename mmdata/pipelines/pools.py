@@ -1,0 +1,474 @@
+"""Worker pools: where chunk jobs run. A pool holds workers that each set a stage up once (on first use)
+and then run whole chunks of it through `runner.run_chunk`; it knows nothing of which job comes next
+(executors.py and stream.py decide that).
+
+- LocalPool: worker processes on this machine (spawned), each able to run any of the pool's stages.
+- RayPool:   Ray actors in groups: one group of CPU workers for the CPU stages, and for a GPU stage on a
+             cluster with GPUs, a group of GPU workers sized by what the cluster can schedule (plan_pool).
+             A job goes only to an actor that has started (answered a ping), so an actor Ray cannot place
+             never holds work: the run may be slower than planned, never stuck.
+
+A worker that dies mid-chunk (a native decoder crashing on a file) costs only the item it was on:
+`after_crash` turns that item into a `worker_crashed` row and the chunk is given back to run again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mmdata.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmdata.pipelines.base import Resources, Stage
+    from mmdata.pipelines.runner import ChunkTask
+    from mmdata.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+STARTUP_WAIT_S = 20.0
+
+
+@dataclass(frozen=True, eq=False)  # each job is itself (hashed by identity): progress counts per job
+class Job:
+    stage: str
+    task: "ChunkTask"
+
+
+@dataclass
+class Event:
+    """What a pool reports: one item of a job finished ("item"), a job finished ("done"), or its worker
+    died ("crashed": the job comes back as `retry`, its crashed item marked)."""
+    kind: str
+    job: Job
+    node: str = ""
+    on_gpu: bool = False
+    retry: Job | None = None
+
+
+def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTask":
+    """A worker died inside this chunk: blame the items it was processing, and give the chunk back to run
+    again (finished items are kept; the blamed ones become `worker_crashed` rows)."""
+    keys = [it.key for it in stage.items(work, task.clips)]
+    blamed = [k for k in keys if work.marker(stage.name, "inflight", k).exists()]
+    if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
+        raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see its log")
+    for key in blamed:
+        work.unmark(stage.name, "inflight", key)
+        work.mark(stage.name, "crashed", key)
+    log.warning("%s: a worker died on %s; recorded as worker_crashed, re-running the rest of chunk %d",
+                stage.name, ", ".join(blamed), task.chunk)
+    return task
+
+
+def local_cpus() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------------------------------------- local
+
+
+class _StageSet:
+    """The stages a worker can run, each set up on first use (a worker that never gets a quantize job
+    never loads the tokenizers)."""
+
+    def __init__(self, stages: dict[str, "Stage"]):
+        self.stages = stages
+        self.ready: set[str] = set()
+
+    def get(self, name: str) -> "Stage":
+        stage = self.stages[name]
+        if name not in self.ready:
+            stage.setup()
+            self.ready.add(name)
+        return stage
+
+
+def _exit_with_driver(driver: int, every_s: float = 1.0) -> None:
+    """End this worker when the driver is gone: a killed `mmdata run` must not leave workers finishing chunks
+    behind it, racing the run that resumes. (Workers are children of the fork server, not of the driver, so
+    the parent-death signal cannot say it.)"""
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(driver, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, owned by someone else (cannot happen for our own driver)
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="mmdata-watch-driver").start()
+
+
+def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
+    """A local worker process: run the jobs the driver sends until it sends None."""
+    from mmdata.pipelines.runner import run_chunk
+
+    _exit_with_driver(driver)
+    have = _StageSet(stages)
+    while (msg := conn.recv()) is not None:
+        name, work_root, chunk, clips, only_keys = msg
+        try:
+            stage = have.get(name)
+        except Exception as e:  # noqa: BLE001 - the driver re-raises it with its message
+            conn.send(("setup_failed", e))
+            return
+        rows = run_chunk(stage, work_root, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
+        conn.send(("done", len(rows)))
+
+
+class _Proc:
+    """One local worker process and the job it is running."""
+
+    def __init__(self, ctx, stages: dict[str, "Stage"]):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_local_worker, args=(stages, child, os.getpid()), daemon=True,
+                                name="mmdata-worker")
+        self.proc.start()
+        child.close()
+        self.job: Job | None = None
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+# What a fork server loads once, so that each worker starts in milliseconds instead of importing the
+# stage modules (numpy, pyarrow, PIL, decord...) again.
+PRELOAD = ["mmdata.pipelines.runner", "mmdata.pipelines.download", "mmdata.pipelines.frames",
+           "mmdata.pipelines.audio", "mmdata.pipelines.align", "mmdata.pipelines.quantize"]
+
+
+def _worker_context():
+    """Workers fork from a fork server, not from the driver: the driver may hold threads (progress bars,
+    thread pools, torch's) that a child forked from it would inherit half-way through a lock; the fork
+    server is a fresh single-threaded process that has only imported the stage modules."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+class LocalPool:
+    def __init__(self, stages: dict[str, "Stage"], work: "WorkDir", n: int):
+        self._ctx = _worker_context()
+        self.stages, self.work = stages, work
+        self.procs = [_Proc(self._ctx, stages) for _ in range(n)]
+        self.size = n
+        self.note = f"{n} worker process(es) on this machine"
+        self.chunks_per_node: dict[str, int] = {}
+        self.chunks_on_gpu = 0
+
+    def free_for(self, stage: str) -> bool:
+        return any(p.job is None for p in self.procs)
+
+    def busy(self) -> int:
+        return sum(p.job is not None for p in self.procs)
+
+    def warming(self) -> int:
+        return 0  # a process takes jobs as soon as it exists (it sets stages up on first use)
+
+    def submit(self, job: Job) -> None:
+        p = next(p for p in self.procs if p.job is None)
+        p.job = job
+        t = job.task
+        p.conn.send((job.stage, str(self.work.root), t.chunk, t.clips, t.only_keys))
+
+    def wait(self, timeout: float | None = None) -> list[Event]:
+        from multiprocessing.connection import wait
+
+        busy = [p for p in self.procs if p.job]
+        if not busy:
+            return []
+        wait([p.conn for p in busy] + [p.proc.sentinel for p in busy], timeout)
+        events: list[Event] = []
+        for i, p in enumerate(self.procs):
+            if p.job is None:
+                continue
+            job, finished = p.job, self._drain(p, events)
+            if finished:
+                events.append(Event("done", job))
+                p.job = None
+            elif not p.proc.is_alive():  # died mid-chunk: blame its item, give the rest back
+                retry = Job(job.stage, after_crash(self.stages[job.stage], self.work, job.task))
+                events.append(Event("crashed", job, retry=retry))
+                p.stop()
+                self.procs[i] = _Proc(self._ctx, self.stages)
+        return events
+
+    @staticmethod
+    def _drain(p: _Proc, events: list[Event]) -> bool:
+        """Read what the worker said; True when it finished its job."""
+        while p.conn.poll():
+            try:
+                kind, value = p.conn.recv()
+            except (EOFError, OSError):  # the worker is gone: let it finish exiting so is_alive() says so
+                p.proc.join(timeout=10)
+                return False
+            if kind == "item":
+                events.append(Event("item", p.job))
+            elif kind == "setup_failed":
+                raise value
+            elif kind == "done":
+                return True
+        return False
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stop()
+
+
+class InProcessPool:
+    """`--workers 1`: jobs run here, one at a time, when submitted (no isolation; for debuggers)."""
+
+    def __init__(self, stages: dict[str, "Stage"], work: "WorkDir"):
+        self.have, self.work = _StageSet(stages), work
+        self.done: list[Event] = []
+        self.size = 1
+        self.note = "in this process (--workers 1)"
+        self.chunks_per_node: dict[str, int] = {}
+        self.chunks_on_gpu = 0
+
+    def free_for(self, stage: str) -> bool:
+        return not self.done
+
+    def busy(self) -> int:
+        return len(self.done)
+
+    def warming(self) -> int:
+        return 0
+
+    def submit(self, job: Job) -> None:
+        from mmdata.pipelines.runner import run_chunk
+
+        t = job.task
+        events = self.done
+        run_chunk(self.have.get(job.stage), str(self.work.root), t.chunk, t.clips, t.only_keys,
+                  on_item=lambda _r: events.append(Event("item", job)))
+        events.append(Event("done", job))
+
+    def wait(self, timeout: float | None = None) -> list[Event]:
+        events, self.done = self.done, []
+        return events
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ ray
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The actor pool a stage gets: how many actors, what each asks Ray for, and what the user should know."""
+    actors: int
+    cpus: float
+    gpus: float
+    memory_mb: int
+    note: str
+    per_node: tuple[int, ...] = field(default=(), compare=False)
+
+
+def _fits(node: dict[str, float], need: float, have: str) -> int:
+    if need <= 0:
+        return 1 << 30
+    return int(node.get(have, 0.0) / need + 1e-9)  # 1/0.25 must be 4, not 3.9999
+
+
+def plan_pool(res: "Resources", nodes: list[dict[str, float]], n_tasks: int, workers: int = 0,
+              gpus_per_worker: float = 0.0) -> PoolPlan:
+    """Size the pool by what the cluster can schedule at once, node by node, so that no actor waits for a
+    GPU (or CPU, or memory) that does not exist. `nodes` are the alive nodes' resources as Ray reports them
+    (`memory` in bytes)."""
+    gpus = (gpus_per_worker or res.gpus) if res.gpus else 0.0
+    notes = []
+    if gpus:
+        largest = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+        if largest == 0:
+            notes.append("the cluster has no GPU, so this GPU stage runs on CPU workers")
+            gpus = 0.0
+        elif gpus > largest:
+            raise ConfigError(f"gpus_per_worker {gpus:g}: no node of the cluster has that many GPUs (the largest has "
+                              f"{largest:g}); ask for at most {largest:g}, or a fraction such as 0.5 to share one")
+    per_node = tuple(min(_fits(n, res.cpus, "CPU"), _fits(n, gpus, "GPU"), _fits(n, res.memory_mb * MB, "memory"))
+                     for n in nodes)
+    fits = sum(per_node)
+    if fits == 0:
+        raise ConfigError(f"no node of the cluster can hold one worker of this stage ({res.cpus:g} CPU, {gpus:g} GPU, "
+                          f"{res.memory_mb} MB): add such a node or lower the stage's memory/--gpus-per-worker")
+    actors = min(workers or fits, fits, max(1, n_tasks))
+    if workers > fits:
+        notes.append(f"--workers {workers} asked, but the cluster schedules {fits} such workers at once")
+    kind = f"{gpus:g} GPU + {res.cpus:g} CPU" if gpus else f"{res.cpus:g} CPU"
+    notes.insert(0, f"{actors} workers of {kind} each ({fits} fit on {len(nodes)} node(s))")
+    return PoolPlan(actors, res.cpus, gpus, res.memory_mb, "; ".join(notes), per_node)
+
+
+def cluster_nodes(ray) -> list[dict[str, float]]:
+    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+def minus(nodes: list[dict[str, float]], plan: PoolPlan) -> list[dict[str, float]]:
+    """Nodes' resources left once `plan`'s actors sit where plan_pool counted them (first nodes first)."""
+    left, out = plan.actors, []
+    for node, fit in zip(nodes, plan.per_node):
+        here = min(fit, left)
+        left -= here
+        out.append({**node, "CPU": node.get("CPU", 0) - here * plan.cpus, "GPU": node.get("GPU", 0) - here * plan.gpus,
+                    "memory": node.get("memory", 0) - here * plan.memory_mb * MB})
+    return out
+
+
+def _ray_worker_class(ray):
+    @ray.remote
+    class ChunkWorker:
+        def __init__(self, stages):
+            self.have = _StageSet(stages)
+
+        def ping(self) -> bool:
+            return True
+
+        def run(self, name, work_root, chunk, clips, only_keys):
+            from mmdata.pipelines.runner import run_chunk
+
+            rows = run_chunk(self.have.get(name), work_root, chunk, clips, only_keys)
+            ctx = ray.get_runtime_context()
+            return len(rows), ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU"))
+
+    return ChunkWorker
+
+
+class _Group:
+    """Actors of one kind (CPU or GPU) and which of them have started and are idle."""
+
+    def __init__(self, ray, cls, stages, plan: PoolPlan):
+        self.plan = plan
+        opts = dict(num_cpus=plan.cpus, num_gpus=plan.gpus, memory=plan.memory_mb * MB)
+        self.new = lambda: cls.options(**opts).remote(stages)  # noqa: E731
+        self.starting: dict[Any, Any] = {}  # ping ref -> actor
+        self.idle: deque = deque()
+        for _ in range(plan.actors):
+            self.add()
+
+    def add(self) -> None:
+        actor = self.new()
+        self.starting[actor.ping.remote()] = actor
+
+
+class RayPool:
+    def __init__(self, ray, stages: dict[str, "Stage"], work: "WorkDir", n_tasks: dict[str, int], workers: int = 0,
+                 gpus_per_worker: float = 0.0):
+        self.ray, self.stages, self.work = ray, stages, work
+        cls = _ray_worker_class(ray)
+        nodes = cluster_nodes(ray)
+        self.groups: dict[str, _Group] = {}
+        self.group_of: dict[str, str] = {}
+        notes = []
+        gpu_stages = {n: s for n, s in stages.items() if s.resources.gpus}
+        if gpu_stages and any(n.get("GPU", 0) for n in nodes):
+            res = next(iter(gpu_stages.values())).resources
+            plan = plan_pool(res, nodes, sum(n_tasks[n] for n in gpu_stages), workers, gpus_per_worker)
+            self.groups["gpu"] = _Group(ray, cls, gpu_stages, plan)
+            self.group_of.update({n: "gpu" for n in gpu_stages})
+            notes.append(plan.note)
+            nodes = minus(nodes, plan)
+        cpu_stages = {n: s for n, s in stages.items() if n not in self.group_of}
+        if cpu_stages:
+            from mmdata.pipelines.base import Resources
+
+            # one worker runs any CPU stage: it asks for the most any of them needs
+            res = Resources(cpus=max(s.resources.cpus for s in cpu_stages.values()), gpus=0.0,
+                            memory_mb=max(s.resources.memory_mb for s in cpu_stages.values()))
+            gpu_asked = any(s.resources.gpus for s in cpu_stages.values())
+            plan = plan_pool(res, nodes, sum(n_tasks[n] for n in cpu_stages), workers)
+            self.groups["cpu"] = _Group(ray, cls, cpu_stages, plan)
+            self.group_of.update({n: "cpu" for n in cpu_stages})
+            notes.append(plan.note + ("; the cluster has no GPU, so the GPU stage runs on CPU workers"
+                                      if gpu_asked else ""))
+        self.note = "; ".join(notes)
+        self.size = sum(g.plan.actors for g in self.groups.values())
+        if "runs on CPU" in self.note or "asked, but" in self.note:
+            log.warning("%s", self.note)
+        # give every actor a moment to start, so the first jobs spread over the cluster instead of all
+        # going to the first actor up; one Ray cannot place is then simply not used
+        self._started(STARTUP_WAIT_S)
+        self.pending: dict[Any, tuple[Job, Any, str]] = {}  # result ref -> (job, actor, group)
+        self.chunks_per_node: dict[str, int] = {}
+        self.chunks_on_gpu = 0
+
+    def _started(self, timeout: float) -> None:
+        """Move actors that answered their ping to idle (an actor Ray cannot place never answers)."""
+        for g in self.groups.values():
+            if g.starting:
+                ready, _ = self.ray.wait(list(g.starting), num_returns=len(g.starting), timeout=timeout)
+                for ref in ready:
+                    g.idle.append(g.starting.pop(ref))
+
+    def free_for(self, stage: str) -> bool:
+        self._started(0)
+        return bool(self.groups[self.group_of[stage]].idle)
+
+    def busy(self) -> int:
+        return len(self.pending)
+
+    def warming(self) -> int:
+        """Actors still starting: jobs will have somewhere to go once they answer."""
+        return sum(len(g.starting) for g in self.groups.values())
+
+    def submit(self, job: Job) -> None:
+        name = self.group_of[job.stage]
+        actor = self.groups[name].idle.popleft()
+        t = job.task
+        ref = actor.run.remote(job.stage, str(self.work.root), t.chunk, t.clips, t.only_keys)
+        self.pending[ref] = (job, actor, name)
+
+    def wait(self, timeout: float | None = None) -> list[Event]:
+        starting = [r for g in self.groups.values() for r in g.starting]
+        refs = list(self.pending) + starting
+        if not refs:
+            return []
+        ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
+        self._started(0)
+        events = []
+        for ref in ready:
+            if ref not in self.pending:
+                continue
+            job, actor, group = self.pending.pop(ref)
+            try:
+                _, node, on_gpu = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                retry = Job(job.stage, after_crash(self.stages[job.stage], self.work, job.task))
+                events.append(Event("crashed", job, retry=retry))
+                self.groups[group].add()
+                continue
+            self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
+            self.chunks_on_gpu += on_gpu
+            events.append(Event("done", job, node=node, on_gpu=on_gpu))
+            self.groups[group].idle.append(actor)
+        return events
+
+    def close(self) -> None:
+        for g in self.groups.values():
+            for actor in list(g.idle) + list(g.starting.values()):
+                self.ray.kill(actor)
+        for _, actor, _ in self.pending.values():
+            self.ray.kill(actor)

@@ -1,0 +1,187 @@
+"""Streaming `mmdata run`: every chunk moves to its next stage as soon as its previous stage is done for it.
+
+Per chunk, each stage waits only for the stages it reads, for that chunk:
+
+    download  ->  frames  ------------------>  quantize
+              ->  audio   ->  align  ------>
+                  (align reads the audio: manifest text is timed over it, forced alignment runs on it)
+ The tokenizer fit is the one step
+that waits for more than one chunk: a deterministic sample, the first `fit_chunks` chunks by number, through
+frames/audio/align. It then runs once, in a thread of the driver while the workers go on, and quantize runs
+on every chunk. Shards are written at the end from the work folder (as `mmdata shard` does).
+
+All stages share one pool of workers (pools.py): local processes, one per core, or Ray actors; on a cluster
+with GPUs, quantize gets its own pool of GPU workers, so CPU and GPU stages run at the same time. The driver
+picks the most downstream job that is ready (chunks finish in order, few are half done), and starts a new
+chunk's download only while fewer than `max_chunks_in_flight` chunks are between download and their last
+stage: memory and scratch do not grow with the corpus. The sample chunks are never held back by that limit,
+so the fit always gets its input.
+
+Resume, --retry-failed, error rows and output bytes are those of the stage commands: each (stage, chunk)
+job is `runner.run_chunk`, planned from the status tables exactly as `run_stage` plans it.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from mmdata.pipelines.pools import Job
+
+if TYPE_CHECKING:
+    from mmdata.pipelines.base import Stage
+    from mmdata.pipelines.runner import ChunkTask, Summary
+    from mmdata.workdir import WorkDir
+
+# what each stage reads of a chunk; a stage the pipeline leaves out is skipped over (its own inputs count)
+READS = {"download": (), "frames": ("download",), "audio": ("download",), "align": ("download", "audio"),
+         "quantize": ("frames", "audio", "align")}
+
+
+@dataclass
+class ChunkGraph:
+    """Which (stage, chunk) jobs remain, which are ready, and which to run next."""
+    stages: list[str]  # the runner stages of this pipeline, in pipeline order
+    tasks: dict[str, dict[int, "ChunkTask"]]  # stage -> chunk -> what to run (absent: already done)
+    chunks: list[int]
+    fit_sample: set[int] | None  # chunks the tokenizer fit waits for (None: quantize waits for no fit)
+    max_in_flight: int
+    serial: set[str] = field(default_factory=set)  # stages that run one chunk at a time (threaded I/O)
+    running: set[tuple[str, int]] = field(default_factory=set)
+    fitted: bool = False
+
+    def __post_init__(self):
+        self.fitted = self.fit_sample is None
+        self.started = {c for c in self.chunks if not self._todo(self.stages[0], c)}  # chunks past their first stage
+
+    def _todo(self, stage: str, chunk: int) -> bool:
+        return chunk in self.tasks[stage]
+
+    def _depth(self, stage: str) -> int:
+        return 1 + max((self._depth(d) for d in READS[stage]), default=-1)
+
+    def deps(self, stage: str) -> list[str]:
+        """The pipeline's stages this one waits for, looking through the stages it leaves out."""
+        out: list[str] = []
+        for d in READS[stage]:
+            out += [d] if d in self.stages else self.deps(d)
+        return list(dict.fromkeys(out))
+
+    def done(self, stage: str, chunk: int) -> bool:
+        return not self._todo(stage, chunk) and (stage, chunk) not in self.running
+
+    def ready(self, stage: str, chunk: int) -> bool:
+        if not self._todo(stage, chunk) or (stage, chunk) in self.running:
+            return False
+        if stage == "quantize" and not self.fitted:
+            return False
+        return all(self.done(d, chunk) for d in self.deps(stage))
+
+    def in_flight(self) -> int:
+        return sum(1 for c in self.started if any(not self.done(s, c) for s in self.stages))
+
+    def sample_ready(self) -> bool:
+        """The fit's sample chunks have been through every stage before quantize."""
+        before = [s for s in self.stages if s != "quantize"]
+        return all(self.done(s, c) for s in before for c in self.fit_sample or ())
+
+    def next_job(self, free_for: Callable[[str], bool]) -> Job | None:
+        for stage in sorted(self.stages, key=self._depth, reverse=True):  # downstream first
+            if not free_for(stage):
+                continue
+            if stage in self.serial and any(s == stage for s, _ in self.running):
+                continue
+            for chunk in self.chunks:
+                if not self.ready(stage, chunk):
+                    continue
+                first = stage == self.stages[0]
+                if first and chunk not in self.started and chunk not in (self.fit_sample or ()) \
+                        and self.in_flight() >= self.max_in_flight:
+                    break  # backpressure: no new chunk until one in flight is through
+                self.running.add((stage, chunk))
+                if first:
+                    self.started.add(chunk)
+                return Job(stage, self.tasks[stage][chunk])
+        return None
+
+    def finish(self, job: Job) -> None:
+        self.running.discard((job.stage, job.task.chunk))
+        self.tasks[job.stage].pop(job.task.chunk, None)
+
+    def retry(self, job: Job) -> None:
+        """A crashed job goes back as not running (its task already marks the crashed item)."""
+        self.running.discard((job.stage, job.task.chunk))
+        self.tasks[job.stage][job.task.chunk] = job.task
+
+    def finished(self) -> bool:
+        return not self.running and not any(self.tasks[s] for s in self.stages)
+
+
+@dataclass
+class StageClock:
+    """When a stage's first job started and its last one ended, and the items it handled in this run."""
+    first: float | None = None
+    last: float | None = None
+    items: int = 0
+
+
+def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: ChunkGraph,
+                  fit: Callable[[], object] | None, progress: bool) -> tuple[dict[str, StageClock], object]:
+    """Drive the jobs of `graph` through `pool`; run `fit` (once) when the sample is ready. Returns each
+    stage's clock and what `fit` returned."""
+    from mmdata.pipelines.executors import Progress
+
+    totals = {name: sum(t.n_items for t in graph.tasks[name].values()) for name in graph.stages}
+    bars = Progress(totals, progress)
+    clocks = {name: StageClock() for name in graph.stages}
+    fitting: concurrent.futures.Future | None = None
+    fit_result = None
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmdata-fit") as fitter:
+        try:
+            while not graph.finished() or (fitting and not fitting.done()):
+                if fit and fitting is None and graph.sample_ready():
+                    fitting = fitter.submit(fit)
+                if fitting is not None and fitting.done() and not graph.fitted:
+                    fit_result = fitting.result()  # a failed fit raises here and stops the run
+                    graph.fitted = True
+                while (job := graph.next_job(pool.free_for)) is not None:
+                    clocks[job.stage].first = clocks[job.stage].first or time.perf_counter()
+                    pool.submit(job)
+                if graph.finished() and not pool.busy():
+                    if fitting is not None:
+                        fitting.result()
+                    continue
+                if not pool.busy() and not pool.warming() and fitting is None and not graph.finished():
+                    raise RuntimeError(f"streaming run is stuck: nothing runs and nothing is ready "
+                                       f"(remaining: {[(s, sorted(graph.tasks[s])) for s in graph.stages]})")
+                for ev in pool.wait(timeout=0.5):
+                    bars.on(ev)
+                    if ev.kind == "done":
+                        graph.finish(ev.job)
+                        clocks[ev.job.stage].last = time.perf_counter()
+                        clocks[ev.job.stage].items += ev.job.task.n_items
+                    elif ev.kind == "crashed":
+                        graph.retry(ev.retry)
+            if fitting is not None and not graph.fitted:
+                fit_result = fitting.result()
+                graph.fitted = True
+        finally:
+            bars.close()
+    return clocks, fit_result
+
+
+def summaries(stages: dict[str, "Stage"], work: "WorkDir", clocks: dict[str, StageClock],
+              planned: dict[str, tuple[int, int]]) -> dict[str, "Summary"]:
+    """Each stage's summary, as `run_stage` would give it (wall time: its first job's start to its last end)."""
+    from mmdata.pipelines.runner import Summary, summarize
+
+    out = {}
+    for name, stage in stages.items():
+        run, skipped = planned[name]
+        c = clocks.get(name) or StageClock()
+        s = Summary(name, chunks_run=run, chunks_skipped=skipped, processed_now=c.items,
+                    wall_s=(c.last - c.first) if c.first and c.last else 0.0)
+        out[name] = summarize(stage, work, s)
+    return out
+
