@@ -1,16 +1,20 @@
-"""Audio extraction: one ffmpeg process per clip (argument list built with ffmpeg-python, run with a
-timeout, no shell) seeks to the window, downmixes to mono, resamples, and writes FLAC *and* streams the
-same 16-bit samples to us, so the silence check and mel features need no second decode.
+"""Audio extraction: one ffmpeg process decodes a *span* of a source (one clip's window, or the union of
+several clips' windows: mmdata/media/audio_spans.py), downmixes it to mono, resamples it, writes each
+clip's FLAC as its own output and streams the whole span's 16-bit samples back to us, so the silence
+check and mel features need no second decode. A source with 20 clips is decoded once, not 20 times: the
+process start and the decoder, which cost more than the 3 s of audio a clip holds, are paid per span.
 
-Sample 0 of the output is the window's start on the container timeline: `aresample=first_pts=0` pads
-with silence when the audio stream starts late (an MKV whose audio begins 62 ms in) and drops encoder
-priming before it; `atrim=end_sample=N` cuts exactly N = round(duration * rate) samples. A stream that
-ends before the window does is padded with silence here, and the padding is reported (`padded_s`).
+Span sample 0 is the span's start on the container timeline: `aresample=first_pts=0` pads with silence
+when the audio stream starts late (an MKV whose audio begins 62 ms in) and drops encoder priming before
+it. A clip's sample 0 is span sample round((window start - span start) * rate), and its FLAC holds exactly
+N = round(duration * rate) samples (`atrim` by sample index, on the same samples we receive). A stream
+that ends before the window does is padded with silence here, and the padding is reported (`padded_s`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from mmdata.utils import seconds_to_index
 
 FLAC_NAME = "audio.flac"
 MEL_NAME = "mel.npy"
-# Read a little past the window so resampling edges never leave the last samples short; atrim cuts exactly.
+# Read a little past the span so resampling edges never leave the last samples short; atrim cuts exactly.
 READ_MARGIN_S = 0.5
 DBFS_FLOOR = -120.0  # reported for digital zero (JSON has no -inf)
 
@@ -37,43 +41,139 @@ class Levels:
     rms_dbfs: float
 
 
-def _bitexact() -> dict[str, Any]:
-    # No encoder version string, no copied tags: the same samples give the same FLAC bytes.
-    return {"fflags": "+bitexact", "flags:a": "+bitexact", "map_metadata": -1}
+@dataclass(frozen=True)
+class Cut:
+    """One clip's place in a span: its samples are span samples [first, first + n)."""
+
+    key: str
+    window: Window
+    first: int
+    n: int
+
+    @property
+    def end(self) -> int:
+        return self.first + self.n
 
 
-def extract_command(path: Path, probe: Probe, window: Window, cfg: AudioConfig, flac: Path) -> list[str]:
-    """ffmpeg arguments: window -> mono s16 at cfg.sample_rate -> FLAC file + raw s16le on stdout."""
-    import ffmpeg
+@dataclass(frozen=True)
+class Span:
+    """A stretch of one source decoded by one ffmpeg run, and the clips cut from it."""
 
-    n = num_samples(window, cfg)
-    inp = ffmpeg.input(str(path), ss=f"{window.start_s:.6f}", t=f"{window.duration_s + READ_MARGIN_S:.6f}")
-    a = (inp[str(probe.audio.index)]
-         .filter("aresample", cfg.sample_rate, first_pts=0)
-         .filter("aformat", sample_fmts="s16", channel_layouts="mono")
-         .filter("atrim", end_sample=n))
-    split = a.filter_multi_output("asplit", 2)
-    to_file = ffmpeg.output(split[0], str(flac), acodec="flac", **_bitexact())
-    to_pipe = ffmpeg.output(split[1], "pipe:", format="s16le")
-    return _compile(ffmpeg.merge_outputs(to_file, to_pipe), stdin=False)
+    start_s: float  # file timeline, like Window.start_s
+    cuts: tuple[Cut, ...]
+
+    @property
+    def n(self) -> int:
+        return max(c.end for c in self.cuts)
+
+    def cut(self, key: str) -> Cut:
+        return next(c for c in self.cuts if c.key == key)
 
 
-def _compile(graph, stdin: bool) -> list[str]:
-    """Argument list with the global options first (ffmpeg ignores options trailing the last output)."""
-    args = graph.compile(cmd=require_tool("ffmpeg"))
-    return args[:1] + ([] if stdin else ["-nostdin"]) + ["-v", "error", "-y"] + args[1:]
+def make_span(windows: list[tuple[str, Window]], cfg: AudioConfig) -> Span:
+    """The span covering these (clip key, window) pairs, each clip placed on the span's sample grid."""
+    start = min(w.start_s for _, w in windows)
+    return Span(start, tuple(Cut(key, w, seconds_to_index(w.start_s - start, cfg.sample_rate, "round"),
+                                 num_samples(w, cfg)) for key, w in windows))
+
+
+@dataclass
+class Decoded:
+    """What one span's ffmpeg run gave: the span's samples (fewer than span.n when the stream ends early),
+    what went wrong (None: nothing), and the FLAC written for each clip asked for."""
+
+    span: Span
+    samples: np.ndarray
+    error: str | None
+    flacs: dict[str, Path] = field(default_factory=dict)
+
+
+# No encoder version string, no copied tags: the same samples give the same FLAC bytes.
+FLAC_OUTPUT = ("-c:a", "flac", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1")
+
+
+def span_command(path: Path, probe: Probe, span: Span, cfg: AudioConfig, flacs: dict[str, Path]) -> list[str]:
+    """ffmpeg arguments: span -> mono s16 at cfg.sample_rate -> one FLAC file per clip in `flacs` + the
+    span's raw s16le on stdout. Built by hand: the graph holds only numbers, and ffmpeg-python's node
+    hashing grows with the number of outputs."""
+    cuts = [c for c in span.cuts if c.key in flacs]
+    k = len(cuts)
+    # One-second frames before the split: each clip's branch sees every frame up to its end, so fewer,
+    # larger frames keep that bookkeeping small. The samples are unchanged.
+    graph = (f"[0:{probe.audio.index}]aresample={cfg.sample_rate}:first_pts=0,"
+             f"aformat=sample_fmts=s16:channel_layouts=mono,atrim=end_sample={span.n},"
+             f"asetnsamples=n={cfg.sample_rate}:p=0,asplit={k + 1}" + "".join(f"[s{i}]" for i in range(k + 1))
+             + "".join(f";[s{i}]atrim=start_sample={c.first}:end_sample={c.end}[c{i}]" for i, c in enumerate(cuts)))
+    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-y", "-ss", f"{span.start_s:.6f}",
+            "-t", f"{span.n / cfg.sample_rate + READ_MARGIN_S:.6f}", "-i", str(path), "-filter_complex", graph]
+    for i, c in enumerate(cuts):
+        args += ["-map", f"[c{i}]", *FLAC_OUTPUT, str(flacs[c.key])]
+    return args + ["-map", f"[s{k}]", "-f", "s16le", "pipe:"]
 
 
 def num_samples(window: Window, cfg: AudioConfig) -> int:
     return seconds_to_index(window.duration_s, cfg.sample_rate, "round")
 
 
+def decode_span(path: Path, probe: Probe, span: Span, cfg: AudioConfig, flacs: dict[str, Path]) -> Decoded:
+    """Run ffmpeg once over the span. A span does the work of len(span.cuts) clip runs, and gets their
+    time allowance. Raises ItemError(audio_timeout); every other failure is reported in `error`."""
+    args = span_command(path, probe, span, cfg, flacs)
+    proc = run_tool(args, cfg.timeout_s * len(span.cuts), "audio", path)
+    samples = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
+    # With -v error, anything on stderr is a read or decode error (a truncated file, a broken packet).
+    error = stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
+    return Decoded(span, samples, error, dict(flacs))
+
+
+def clip_audio(path: Path, probe: Probe, decoded: Decoded, key: str, cfg: AudioConfig, out_dir: Path
+               ) -> dict[str, Any]:
+    """Put one clip of a decoded span into out_dir (`audio.flac`, and `mel.npy` when cfg.mel_bins): the
+    FLAC ffmpeg wrote is moved there, or rewritten when the clip had to be padded. Returns the meta dict."""
+    cut = decoded.span.cut(key)
+    window, n = cut.window, cut.n
+    samples = decoded.samples[cut.first:cut.end]
+    got, error = int(samples.size), decoded.error
+    if got == 0 or (error and got < cfg.min_decoded_fraction * n):
+        if error:
+            raise ItemError("audio_decode_failed", f"{Path(path).name}: {probe.audio.codec} audio decodes "
+                                                   f"{got} of {n} samples: {error}")
+        raise ItemError("no_audio_in_window", f"{Path(path).name}: the audio stream has no samples in "
+                                              f"[{window.start_s:.3f}, {window.end_s:.3f}] s")
+    flac = Path(out_dir) / FLAC_NAME
+    if got != n:  # stream ended early (or broke late): pad with silence, write the FLAC to match
+        samples = np.concatenate([samples, np.zeros(n - got, dtype="<i2")])
+        encode_flac(samples, cfg.sample_rate, flac, cfg.timeout_s)
+    elif decoded.flacs[key] != flac:
+        os.replace(decoded.flacs[key], flac)
+    lv = levels(samples)
+    meta: dict[str, Any] = {
+        "present": True, "file": FLAC_NAME, "sample_rate": cfg.sample_rate, "num_samples": n,
+        "duration_s": round(n / cfg.sample_rate, 6), "silent": lv.peak_dbfs <= cfg.silence_dbfs,
+        "peak_dbfs": lv.peak_dbfs, "rms_dbfs": lv.rms_dbfs,
+        "padded_s": round((n - got) / cfg.sample_rate, 6), "decode_error": error,
+        "source": {"codec": probe.audio.codec, "sample_rate": probe.audio.sample_rate,
+                   "channels": probe.audio.channels, "stream_start_s": probe.audio.start_s},
+    }
+    if cfg.mel_bins:
+        mel = log_mel(samples, cfg)
+        np.save(Path(out_dir) / MEL_NAME, mel)
+        meta.update(mel=MEL_NAME, mel_bins=cfg.mel_bins, mel_hop_s=cfg.mel_hop_ms / 1000,
+                    mel_win_s=cfg.mel_win_ms / 1000, mel_frames=int(mel.shape[1]))
+    return meta
+
+
+def extract_audio(path: Path, probe: Probe, window: Window, cfg: AudioConfig, out_dir: Path) -> dict[str, Any]:
+    """One clip on its own: a span of one window, its FLAC written straight into out_dir."""
+    span = make_span([("clip", window)], cfg)
+    decoded = decode_span(path, probe, span, cfg, {"clip": Path(out_dir) / FLAC_NAME})
+    return clip_audio(path, probe, decoded, "clip", cfg, out_dir)
+
+
 def encode_flac(samples: np.ndarray, sample_rate: int, flac: Path, timeout_s: float) -> None:
     """Write int16 mono samples as FLAC (used only when the samples had to be padded after extraction)."""
-    import ffmpeg
-
-    graph = ffmpeg.input("pipe:", format="s16le", ar=sample_rate, ac=1).output(str(flac), acodec="flac", **_bitexact())
-    args = _compile(graph, stdin=True)
+    args = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "s16le", "-ar", str(sample_rate), "-ac", "1",
+            "-i", "pipe:", *FLAC_OUTPUT, str(flac)]
     proc = run_tool(args, timeout_s, "encode", flac, input=samples.astype("<i2").tobytes())
     if proc.returncode != 0:
         raise ItemError("audio_encode_failed", f"ffmpeg cannot write {flac.name}: {stderr_tail(proc)}")
@@ -87,41 +187,6 @@ def levels(samples: np.ndarray) -> Levels:
         return Levels(DBFS_FLOOR, DBFS_FLOOR)
     x = samples.astype(np.float64)
     return Levels(dbfs(float(np.abs(x).max())), dbfs(float(np.sqrt(np.mean(x * x)))))
-
-
-def extract_audio(path: Path, probe: Probe, window: Window, cfg: AudioConfig, out_dir: Path) -> dict[str, Any]:
-    """Write `audio.flac` (and `mel.npy` when cfg.mel_bins) into out_dir; return the meta dict."""
-    flac = Path(out_dir) / FLAC_NAME
-    n = num_samples(window, cfg)
-    proc = run_tool(extract_command(path, probe, window, cfg, flac), cfg.timeout_s, "audio", path)
-    samples = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
-    decoded = int(samples.size)
-    # With -v error, anything on stderr is a read or decode error (a truncated file, a broken packet).
-    error = stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
-    if decoded == 0 or (error and decoded < cfg.min_decoded_fraction * n):
-        if error:
-            raise ItemError("audio_decode_failed", f"{Path(path).name}: {probe.audio.codec} audio decodes "
-                                                   f"{decoded} of {n} samples: {error}")
-        raise ItemError("no_audio_in_window", f"{Path(path).name}: the audio stream has no samples in "
-                                              f"[{window.start_s:.3f}, {window.end_s:.3f}] s")
-    if decoded != n:  # stream ended early (or broke late): pad with silence, rewrite the FLAC to match
-        samples = np.concatenate([samples[:n], np.zeros(max(0, n - decoded), dtype="<i2")])
-        encode_flac(samples, cfg.sample_rate, flac, cfg.timeout_s)
-    lv = levels(samples)
-    meta: dict[str, Any] = {
-        "present": True, "file": FLAC_NAME, "sample_rate": cfg.sample_rate, "num_samples": n,
-        "duration_s": round(n / cfg.sample_rate, 6), "silent": lv.peak_dbfs <= cfg.silence_dbfs,
-        "peak_dbfs": lv.peak_dbfs, "rms_dbfs": lv.rms_dbfs,
-        "padded_s": round(max(0, n - decoded) / cfg.sample_rate, 6), "decode_error": error,
-        "source": {"codec": probe.audio.codec, "sample_rate": probe.audio.sample_rate,
-                   "channels": probe.audio.channels, "stream_start_s": probe.audio.start_s},
-    }
-    if cfg.mel_bins:
-        mel = log_mel(samples, cfg)
-        np.save(Path(out_dir) / MEL_NAME, mel)
-        meta.update(mel=MEL_NAME, mel_bins=cfg.mel_bins, mel_hop_s=cfg.mel_hop_ms / 1000,
-                    mel_win_s=cfg.mel_win_ms / 1000, mel_frames=int(mel.shape[1]))
-    return meta
 
 
 def log_mel(samples: np.ndarray, cfg: AudioConfig) -> np.ndarray:
