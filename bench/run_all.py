@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["download.py", "media.py", "audio_sources.py", "align.py", "tokenizers.py", "shard.py", "train.py"]
+BENCHES = ["download.py", "media.py", "audio_sources.py", "align.py", "tokenizers.py", "shard.py", "train.py",
+           "stream.py"]
 RATIO = re.compile(r"\bratio\b[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
 
 
