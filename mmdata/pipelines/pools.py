@@ -151,26 +151,23 @@ class _Proc:
         self.conn.close()
 
 
-# What a fork server loads once, so that each worker starts in milliseconds instead of importing the
-# stage modules (numpy, pyarrow, PIL, decord...) again.
-PRELOAD = ["mmdata.pipelines.runner", "mmdata.pipelines.download", "mmdata.pipelines.frames",
-           "mmdata.pipelines.audio", "mmdata.pipelines.align", "mmdata.pipelines.quantize"]
-
-
-def _worker_context():
+def _worker_context(stages: dict[str, "Stage"]):
     """Workers fork from a fork server, not from the driver: the driver may hold threads (progress bars,
     thread pools, torch's) that a child forked from it would inherit half-way through a lock; the fork
-    server is a fresh single-threaded process that has only imported the stage modules."""
+    server is a fresh single-threaded process. It imports the runner, the pool's stage modules and the
+    libraries they need once, so each worker starts in milliseconds with them loaded (the first pool of a
+    process sets what its server loads)."""
     import multiprocessing as mp
 
+    modules = {type(s).__module__ for s in stages.values()} | {lib for s in stages.values() for lib in s.needs().libraries}
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(["mmdata.pipelines.runner", *sorted(modules)])
     return ctx
 
 
 class LocalPool:
     def __init__(self, stages: dict[str, "Stage"], work: "WorkDir", n: int):
-        self._ctx = _worker_context()
+        self._ctx = _worker_context(stages)
         self.stages, self.work = stages, work
         self.procs = [_Proc(self._ctx, stages) for _ in range(n)]
         self.size = n
