@@ -151,17 +151,23 @@ class _Proc:
         self.conn.close()
 
 
+# Loaded by every fork server whatever its first pool runs: the CPU stages and their libraries (about a
+# second, once). A process's fork server is started by its first pool and serves every later one (a test
+# run makes hundreds of pools), so what it lacks each later worker would import for itself.
+CPU_STAGES = ["mmdata.pipelines.runner", "mmdata.pipelines.download", "mmdata.pipelines.frames",
+              "mmdata.pipelines.audio", "mmdata.pipelines.align", "numpy", "pyarrow", "PIL", "yt_dlp", "decord"]
+
+
 def _worker_context(stages: dict[str, "Stage"]):
     """Workers fork from a fork server, not from the driver: the driver may hold threads (progress bars,
     thread pools, torch's) that a child forked from it would inherit half-way through a lock; the fork
-    server is a fresh single-threaded process. It imports the runner, the pool's stage modules and the
-    libraries they need once, so each worker starts in milliseconds with them loaded (the first pool of a
-    process sets what its server loads)."""
+    server is a fresh single-threaded process. It imports the stage modules and the libraries they need
+    once, so each worker starts in milliseconds with them loaded."""
     import multiprocessing as mp
 
     modules = {type(s).__module__ for s in stages.values()} | {lib for s in stages.values() for lib in s.needs().libraries}
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["mmdata.pipelines.runner", *sorted(modules)])
+    ctx.set_forkserver_preload(list(dict.fromkeys(CPU_STAGES + sorted(modules))))
     return ctx
 
 
