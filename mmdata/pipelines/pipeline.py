@@ -138,7 +138,8 @@ def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = N
     t0 = time.perf_counter()
     out = tokenizer_dir(cfg, work)
     section = cfg.sections["tokenizers"]
-    clips = [c for c in work.clips() if chunks is None or c.chunk in set(chunks)]
+    sample = None if chunks is None else set(chunks)
+    clips = [c for c in work.clips() if sample is None or c.chunk in sample]
     fitted, kept, no_input = [], [], []
     for kind, fit, cls in (("text", fit_text, TextFitConfig), ("speech", fit_speech, SpeechFitConfig),
                            ("vision", fit_vision, VisionFitConfig)):
@@ -225,8 +226,8 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         click.echo(s.render())
         results.append(StepResult("download", s.ok, s.failed, s.wall_s, s.reasons))
         _segment_if_asked(cfg, work)
-    stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages if name in STAGE_MAKERS
-                   and name != "download" and name not in stages})
+    stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages
+                   if name in STAGE_MAKERS and name != "download"})
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
@@ -252,13 +253,14 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         clocks, fit_result = stream_stages(stages, work, pool, graph, fit, cfg.runner.progress)
     finally:
         pool.close()
-    for name, s in summaries(stages, work, clocks, planned).items():
-        click.echo(s.render())
-        results.append(StepResult(name, s.ok, s.failed, s.wall_s, s.reasons))
-        if name == "align" and fit_result is not None:
+    done = summaries(stages, work, clocks, planned)
+    for name in cfg.stages:  # in the pipeline's order, the fit where the YAML lists it
+        if name == "tokenizers" and fit_result is not None:
             results.append(fit_result)
-    if fit_result is not None and "align" not in stages:
-        results.insert(len(results) - ("quantize" in stages), fit_result)
+        elif name in done:
+            s = done[name]
+            click.echo(s.render())
+            results.append(StepResult(name, s.ok, s.failed, s.wall_s, s.reasons))
     nodes = pool.chunks_per_node
     on_nodes = (f"; ray: {sum(nodes.values())} chunk jobs on {len(nodes)} node(s)"
                 + (f", {pool.chunks_on_gpu} of them on GPU workers" if pool.chunks_on_gpu else "")) if nodes else ""
