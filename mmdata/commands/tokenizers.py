@@ -103,6 +103,8 @@ def fit_text_cmd(work, config, out, **opts):
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Local torchaudio state_dict for --encoder hubert|wavlm|wav2vec2.")
 @click.option("--layer", type=int, default=None, help="Transformer layer (1-based) of the encoder. [6]")
+@click.option("--window-seconds", "window_s", type=float, default=None,
+              help="Encoder models see clips in windows this long (bounded memory for long clips). [30]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 def fit_speech_cmd(work, config, out, **opts):
     common.require("tokenizers", "mmdata tokenizers fit-speech")

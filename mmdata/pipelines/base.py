@@ -3,6 +3,11 @@ once per worker, and `process(item, out_dir, work) -> meta` for one item. It wri
 `out_dir` (a temporary folder the runner renames into place) and returns a JSON-able dict that becomes
 the item's meta.json. It raises `ItemError(reason, detail)` for bad input. It knows nothing about Ray,
 chunks, status tables or retries: the runner does (mmdata/pipelines/runner.py).
+
+A stage that keeps a device busy (quantize) is *batched*: `batch_size > 1`, and the runner hands it
+`batch_size` items at a time in two steps. `load(item, work)` reads one item's inputs on the CPU (in a
+thread, while the previous batch is on the device); `process_batch(items, loaded, out_dirs, work)` does
+them all at once and returns one meta or one exception per item, so one bad item never fails its batch.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ class Stage:
     resources: Resources = Resources()
     # items processed at once inside one chunk (threads): >1 only for I/O-bound stages such as download
     concurrency: int = 1
+    # items handed to process_batch at once: >1 only for stages that batch work across items (see above)
+    batch_size: int = 1
 
     def needs(self) -> Needs:
         """Libraries and tools this stage needs with its config; the runner checks them before any work."""
@@ -41,6 +48,21 @@ class Stage:
 
     def process(self, item: Any, out_dir: Path, work: WorkDir) -> dict[str, Any]:
         raise NotImplementedError
+
+    def load(self, item: Any, work: WorkDir) -> Any:
+        """Batched stages: one item's inputs, read on the CPU ahead of `process_batch` (ItemError: bad input)."""
+        return item
+
+    def process_batch(self, items: list[Any], loaded: list[Any], out_dirs: list[Path],
+                      work: WorkDir) -> list[dict[str, Any] | Exception]:
+        """Batched stages: items with their `load()` results -> one meta (or the item's exception) each."""
+        out: list[dict[str, Any] | Exception] = []
+        for item, d in zip(items, out_dirs):
+            try:
+                out.append(self.process(item, d, work))
+            except Exception as e:
+                out.append(e)
+        return out
 
 
 class ShipsConfigOnly:

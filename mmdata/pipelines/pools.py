@@ -56,6 +56,13 @@ def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTas
     blamed = [k for k in keys if work.marker(stage.name, "inflight", k).exists()]
     if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
         raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see its log")
+    if len(blamed) > 1:  # a batched stage had several items in flight: run each alone to find the culprit
+        for key in blamed:
+            work.unmark(stage.name, "inflight", key)
+            work.mark(stage.name, "suspect", key)
+        log.warning("%s: a worker died on chunk %d with %d items in flight; re-running them one at a time",
+                    stage.name, task.chunk, len(blamed))
+        return task
     for key in blamed:
         work.unmark(stage.name, "inflight", key)
         work.mark(stage.name, "crashed", key)

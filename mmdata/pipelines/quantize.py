@@ -13,7 +13,7 @@ function of the inputs and the tokenizer files, so the same input gives the same
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from mmdata.environment import check_needs
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
+from mmdata.tokenizers.vision import CPU_BATCH_FRAMES
 from mmdata.workdir import WorkDir
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,11 +35,13 @@ class QuantizeConfig:
     tokenizers: str = ""  # the tokenizer set folder (default: WORK/tokenizers, filled in by the command)
     device: str = "auto"  # auto: a GPU when the worker has one
     memory_mb: int = 2048  # per-worker memory; frame batches are sized to a quarter of it
+    batch_clips: int = 32  # clips encoded together (their inputs are read while the previous batch encodes)
 
     def __post_init__(self):
         check(bool(self.tokenizers), "QuantizeConfig", "tokenizers", self.tokenizers, "a tokenizer set folder")
         check(self.device in DEVICES, "QuantizeConfig", "device", self.device, f"one of {DEVICES}")
         check(self.memory_mb >= 256, "QuantizeConfig", "memory_mb", self.memory_mb, "256 or more")
+        check(self.batch_clips >= 1, "QuantizeConfig", "batch_clips", self.batch_clips, "1 or more")
 
     @property
     def batch_frames(self) -> int:
@@ -49,7 +52,23 @@ class QuantizeConfig:
         return max(1, int(self.memory_mb * 1024 * 1024 / 4 // (4 * FRAME_BYTES)))
 
 
+@dataclass
+class QuantizeInput:
+    """One clip's inputs, read on the CPU ahead of the device work (QuantizeStage.load)."""
+    frames: np.ndarray | None = None  # uint8 [T, 224, 224, 3]
+    wav: np.ndarray | None = None  # 16 kHz mono float32
+    text: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # modality -> why the clip has none
+
+
+FILES = {"vision": "vtok.npy", "speech": "stok.npy", "text": "ttok.npy"}
+
+
 class QuantizeStage(Stage):
+    """Batched (base.py): `load` reads a clip's frames, audio and text on the CPU while the previous batch
+    is encoded; `process_batch` encodes `batch_clips` clips together, the frames of all of them in one
+    pass per `batch_frames` and all their speech frames in one nearest-centroid pass."""
+
     name = "quantize"
 
     def __init__(self, cfg: QuantizeConfig):
@@ -59,6 +78,10 @@ class QuantizeStage(Stage):
         self.resources = Resources(cpus=1.0, gpus=1.0 if wants_gpu else 0.0, memory_mb=cfg.memory_mb)
         self.toks: dict[str, Any] | None = None
         self.hashes: dict[str, str] = {}
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.batch_clips
 
     def __getstate__(self):  # ship the config to Ray workers, never loaded models
         return {"cfg": self.cfg, "resources": self.resources, "toks": None, "hashes": {}}
@@ -77,21 +100,81 @@ class QuantizeStage(Stage):
         self.hashes = {name: c["hash"] for name, c in load_tokenizer_set(self.cfg.tokenizers).items()}
 
     def process(self, item: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        """One clip: the batch path with a batch of one, so both give the same tokens."""
+        result = self.process_batch([item], [self.load(item, work)], [out_dir], work)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def load(self, item: Clip, work: WorkDir) -> QuantizeInput:
+        from mmdata.media_io import read_audio
+        from mmdata.tokenizers.fit import audio_input, clip_text, frames_input
+        from mmdata.tokenizers.speech import SAMPLE_RATE
+        from mmdata.tokenizers.vision import load_frames
+
         if self.toks is None:
             self.setup()
+        x = QuantizeInput()
+        if "vision" in self.toks:
+            if self._upstream(work, "frames", item.key) is None:
+                x.skipped["vision"] = "no frames stage output"
+            elif (fr := frames_input(work, item.key)) is None:
+                x.skipped["vision"] = "no video"
+            else:
+                x.frames = load_frames(fr.paths)
+        if "speech" in self.toks:
+            if self._upstream(work, "audio", item.key) is None:
+                x.skipped["speech"] = "no audio stage output"
+            elif (a := audio_input(work, item.key)) is None:
+                x.skipped["speech"] = "no audio"
+            else:
+                x.wav = read_audio(a.path, SAMPLE_RATE)  # ffmpeg resamples when the audio stage used another rate
+        if "text" in self.toks:
+            x.text = clip_text(work, item)
+            if x.text is None:
+                x.skipped["text"] = "no transcript or caption"
+        return x
+
+    def process_batch(self, items: list[Clip], loaded: list[QuantizeInput], out_dirs: list[Path],
+                      work: WorkDir) -> list[dict[str, Any] | Exception]:
+        if self.toks is None:
+            self.setup()
+        tokens: list[dict[str, np.ndarray]] = [{} for _ in items]
+        has = [k for k, x in enumerate(loaded) if x.frames is not None]
+        if has:
+            vision = self.toks["vision"]
+            per_pass = self.cfg.batch_frames if vision.device == "cuda" else min(self.cfg.batch_frames, CPU_BATCH_FRAMES)
+            enc = vision.encode_batch([loaded[k].frames for k in has], per_pass)
+            for k, t in zip(has, enc):
+                tokens[k]["vision"] = t
+        has = [k for k, x in enumerate(loaded) if x.wav is not None]
+        if has:
+            for k, t in zip(has, self.toks["speech"].encode_batch([loaded[k].wav for k in has])):
+                tokens[k]["speech"] = t
+        for k, x in enumerate(loaded):
+            if x.text is not None:
+                tokens[k]["text"] = self.toks["text"].encode(x.text)
+        out: list[dict[str, Any] | Exception] = []
+        for item, x, toks, out_dir in zip(items, loaded, tokens, out_dirs):
+            try:
+                out.append(self._write(item, x, toks, out_dir))
+            except Exception as e:
+                out.append(e)
+        return out
+
+    def _write(self, item: Clip, x: QuantizeInput, tokens: dict[str, np.ndarray], out_dir: Path) -> dict[str, Any]:
         meta: dict[str, Any] = {"modalities": [], "tokenizers": {}, "shapes": {}, "rates": {}, "skipped": {}}
-        for name, encode in (("vision", self._vision), ("speech", self._speech), ("text", self._text)):
+        for name in ("vision", "speech", "text"):
             if name not in self.toks:
                 continue
-            tokens, why = encode(item, work)
-            if tokens is None:
-                meta["skipped"][name] = why
+            if name not in tokens:
+                meta["skipped"][name] = x.skipped.get(name, "")
                 continue
-            fname = {"vision": "vtok.npy", "speech": "stok.npy", "text": "ttok.npy"}[name]
-            np.save(out_dir / fname, tokens, allow_pickle=False)
+            fname = FILES[name]
+            np.save(out_dir / fname, tokens[name], allow_pickle=False)
             meta["modalities"].append(name)
             meta["tokenizers"][name] = self.hashes[name]
-            meta["shapes"][fname] = list(tokens.shape)
+            meta["shapes"][fname] = list(tokens[name].shape)
         if "speech" in meta["modalities"]:
             meta["rates"]["stok_hz"] = 50.0
         if not meta["modalities"]:
@@ -107,35 +190,3 @@ class QuantizeStage(Stage):
             raise ItemError(f"missing_{stage}", f"clip {key} has no {stage} output in {work.root / stage}; "
                             f"it failed there or has not run yet: see `mmdata {stage} --work {work.root}`")
         return meta
-
-    def _vision(self, clip: Clip, work: WorkDir):
-        from mmdata.tokenizers.fit import frames_input
-
-        if self._upstream(work, "frames", clip.key) is None:
-            return None, "no frames stage output"
-        fr = frames_input(work, clip.key)
-        if fr is None:
-            return None, "no video"
-        return self.toks["vision"].encode_files(fr.paths, self.cfg.batch_frames), ""
-
-    def _speech(self, clip: Clip, work: WorkDir):
-        from mmdata.media_io import read_audio
-        from mmdata.tokenizers.fit import audio_input
-        from mmdata.tokenizers.speech import SAMPLE_RATE
-
-        if self._upstream(work, "audio", clip.key) is None:
-            return None, "no audio stage output"
-        a = audio_input(work, clip.key)
-        if a is None:
-            return None, "no audio"
-        wav = read_audio(a.path, SAMPLE_RATE)  # ffmpeg resamples when the audio stage used another rate
-        tok = self.toks["speech"]
-        return tok.encode(wav), ""
-
-    def _text(self, clip: Clip, work: WorkDir):
-        from mmdata.tokenizers.fit import clip_text
-
-        text = clip_text(work, clip)
-        if text is None:
-            return None, "no transcript or caption"
-        return self.toks["text"].encode(text), ""

@@ -34,13 +34,16 @@ class Codebook:
     def vocab_size(self) -> int:
         return int(self.centroids.shape[0])
 
-    def nearest(self, x: np.ndarray) -> np.ndarray:
-        """Ids uint16 [N] of the nearest centroid to each normalised vector of x [N, D]."""
+    def nearest(self, x) -> np.ndarray:
+        """Ids uint16 [N] of the nearest centroid to each normalised vector of x [N, D] (numpy, or a torch
+        tensor already on the device)."""
         import torch
 
         if self._cent is None:
             self._cent = torch.from_numpy(self.centroids).to(self.device)
-        labels, _ = assign(torch.from_numpy(np.ascontiguousarray(x)).to(self.device), self._cent)
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        labels, _ = assign(x.to(self.device, torch.float32), self._cent)
         return labels.cpu().numpy().astype(np.uint16)
 
     def save_with(self, root: str | Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:

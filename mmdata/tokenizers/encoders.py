@@ -21,6 +21,19 @@ from mmdata.utils import sha256_file
 
 HOP = 320  # 20 ms at 16 kHz: the stride of every wav2vec2-family feature extractor
 WIN = 400  # its receptive field (25 ms)
+WINDOW_S = 30.0  # speech encoders see clips in windows this long: attention memory grows with its square
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA (the encoders' matrix products at tensor-core speed; features are cast back
+    to float32 before k-means, so tokens may differ from fp32 ones in near ties); nothing on CPU."""
+    import contextlib
+
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 # family -> (default factory, factories allowed by name); the generic *_model factories take kwargs
 SPEECH_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -67,10 +80,13 @@ def _build(module, factory: str, kwargs: dict, state: dict, path: Path):
 class SpeechEncoderFeatures:
     """Frame features [L, D] at 50 Hz from layer `layer` (1-based) of a wav2vec2-family transformer."""
 
-    def __init__(self, encoder: str, checkpoint: str | Path, layer: int, device: str = "cpu"):
+    def __init__(self, encoder: str, checkpoint: str | Path, layer: int, device: str = "cpu",
+                 window_s: float = WINDOW_S, batch_windows: int = 8):
         if encoder not in SPEECH_FAMILIES:
             raise ConfigError(f"--encoder {encoder!r} is invalid: one of mfcc, {', '.join(SPEECH_FAMILIES)}")
         self.encoder, self.checkpoint, self.layer, self.device = encoder, Path(checkpoint), int(layer), device
+        self.window_s, self.window_frames = float(window_s), max(1, round(window_s * 16000 / HOP))
+        self.batch_windows = max(1, int(batch_windows))
         self.sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
         self._model = None
         self.dim = 0
@@ -89,23 +105,46 @@ class SpeechEncoderFeatures:
 
     def config(self) -> dict[str, Any]:
         return {"encoder": self.encoder, "checkpoint": str(self.checkpoint.resolve()), "layer": self.layer,
-                "checkpoint_sha256": self.sha256, "dim": self.dim, "rate_hz": 50.0}
+                "checkpoint_sha256": self.sha256, "dim": self.dim, "rate_hz": 50.0, "window_s": self.window_s}
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
-        """16 kHz mono float32 [N] -> [N // 320, D]: the input is padded by 80 samples so the 400-sample
-        receptive field yields exactly one frame per 20 ms (same count as the MFCC features)."""
+        """16 kHz mono float32 [N] -> [N // 320, D]."""
+        return self.many([wav])[0]
+
+    def windows(self, wav: np.ndarray) -> list[np.ndarray]:
+        """The clip cut into the pieces the model sees: `window_s` of frames each (the last one shorter),
+        each with the 80 samples after it (the next piece's, or zeros at the end) so the 400-sample
+        receptive field yields exactly one frame per 20 ms: N // 320 frames in all, as MFCC gives.
+        Attention spans one window: memory per forward pass is bounded however long the clip is."""
+        n_frames = len(wav) // HOP
+        x = np.pad(np.asarray(wav, np.float32)[: n_frames * HOP], (0, WIN - HOP))
+        per = self.window_frames
+        return [x[i * HOP:min(i + per, n_frames) * HOP + WIN - HOP] for i in range(0, n_frames, per)]
+
+    def many(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        """Features of many clips. Windows of equal length (every full window) go through the model
+        together, up to `batch_windows` at a time, with no padding, so a window's features do not depend
+        on what it is batched with (up to float rounding in the matrix products)."""
         import torch
 
         if self._model is None:
             self._load()
-        n_frames = len(wav) // HOP
-        if n_frames == 0:
-            return np.zeros((0, self.dim), np.float32)
-        x = np.pad(np.asarray(wav, np.float32), (0, WIN - HOP))
-        with torch.inference_mode():
-            feats, _ = self._model.extract_features(torch.from_numpy(x).unsqueeze(0).to(self.device),
-                                                    num_layers=self.layer)
-        return feats[self.layer - 1][0, :n_frames].float().cpu().numpy()
+        pieces = [self.windows(w) for w in wavs]
+        out: list[list[np.ndarray | None]] = [[None] * len(p) for p in pieces]
+        by_len: dict[int, list[tuple[int, int]]] = {}
+        for i, p in enumerate(pieces):
+            for j, x in enumerate(p):
+                by_len.setdefault(len(x), []).append((i, j))
+        for length, where in sorted(by_len.items()):
+            for k in range(0, len(where), self.batch_windows):
+                group = where[k:k + self.batch_windows]
+                x = torch.from_numpy(np.stack([pieces[i][j] for i, j in group])).to(self.device)
+                with torch.inference_mode(), autocast(self.device):
+                    feats, _ = self._model.extract_features(x, num_layers=self.layer)
+                f = feats[self.layer - 1].float().cpu().numpy()
+                for row, (i, j) in enumerate(group):
+                    out[i][j] = f[row, : (length - (WIN - HOP)) // HOP]
+        return [np.concatenate(o) if o else np.zeros((0, self.dim), np.float32) for o in out]
 
 
 def import_torchvision():
@@ -142,14 +181,20 @@ class VitPatchFeatures:
         """uint8 [B, 224, 224, 3] -> float32 [B, 196, D] (the class token dropped)."""
         import torch
 
+        return self.tensor(torch.from_numpy(np.ascontiguousarray(frames))).cpu().numpy()
+
+    def tensor(self, frames):
+        """The same from a uint8 tensor [B, 224, 224, 3]: float32 [B, 196, D] on the model's device."""
+        import torch
+
         if self._model is None:
             self._load()
         m = self._model
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        x = frames.to(self.device).permute(0, 3, 1, 2).float() / 255.0
         mean = torch.tensor(self.MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.STD, device=self.device).view(1, 3, 1, 1)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device):
             tokens = m._process_input((x - mean) / std)  # [B, 196, D]
             cls = m.class_token.expand(tokens.shape[0], -1, -1)
             out = m.encoder(torch.cat([cls, tokens], dim=1))
-        return out[:, 1:].float().cpu().numpy()
+        return out[:, 1:].float()

@@ -123,7 +123,7 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
     """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
     from mmdata.tokenizers.speech import SAMPLE_RATE, SpeechTokenizer, make_speech_features
 
-    features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device))
+    features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device), cfg.window_s)
     inputs = [a for a in (audio_input(work, c.key) for c in (work.clips() if clips is None else clips)) if a]
     if not inputs:
         raise ConfigError(f"no clip in {work.root} has audio; run `mmdata audio --work {work.root}` first")

@@ -16,7 +16,7 @@ import numpy as np
 from mmdata.config import check
 from mmdata.errors import ConfigError
 from mmdata.tokenizers.codebook import Codebook, fit_codebook, need_rows
-from mmdata.tokenizers.encoders import HOP, SPEECH_FAMILIES, WIN, SpeechEncoderFeatures
+from mmdata.tokenizers.encoders import HOP, SPEECH_FAMILIES, WIN, WINDOW_S, SpeechEncoderFeatures
 
 SAMPLE_RATE = 16000
 RATE_HZ = SAMPLE_RATE / HOP  # 50 units per second
@@ -57,14 +57,14 @@ class MfccFeatures:
 
 
 def make_speech_features(encoder: str = "mfcc", checkpoint: str | None = None, layer: int = 6,
-                         device: str = "cpu"):
+                         device: str = "cpu", window_s: float = WINDOW_S):
     """The registry of speech feature extractors: 'mfcc' or a wav2vec2-family encoder from a checkpoint."""
     if encoder == "mfcc":
         return MfccFeatures()
     if encoder in SPEECH_FAMILIES:
         if not checkpoint:
             raise ConfigError(f"--encoder {encoder} needs --checkpoint PATH (a local torchaudio state_dict)")
-        return SpeechEncoderFeatures(encoder, checkpoint, layer, device)
+        return SpeechEncoderFeatures(encoder, checkpoint, layer, device, window_s)
     raise ConfigError(f"speech encoder {encoder!r} is invalid: one of {ENCODERS}")
 
 
@@ -78,9 +78,11 @@ class SpeechFitConfig:
     encoder: str = "mfcc"
     checkpoint: str | None = None
     layer: int = 6
+    window_s: float = WINDOW_S  # encoder models: the longest stretch of audio one forward pass sees
     device: str = "auto"
 
     def __post_init__(self):
+        check(self.window_s >= 1.0, "SpeechFitConfig", "window_s", self.window_s, "1 second or more")
         check(2 <= self.k <= 65536, "SpeechFitConfig", "k", self.k, "2..65536 (units are stored as uint16)")
         check(self.max_frames >= self.k, "SpeechFitConfig", "max_frames", self.max_frames, f"at least k ({self.k})")
         check(self.max_clips >= 0, "SpeechFitConfig", "max_clips", self.max_clips, "0 (all) or a positive count")
@@ -122,11 +124,23 @@ class SpeechTokenizer(Codebook):
 
     def encode(self, wav: np.ndarray) -> np.ndarray:
         """16 kHz mono float32 audio [N] -> units uint16 [N // 320]."""
-        return self.assign(self.frame_features(wav))
+        return self.encode_batch([wav])[0]
+
+    def encode_batch(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        """Units of many clips: features per clip (an encoder model batches their windows), then one
+        nearest-centroid pass over all their frames. A frame's unit does not depend on the batch."""
+        many = getattr(self.features, "many", None)
+        raw = many(wavs) if many else [self.features(w) for w in wavs]
+        feats = [((f - self.mean) / self.std).astype(np.float32) for f in raw]
+        counts = [len(f) for f in feats]
+        if not sum(counts):
+            return [np.zeros(0, np.uint16) for _ in wavs]
+        return np.split(self.nearest(np.concatenate(feats)), np.cumsum(counts)[:-1])
 
     def save(self, root: str | Path) -> dict[str, Any]:
         return self.save_with(root, dict(zip(self.arrays, (self.mean, self.std))))
 
     @staticmethod
     def make_features(fc: dict[str, Any], device: str):
-        return make_speech_features(fc["encoder"], fc.get("checkpoint"), fc.get("layer", 6), device)
+        return make_speech_features(fc["encoder"], fc.get("checkpoint"), fc.get("layer", 6), device,
+                                    fc.get("window_s", WINDOW_S))

@@ -24,6 +24,7 @@ IMAGE_SIZE, PATCH = 224, 16
 GRID = IMAGE_SIZE // PATCH  # 14
 ENCODERS = ("patch", "vit")
 FRAME_BYTES = IMAGE_SIZE * IMAGE_SIZE * 3 * 4  # one frame as float32; the unit batches are sized in
+CPU_BATCH_FRAMES = 32  # on a CPU, frames per pass: the working set stays in cache (2x faster than 256)
 
 
 def to_square(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -57,26 +58,43 @@ class PatchFeatures:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, 224, 224, 3] -> float32 [B, 196, 86], patches in row-major order."""
         import torch
-        import torch.nn.functional as F
+
+        return self.tensor(torch.from_numpy(np.ascontiguousarray(frames))).cpu().numpy()
+
+    def tensor(self, frames):
+        """The same on a uint8 tensor [B, 224, 224, 3], on whatever device it is: float32 [B, 196, 86].
+
+        Computed on whole frames, not on a copy cut into patches, with every reduction over a contiguous
+        last axis (4-5x fewer passes over memory than patch by patch); a patch's values are the same
+        arithmetic as patch by patch: its gradients take the replicated edge, never the neighbour's."""
+        import torch
 
         b = frames.shape[0]
-        x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)  # [B, H, W, 3]
-        p = x.view(b, GRID, PATCH, GRID, PATCH, 3).permute(0, 1, 3, 5, 2, 4).reshape(-1, 3, PATCH, PATCH)
-        n = p.shape[0]
-        pooled = p.view(n, 3, 4, 4, 4, 4).mean((3, 5)).reshape(n, 48)
-        stats = torch.cat([p.mean((2, 3)), p.std((2, 3))], 1)
-        gray = (0.299 * p[:, 0] + 0.587 * p[:, 1] + 0.114 * p[:, 2]).unsqueeze(1)
-        g = F.pad(gray, (1, 1, 1, 1), mode="replicate")[:, 0]  # within the patch only: no neighbour leaks in
-        gx = g[:, 1:-1, 2:] - g[:, 1:-1, :-2]
-        gy = g[:, 2:, 1:-1] - g[:, :-2, 1:-1]
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)  # [B, 3, H, W]
+        s4 = x.view(b, 3, 224, 56, 4).sum(-1).view(b, 3, 56, 4, 56).sum(3)  # sums of 4x4 cells
+        pooled = s4.div(16.0).view(b, 3, GRID, 4, GRID, 4).permute(0, 2, 4, 1, 3, 5).reshape(b * GRID * GRID, 48)
+        mean = s4.view(b, 3, GRID, 4, 56).sum(3).view(b, 3, GRID, GRID, 4).sum(-1).div_(PATCH * PATCH)
+        xc = x.view(b, 3, GRID, PATCH, GRID, PATCH) - mean.view(b, 3, GRID, 1, GRID, 1)
+        var = xc.mul_(xc).view(b, 3, 224, GRID, PATCH).sum(-1).view(b, 3, GRID, PATCH, GRID).sum(3)
+        std = var.div_(PATCH * PATCH - 1).sqrt_()  # unbiased, as torch.std
+        stats = torch.cat([mean, std], 1).permute(0, 2, 3, 1).reshape(b * GRID * GRID, 6)
+        g = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]  # [B, H, W]
+        gx, gy = torch.empty_like(g), torch.empty_like(g)
+        gx[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+        gx[:, :, 0::PATCH] = g[:, :, 1::PATCH] - g[:, :, 0::PATCH]  # a patch's first column: replicated edge
+        gx[:, :, PATCH - 1::PATCH] = g[:, :, PATCH - 1::PATCH] - g[:, :, PATCH - 2::PATCH]  # and its last
+        gy[:, 1:-1] = g[:, 2:] - g[:, :-2]
+        gy[:, 0::PATCH] = g[:, 1::PATCH] - g[:, 0::PATCH]
+        gy[:, PATCH - 1::PATCH] = g[:, PATCH - 1::PATCH] - g[:, PATCH - 2::PATCH]
         mag = torch.sqrt(gx * gx + gy * gy)
         ang = torch.remainder(torch.atan2(gy, gx), torch.pi)
         bins = (ang * (8 / torch.pi)).long().clamp_(0, 7)
-        rows = torch.arange(PATCH).div(8, rounding_mode="floor")
-        cell = (rows.view(PATCH, 1) * 2 + rows.view(1, PATCH)).expand(n, PATCH, PATCH)
-        hist = torch.zeros(n, 32).scatter_add_(1, (cell * 8 + bins).reshape(n, -1), mag.reshape(n, -1))
-        feats = torch.cat([pooled, stats, hist.sqrt_()], 1)
-        return feats.view(b, GRID * GRID, self.dim).numpy()
+        cells = torch.arange(224, device=x.device).div(8, rounding_mode="floor")  # 8x8 cells, 28 per side
+        cell = cells.view(224, 1) * 28 + cells.view(1, 224)
+        hist = torch.zeros(b, 28 * 28 * 8, device=x.device).scatter_add_(1, bins.add_(cell * 8).view(b, -1),
+                                                                          mag.view(b, -1))
+        hist = hist.view(b, GRID, 2, GRID, 2, 8).permute(0, 1, 3, 2, 4, 5).reshape(b * GRID * GRID, 32)
+        return torch.cat([pooled, stats, hist.sqrt_()], 1).view(b, GRID * GRID, self.dim)
 
 
 def make_vision_features(encoder: str = "patch", checkpoint: str | None = None, device: str = "cpu"):
@@ -139,6 +157,7 @@ class VisionTokenizer(Codebook):
     def __init__(self, features, pca_mean, pca_proj, centroids, config=None, device: str = "cpu"):
         super().__init__(features, centroids, config, device)
         self.pca_mean, self.pca_proj = pca_mean, pca_proj
+        self._pca = None  # (mean, projection) on the device, made on first use
 
     @classmethod
     def fit(cls, feats: np.ndarray, features, cfg: VisionFitConfig, fit_info: dict | None = None) -> "VisionTokenizer":
@@ -152,16 +171,34 @@ class VisionTokenizer(Codebook):
                   "grid": [GRID, GRID], "pca_dim": dim, "k": cfg.k, "dtype": "uint16", "fit": info}
         return cls(features, mean, proj, centroids, config, cfg.device)
 
-    def patch_vectors(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [B, 224, 224, 3] -> whitened patch vectors float32 [B * 196, pca_dim]."""
-        f = self.features(frames).reshape(-1, self.pca_mean.shape[0])
-        return ((f - self.pca_mean) @ self.pca_proj).astype(np.float32)
+    def patch_vectors(self, frames: np.ndarray):
+        """uint8 [B, 224, 224, 3] -> whitened patch vectors, float32 torch [B * 196, pca_dim] on the device:
+        features, whitening and (in encode_frames) the nearest centroid all run where the centroids are."""
+        import torch
+
+        if self._pca is None:
+            self._pca = (torch.from_numpy(self.pca_mean).to(self.device), torch.from_numpy(self.pca_proj).to(self.device))
+        mean, proj = self._pca
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        f = self.features.tensor(x).reshape(-1, mean.shape[0]).float()
+        return (f - mean) @ proj
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [B, 224, 224, 3] -> tokens uint16 [B, 14, 14]."""
+        """uint8 [B, 224, 224, 3] -> tokens uint16 [B, 14, 14]. A frame's tokens do not depend on the other
+        frames of the batch (per-patch features, row-wise products), so batches may mix clips."""
         if len(frames) == 0:
             return np.zeros((0, GRID, GRID), np.uint16)
         return self.nearest(self.patch_vectors(frames)).reshape(len(frames), GRID, GRID)
+
+    def encode_batch(self, clips: Sequence[np.ndarray], batch_frames: int = 32) -> list[np.ndarray]:
+        """The frames of many clips (uint8 [T_i, 224, 224, 3] each) -> their tokens (uint16 [T_i, 14, 14]
+        each), encoded together `batch_frames` at a time: one pass per batch, not one per clip."""
+        counts = [len(c) for c in clips]
+        frames = np.concatenate(clips) if clips else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+        step = max(1, batch_frames)
+        parts = [self.encode_frames(frames[i:i + step]) for i in range(0, len(frames), step)]
+        tokens = np.concatenate(parts) if parts else np.zeros((0, GRID, GRID), np.uint16)
+        return np.split(tokens, np.cumsum(counts)[:-1]) if counts else []
 
     def encode_files(self, paths: Sequence[str | Path], batch_frames: int = 32) -> np.ndarray:
         """Frame files -> tokens uint16 [T, 14, 14], decoded `batch_frames` at a time to bound memory."""

@@ -121,3 +121,27 @@ def test_vit_plugin(tmp_path):
     assert saved["features"]["encoder"] == "vit" and saved["features"]["dim"] == 32
     vt = load_tokenizers(tmp_path / "tok", device="cpu")["vision"]
     assert vt.encode_frames(np.stack([scene(0)])).shape == (1, 14, 14)
+
+
+def test_speech_encoders_see_long_clips_in_bounded_windows(tmp_path):
+    """Attention spans one window (`window_s`), so memory per pass is bounded however long the clip; a clip
+    shorter than a window gives exactly the whole-clip features; windows batch across clips."""
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    rng = np.random.default_rng(1)
+    long = (0.1 * rng.standard_normal(16000 * 3 + 500)).astype(np.float32)  # 3.03 s: 3 windows of 1 s + a tail
+    short = long[:16000 - 7]
+    f = SpeechEncoderFeatures("hubert", ckpt, layer=2, window_s=1.0)
+    assert [len(w) for w in f.windows(long)] == [16080, 16080, 16080, 320 + 80]
+    whole = make_speech_features("hubert", str(ckpt), layer=2, window_s=60.0)
+    assert np.array_equal(f(short), whole(short))  # one window: nothing changes
+    got = f(long)
+    assert got.shape == (len(long) // 320, 32)
+    with torch.inference_mode():  # the first window alone, with the next 80 samples as its look-ahead
+        first = f._model.extract_features(torch.from_numpy(long[:16000 + 80])[None], num_layers=2)[0][1][0]
+    np.testing.assert_allclose(got[:50], first.numpy(), atol=1e-5)
+    assert not np.allclose(got, whole(long), atol=1e-3)  # long context really is cut at the window edges
+    alone = [f(long), f(short)]
+    together = f.many([long, short])
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # float rounding only: full windows are stacked, never padded
+    assert f.config()["window_s"] == 1.0
