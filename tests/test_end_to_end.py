@@ -59,15 +59,15 @@ def test_pipeline_on_local_ray_passes_verify(tmp_path, sources):
         proc = subprocess.run(CLI + ["run", str(cfg), "--executor", "ray", "--no-progress"], capture_output=True,
                               text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # 4 sources of 2 clips, chunks of <= 3 clips: 4 chunks through 5 stages, streamed through one pool
-    assert "streaming download, frames, audio, align, quantize over 4 chunk(s)" in proc.stdout
-    assert "ray: 20 chunk jobs on 1 node(s)" in proc.stdout
+    # 4 sources of 2 clips, chunks of <= 3 clips: 4 chunks through 6 steps, streamed through one pool
+    assert "streaming download, frames, audio, align, quantize, shard over 4 chunk(s)" in proc.stdout
+    assert "ray: 24 chunk jobs on 1 node(s)" in proc.stdout
     out = tmp_path / "ray-out"
     verify = subprocess.run(CLI + ["verify", str(out)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     import webdataset as wds
 
-    samples = list(wds.WebDataset(str(out / "e2e-{000000..000001}.tar"), shardshuffle=False))
+    samples = list(wds.WebDataset(str(out / "e2e-{000000..000003}-000000.tar"), shardshuffle=False))  # per chunk
     assert len(samples) == 8
     import json
 
@@ -98,4 +98,4 @@ def test_killed_run_resumes_to_the_same_corpus(tmp_path, sources):
                                timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert _shard_digests(tmp_path / "cut-out") == _shard_digests(tmp_path / "ref-out")
-    assert len(_shard_digests(tmp_path / "ref-out")) == 3  # 8 samples, 4 per shard, + sizes.json
+    assert len(_shard_digests(tmp_path / "ref-out")) == 5  # 4 chunks of 2 samples: a shard each, + sizes.json

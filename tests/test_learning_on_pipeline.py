@@ -14,7 +14,7 @@ manifest: m.csv
 work: work
 out: shards
 preset: icode
-chunk_size: 12
+chunk_size: 48                 # one chunk: its shards are 16 + 16 + 16 samples, in key order
 download: {allow_local: true}
 frames: {frames: 2}
 tokenizers:

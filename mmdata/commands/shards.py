@@ -7,6 +7,7 @@ import click
 
 from mmdata.commands import common
 from mmdata.config import build_config, load_yaml_section
+from mmdata.pipelines.runner import EXECUTORS, RunnerConfig
 
 
 def _read_or_exit(fn, *args, **kwargs):
@@ -21,14 +22,16 @@ def _read_or_exit(fn, *args, **kwargs):
 
 
 @click.command("shard", help="Write the work folder's quantized clips as webdataset tar shards, one sample per "
-                             "clip, plus index.json and sizes.json. Example:\n\n"
+                             "clip, each chunk into its own shards (chunks in parallel; a re-run rewrites only "
+                             "the chunks whose inputs changed), plus index.json and sizes.json. Example:\n\n"
                              "  mmdata shard --work work --out shards --tokenizers tok --keep frames --shard-size 1GB")
 @click.option("--work", "work", required=True, type=click.Path(file_okay=False, exists=True),
               help="Work folder whose quantize outputs become samples.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for the shards.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML config; its `shard:` section uses the option names below.")
-@click.option("--prefix", default=None, help="Shard file names: OUT/<prefix>-000000.tar ... (default: shard).")
+@click.option("--prefix", default=None,
+              help="Shard file names: OUT/<prefix>-<chunk>-<part>.tar, e.g. shard-000012-000000.tar (default: shard).")
 @click.option("--shard-size", "shard_size", default=None,
               help="Largest shard in bytes: 1000000000, 500MB, 1GiB (default: 1GB).")
 @click.option("--max-samples", "max_samples", type=int, default=None, help="Samples per shard at most (default 10000).")
@@ -37,14 +40,22 @@ def _read_or_exit(fn, *args, **kwargs):
 @click.option("--tokenizers", "tokenizers", type=click.Path(file_okay=False, exists=True), default=None,
               help="Tokenizer folder (text/, speech/, vision/ with config.json) recorded in index.json and used "
                    "to check token ids against vocabulary sizes.")
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+              help="local: worker processes on this machine (default). ray: Ray actors (embedded, or --ray-address).")
+@click.option("--ray-address", "ray_address", default=None, help="Address of a running Ray cluster, e.g. auto.")
+@click.option("--workers", type=int, default=None,
+              help="Chunks sharded at once (local: default one per core, 1 runs in this process).")
 @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
-def shard_cmd(work, out, config, no_progress, **opts):
+def shard_cmd(work, out, config, executor, ray_address, workers, no_progress, **opts):
     from mmdata.shards.build import ShardConfig, build_shards
     from mmdata.workdir import WorkDir
 
     opts["keep"] = opts["keep"] or None  # nothing given: the config file or the default decides
     cfg = common.handle_usage_errors(lambda: build_config(ShardConfig, opts, load_yaml_section(config, "shard")))
-    summary = common.handle_usage_errors(build_shards, WorkDir(work), out, cfg, progress=not no_progress)
+    run = dict(executor=executor or ("ray" if ray_address else None), ray_address=ray_address, workers=workers)
+    runner = common.handle_usage_errors(lambda: build_config(RunnerConfig, run, load_yaml_section(config, "runner")))
+    summary = common.handle_usage_errors(build_shards, WorkDir(work), out, cfg, progress=not no_progress,
+                                         runner=runner)
     click.echo(summary.render())
     sys.exit(summary.exit_code)
 

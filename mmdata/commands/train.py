@@ -16,9 +16,10 @@ from mmdata.train.config import PRESETS
 @click.command("train", help="Pretrain the fusion model on webdataset shards (masked language/vision/speech "
                              "modeling + contrastive), writing checkpoints, log.jsonl, TensorBoard logs and "
                              "summary.json to --out. Example:\n\n"
-                             "  mmdata train --data 'out/corpus-{000000..000009}.tar' --config train.yaml --out run\n\n"
+                             "  mmdata train --data out --config train.yaml --out run\n\n"
                              "Mix corpora: --data A --data B --weights 3,1. Continue a run: add --resume.")
-@click.option("--data", "data", multiple=True, help="Shard spec (brace ranges allowed); repeat to mix corpora.")
+@click.option("--data", "data", multiple=True,
+              help="Shard spec (brace ranges allowed) or a folder `mmdata shard` wrote; repeat to mix corpora.")
 @click.option("--weights", "weights", default=None, help="Mixing weights, one per --data, e.g. 3,1 (default: equal).")
 @click.option("--config", "config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML file; its `train:` section uses the option names below (`model:` nests the sizes).")
@@ -86,10 +87,11 @@ def format_summary(s: dict) -> str:
 
 @click.command("eval", help="Cross-modal retrieval (R@1, R@5 for v->l, l->v, v->s, s->v, l->s, s->l) of a "
                             "checkpoint on held-out shards. Example:\n\n"
-                            "  mmdata eval --checkpoint run/checkpoints/step_0001000.pt --data 'held/corpus-{000000..000001}.tar'")
+                            "  mmdata eval --checkpoint run/checkpoints/step_0001000.pt --data held")
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(exists=True),
               help="A checkpoints/step_*.pt file, or a run folder (its latest checkpoint).")
-@click.option("--data", "data", multiple=True, required=True, help="Held-out shard spec; repeat for more.")
+@click.option("--data", "data", multiple=True, required=True,
+              help="Held-out shard spec or shard folder; repeat for more.")
 @click.option("--batch-size", "batch_size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")

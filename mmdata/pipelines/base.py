@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from mmdata.environment import STEP_NEEDS, Needs
 from mmdata.records import Clip
@@ -63,6 +63,17 @@ class Stage:
             except Exception as e:
                 out.append(e)
         return out
+
+
+class ChunkStage(Stage):
+    """A step whose unit of work is the whole chunk rather than an item (shard: a chunk's samples go into that
+    chunk's own tar files). The pools run `run_chunk` instead of the runner's per-item `run_chunk`; the step
+    keeps its own completion record, so it has no item folders and no status table."""
+
+    def run_chunk(self, work_root: str, chunk: int, clips: list[Clip],
+                  on_item: Callable[[Any], None] | None = None) -> int:
+        """Process the chunk; call `on_item` once per clip handled (progress). Returns the clips handled."""
+        raise NotImplementedError
 
 
 class ShipsConfigOnly:

@@ -4,7 +4,8 @@
          stage up once and then running whole chunks; a worker that dies (a native decoder crashing on a
          file) costs only the item it was on, as with Ray. `workers=1` runs in this process instead (no
          isolation; handy under a debugger). A stage that runs its items in threads (download: I/O,
-         `concurrency` > 1) gets one worker unless `workers` says otherwise.
+         `concurrency` > 1) gets one worker unless `workers` says otherwise; sharing a pool with CPU
+         stages (`mmdata run`), it gets one process of its own beside the `workers`.
 - ray:   a pool of Ray actors sized by what the cluster can schedule (GPUs and fractions included), on an
          embedded local Ray by default or a running cluster via `ray_address`. The work folder must be
          reachable at the same path from every node (shared filesystem).
@@ -106,7 +107,9 @@ class LocalExecutor(_Executor):
             return InProcessPool(stages, work)
         threaded = all(s.concurrency > 1 for s in stages.values())
         n = max(1, min(self.cfg.workers or (1 if threaded else local_cpus()), sum(n_tasks.values())))
-        return LocalPool(stages, work, n)
+        # beside CPU stages (mmdata run), a threaded I/O stage with work to do gets a process of its own
+        io = () if threaded else tuple(name for name, s in stages.items() if s.concurrency > 1 and n_tasks.get(name))
+        return LocalPool(stages, work, n, io)
 
 
 def _import_ray():

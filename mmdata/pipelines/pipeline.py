@@ -4,9 +4,10 @@ through the same runner as the stage commands.
 The YAML holds top-level `manifest`, `work`, `out` (paths relative to the YAML file), optionally `stages`
 (a subset, in order) and `preset`, plus one section per stage with the same names as that command's
 options. Because each stage resumes on its own (finished chunks and items are skipped, tokenizers that
-exist are kept, shards are rewritten from the work folder), running the pipeline again after an
+exist are kept, only chunks whose inputs changed are sharded again), running the pipeline again after an
 interruption gives the same corpus as an uninterrupted run. The tokenizers are fitted on the first
-`tokenizers.fit_chunks` chunks (default 4), whatever order the chunks finish in.
+`tokenizers.fit_chunks` chunks (default 4), whatever order the chunks finish in. Each chunk is sharded as
+soon as its quantize is done; index.json is merged from the chunks' records at the end.
 """
 from __future__ import annotations
 
@@ -166,20 +167,17 @@ def _quantize(cfg: PipelineConfig, work: WorkDir):
     return QuantizeStage(build_config(QuantizeConfig, {}, cfg.sections["quantize"], preset=preset))
 
 
-def _shard(cfg: PipelineConfig, work: WorkDir) -> StepResult:
-    from mmdata.shards.build import ShardConfig, build_shards
+def _shard(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.shard import ShardStage
+    from mmdata.shards.build import ShardConfig
 
     preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
-    shard_cfg = build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset)
-    s = build_shards(work, cfg.out, shard_cfg, progress=cfg.runner.progress)
-    click.echo(s.render())
-    return StepResult("shard", s.samples, sum(s.failed.values()), s.wall_s, dict(s.failed),
-                      note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {cfg.out}")
+    return ShardStage(str(cfg.out), build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset))
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
     "download": _download, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
-    "quantize": _quantize,
+    "quantize": _quantize, "shard": _shard,
 }
 
 
@@ -204,18 +202,14 @@ def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
     check_needs(needs, "mmdata run")
     work = WorkDir(cfg.work)
     with ray_session(cfg.runner):
-        results = _stream(cfg, work)
-    if "shard" in cfg.stages:
-        click.echo(click.style("shard", bold=True))
-        results.append(_shard(cfg, work))
-    return results
+        return _stream(cfg, work)
 
 
 def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     """Every runner stage and the tokenizer fit of the pipeline, streamed chunk by chunk (stream.py)."""
     from mmdata.pipelines.executors import make_executor
-    from mmdata.pipelines.runner import plan
     from mmdata.pipelines.stream import ChunkGraph, stream_stages, summaries
+    from mmdata.shards.parts import record_stamps
 
     results: list[StepResult] = []
     stages = {name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages if name == "download"}  # imports the manifest
@@ -231,12 +225,8 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
-    tasks, planned = {}, {}
-    for name, stage in stages.items():
-        work.clean_temp(name)
-        todo, skipped = plan(stage, work, cfg.runner.retry_failed)
-        tasks[name] = {t.chunk: t for t in todo}
-        planned[name] = (len(todo), skipped)
+    tasks, planned = _plan(cfg, work, stages)
+    records = record_stamps(cfg.out, chunks) if "shard" in stages else {}  # to tell chunks sharded now
     sample = fit_sample(cfg, chunks) if "tokenizers" in cfg.stages else None
     executor = make_executor(cfg.runner)
     n_tasks = {name: len(t) for name, t in tasks.items()}
@@ -253,10 +243,13 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         clocks, fit_result = stream_stages(stages, work, pool, graph, fit, cfg.runner.progress)
     finally:
         pool.close()
-    done = summaries(stages, work, clocks, planned)
+    done = summaries({n: s for n, s in stages.items() if n != "shard"}, work, clocks, planned)
     for name in cfg.stages:  # in the pipeline's order, the fit where the YAML lists it
         if name == "tokenizers" and fit_result is not None:
             results.append(fit_result)
+        elif name == "shard":
+            t0 = clocks["shard"].first or time.perf_counter()  # the shard step: its first job to the merge
+            results.append(_merge_shards(stages["shard"], work, records, t0))
         elif name in done:
             s = done[name]
             click.echo(s.render())
@@ -266,6 +259,50 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
                 + (f", {pool.chunks_on_gpu} of them on GPU workers" if pool.chunks_on_gpu else "")) if nodes else ""
     click.echo(f"workers: {pool.note}{on_nodes}")
     return results
+
+
+def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[dict, dict]:
+    """Each stage's chunk tasks, planned as its command plans them, and (tasks run, chunks skipped) per stage."""
+    from mmdata.pipelines.runner import plan
+
+    tasks, planned = {}, {}
+    for name, stage in stages.items():
+        if name == "shard":
+            continue
+        work.clean_temp(name)
+        todo, skipped = plan(stage, work, cfg.runner.retry_failed)
+        tasks[name] = {t.chunk: t for t in todo}
+        planned[name] = (len(todo), skipped)
+    if "shard" in stages:
+        pending = {c for t in tasks.values() for c in t}
+        tasks["shard"], planned["shard"] = _plan_shard(cfg, work, stages["shard"], pending)
+    return tasks, planned
+
+
+def _plan_shard(cfg: PipelineConfig, work: WorkDir, shard, pending: set[int]) -> tuple[dict, tuple[int, int]]:
+    """Shard jobs: chunks an earlier stage still runs on (`pending`), and chunks whose shards are out of date.
+    index.json goes now, before any shard changes, and comes back when every chunk is through."""
+    from mmdata.pipelines.runner import ChunkTask
+    from mmdata.shards.parts import plan_chunks, prepare_out
+
+    chunks = work.chunks()
+    prepare_out(cfg.out, shard.cfg.prefix)
+    tok = tokenizer_dir(cfg, work)
+    if "tokenizers" in cfg.stages and not all((tok / k / "config.json").exists() for k in ("text", "speech", "vision")):
+        todo, skipped = list(chunks), 0  # the fit may add a tokenizer: each chunk's job checks its own fingerprint
+    else:
+        todo, skipped = plan_chunks(work, cfg.out, shard.cfg, chunks, pending)
+    return {c: ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo}, (len(todo), skipped)
+
+
+def _merge_shards(stage, work: WorkDir, before: dict, t0: float) -> StepResult:
+    """Once every chunk is sharded: index.json and sizes.json from the chunks' records."""
+    from mmdata.shards.build import finish_shards
+
+    s = finish_shards(work, Path(stage.out), stage.cfg, before, t0)
+    click.echo(s.render())
+    return StepResult("shard", s.samples, sum(s.failed.values()), s.wall_s, dict(s.failed),
+                      note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {stage.out}")
 
 
 def _ranges(chunks: list[int] | None) -> str:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mmdata.errors import ConfigError
 
@@ -71,6 +72,18 @@ def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTas
     return task
 
 
+def run_job(stage: "Stage", work_root: str, chunk: int, clips: list, only_keys: list[str] | None,
+            on_item: Callable[[Any], None] | None = None) -> int:
+    """What every pool runs for a job: the runner's `run_chunk` (item by item, status table), or the stage's
+    own `run_chunk` for a step whose unit is the whole chunk (base.ChunkStage: shard). Returns the items handled."""
+    from mmdata.pipelines.base import ChunkStage
+    from mmdata.pipelines.runner import run_chunk
+
+    if isinstance(stage, ChunkStage):
+        return stage.run_chunk(work_root, chunk, clips, on_item)
+    return len(run_chunk(stage, work_root, chunk, clips, only_keys, on_item=on_item))
+
+
 def local_cpus() -> int:
     """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
     try:
@@ -119,8 +132,6 @@ def _exit_with_driver(driver: int, every_s: float = 1.0) -> None:
 
 def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
     """A local worker process: run the jobs the driver sends until it sends None."""
-    from mmdata.pipelines.runner import run_chunk
-
     _exit_with_driver(driver)
     have = _StageSet(stages)
     while (msg := conn.recv()) is not None:
@@ -130,14 +141,15 @@ def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
         except Exception as e:  # noqa: BLE001 - the driver re-raises it with its message
             conn.send(("setup_failed", e))
             return
-        rows = run_chunk(stage, work_root, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
-        conn.send(("done", len(rows)))
+        n = run_job(stage, work_root, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
+        conn.send(("done", n))
 
 
 class _Proc:
-    """One local worker process and the job it is running."""
+    """One local worker process and the job it is running (`io`: the one that runs the threaded I/O stages)."""
 
-    def __init__(self, ctx, stages: dict[str, "Stage"]):
+    def __init__(self, ctx, stages: dict[str, "Stage"], io: bool = False):
+        self.io = io
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_local_worker, args=(stages, child, os.getpid()), daemon=True,
                                 name="mmdata-worker")
@@ -160,9 +172,13 @@ class _Proc:
 
 # Loaded by every fork server whatever its first pool runs: the CPU stages and their libraries (about a
 # second, once). A process's fork server is started by its first pool and serves every later one (a test
-# run makes hundreds of pools), so what it lacks each later worker would import for itself.
+# run makes hundreds of pools), so what it lacks each later worker would import for itself. The modules
+# are the ones the workers use, not just their packages: `pyarrow` alone leaves pyarrow.parquet (status
+# tables), `PIL` alone leaves PIL.Image and the plugins its first save() loads (JPEG frames) to every worker.
 CPU_STAGES = ["mmdata.pipelines.runner", "mmdata.pipelines.download", "mmdata.pipelines.frames",
-              "mmdata.pipelines.audio", "mmdata.pipelines.align", "numpy", "pyarrow", "PIL", "yt_dlp", "decord"]
+              "mmdata.pipelines.audio", "mmdata.pipelines.align", "numpy", "pyarrow.parquet", "PIL.Image",
+              "PIL.BmpImagePlugin", "PIL.GifImagePlugin", "PIL.JpegImagePlugin", "PIL.PpmImagePlugin",
+              "PIL.PngImagePlugin", "yt_dlp", "decord"]
 
 
 def _worker_context(stages: dict[str, "Stage"]):
@@ -173,23 +189,36 @@ def _worker_context(stages: dict[str, "Stage"]):
     import multiprocessing as mp
 
     modules = {type(s).__module__ for s in stages.values()} | {lib for s in stages.values() for lib in s.needs().libraries}
+    if "mmdata.cli" in sys.modules:  # each worker runs the driver's script again (multiprocessing does, to find
+        modules.add("mmdata.cli")  # what it is sent): for the `mmdata` command, `from mmdata.cli import main`
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(dict.fromkeys(CPU_STAGES + sorted(modules))))
     return ctx
 
 
 class LocalPool:
-    def __init__(self, stages: dict[str, "Stage"], work: "WorkDir", n: int):
+    """`n` worker processes, plus one more that runs only `io_stages` (stages that wait on the network in
+    threads: download) when they share the pool with CPU stages: the next chunk then downloads while the
+    others decode, instead of waiting for a core that decoding keeps busy."""
+
+    def __init__(self, stages: dict[str, "Stage"], work: "WorkDir", n: int, io_stages: tuple[str, ...] = ()):
         self._ctx = _worker_context(stages)
         self.stages, self.work = stages, work
+        self.io_stages = frozenset(io_stages)
         self.procs = [_Proc(self._ctx, stages) for _ in range(n)]
+        self.procs += [_Proc(self._ctx, stages, io=True)] if self.io_stages else []
         self.size = n
         self.note = f"{n} worker process(es) on this machine"
+        if self.io_stages:
+            self.note += f", and one for {', '.join(sorted(self.io_stages))}"
         self.chunks_per_node: dict[str, int] = {}
         self.chunks_on_gpu = 0
 
+    def _serves(self, p: _Proc, stage: str) -> bool:
+        return p.io == (stage in self.io_stages)
+
     def free_for(self, stage: str) -> bool:
-        return any(p.job is None for p in self.procs)
+        return any(p.job is None and self._serves(p, stage) for p in self.procs)
 
     def busy(self) -> int:
         return sum(p.job is not None for p in self.procs)
@@ -198,7 +227,7 @@ class LocalPool:
         return 0  # a process takes jobs as soon as it exists (it sets stages up on first use)
 
     def submit(self, job: Job) -> None:
-        p = next(p for p in self.procs if p.job is None)
+        p = next(p for p in self.procs if p.job is None and self._serves(p, job.stage))
         p.job = job
         t = job.task
         p.conn.send((job.stage, str(self.work.root), t.chunk, t.clips, t.only_keys))
@@ -222,7 +251,7 @@ class LocalPool:
                 retry = Job(job.stage, after_crash(self.stages[job.stage], self.work, job.task))
                 events.append(Event("crashed", job, retry=retry))
                 p.stop()
-                self.procs[i] = _Proc(self._ctx, self.stages)
+                self.procs[i] = _Proc(self._ctx, self.stages, io=p.io)
         return events
 
     @staticmethod
@@ -268,12 +297,10 @@ class InProcessPool:
         return 0
 
     def submit(self, job: Job) -> None:
-        from mmdata.pipelines.runner import run_chunk
-
         t = job.task
         events = self.done
-        run_chunk(self.have.get(job.stage), str(self.work.root), t.chunk, t.clips, t.only_keys,
-                  on_item=lambda _r: events.append(Event("item", job)))
+        run_job(self.have.get(job.stage), str(self.work.root), t.chunk, t.clips, t.only_keys,
+                on_item=lambda _r: events.append(Event("item", job)))
         events.append(Event("done", job))
 
     def wait(self, timeout: float | None = None) -> list[Event]:
@@ -358,11 +385,9 @@ def _ray_worker_class(ray):
             return True
 
         def run(self, name, work_root, chunk, clips, only_keys):
-            from mmdata.pipelines.runner import run_chunk
-
-            rows = run_chunk(self.have.get(name), work_root, chunk, clips, only_keys)
+            n = run_job(self.have.get(name), work_root, chunk, clips, only_keys)
             ctx = ray.get_runtime_context()
-            return len(rows), ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU"))
+            return n, ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU"))
 
     return ChunkWorker
 

@@ -1,26 +1,28 @@
-"""`mmdata shard`: every quantized clip of a work folder becomes one sample, in key order, in size-capped
-tar shards; then index.json and sizes.json. Clips that failed an earlier stage are left out and counted by
-the stage and reason their status tables give."""
+"""`mmdata shard`: every quantized clip of a work folder becomes one sample. Each chunk is sharded on its own
+(parts.py: its samples in key order, in size-capped tars named after the chunk), the chunks in parallel on
+the executor's pool; chunks whose inputs did not change since the last run are skipped. Then index.json and
+sizes.json are merged from every chunk's record. Clips that failed an earlier stage are left out and counted
+by the stage and reason their status tables give."""
 from __future__ import annotations
 
-import collections
 import dataclasses
-import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmdata.config import check
-from mmdata.errors import ConfigError, ItemError
-from mmdata.records import Clip
-from mmdata.shards.index import INDEX, SIZES, ShardIndex, TokenizerSet
-from mmdata.shards.sample import KEEP_CHOICES, build_sample
-from mmdata.shards.writer import ShardInfo, ShardWriter
+from mmdata.errors import ConfigError
+from mmdata.shards.parts import (ChunkRecord, FailureTable, merge_index, plan_chunks, prepare_out,  # noqa: F401
+                                 record_stamps)
+from mmdata.shards.sample import KEEP_CHOICES
+from mmdata.shards.writer import ShardInfo
 from mmdata.workdir import WorkDir
 
-STAGE_ORDER = ("download", "frames", "audio", "align", "quantize")  # where a clip can fail, in pipeline order
+if TYPE_CHECKING:
+    from mmdata.pipelines.runner import RunnerConfig
+
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -37,7 +39,7 @@ def parse_size(value: str | int) -> int:
 
 @dataclass
 class ShardConfig:
-    prefix: str = "shard"  # shards are OUT/<prefix>-000000.tar, ...
+    prefix: str = "shard"  # shards are OUT/<prefix>-<chunk:06d>-<part:06d>.tar
     shard_size: str | int = "1GB"  # a shard never grows past this, unless one sample alone is larger
     max_samples: int = 10_000  # samples per shard at most
     keep: tuple[str, ...] = ()  # raw files to store too: frames (JPEGs), audio (FLAC)
@@ -59,30 +61,6 @@ class ShardConfig:
         return d
 
 
-class FailureTable:
-    """Error rows of every stage's status tables: why a clip has no quantize output."""
-
-    def __init__(self, work: WorkDir):
-        from mmdata.pipelines.status import read_all_status
-
-        folder = work.root / "status"
-        found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
-        self.stages = [s for s in STAGE_ORDER if s in found] + [s for s in found if s not in STAGE_ORDER]
-        self.errors: dict[str, dict[str, str]] = {
-            st: {r.key: r.reason for r in read_all_status(work, st) if r.status == "error"} for st in self.stages}
-
-    def reason_for(self, clip: Clip) -> str:
-        """`<stage>:<reason>` of the earliest stage that failed on the clip (download is per source)."""
-        for st in self.stages:
-            reason = self.errors[st].get(clip.video_id if st == "download" else clip.key)
-            if reason is not None:
-                return f"{st}:{reason}"
-        return "not_quantized"  # no stage reports an error: quantize has not run on it yet
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
-
-
 @dataclass
 class ShardSummary:
     out: str
@@ -93,6 +71,10 @@ class ShardSummary:
     failed: dict[str, int] = field(default_factory=dict)  # rejected here, by reason
     examples: list[str] = field(default_factory=list)  # the first few rejections, with key and detail
     wall_s: float = 0.0
+    chunks_run: int = 0  # chunks sharded by this run
+    chunks_skipped: int = 0  # chunks whose shards were up to date
+    samples_now: int = 0  # samples written by this run
+    bytes_now: int = 0
 
     @property
     def bytes(self) -> int:
@@ -102,11 +84,28 @@ class ShardSummary:
     def exit_code(self) -> int:
         return 3 if self.failed or self.samples == 0 else 0
 
+    @classmethod
+    def from_records(cls, out: Path, records: list[ChunkRecord], ran: set[int], wall_s: float) -> "ShardSummary":
+        s = cls(str(out), wall_s=wall_s, chunks_run=len(ran), chunks_skipped=len(records) - len(ran))
+        for r in records:
+            s.clips += r.clips
+            s.samples += r.samples
+            s.shards += r.shards
+            for mine, theirs in ((s.left_out, r.left_out), (s.failed, r.failed)):
+                for reason, n in theirs.items():
+                    mine[reason] = mine.get(reason, 0) + n
+            s.examples += r.examples[:max(0, 5 - len(s.examples))]
+            if r.chunk in ran:
+                s.samples_now, s.bytes_now = s.samples_now + r.samples, s.bytes_now + r.bytes
+        return s
+
     def render(self) -> str:
-        rate = self.bytes / 1e6 / self.wall_s if self.wall_s > 0 else 0.0
+        t = max(self.wall_s, 1e-9)
         lines = [f"shard: {self.clips} clips -> {self.samples} samples in {len(self.shards)} shards "
                  f"({self.bytes / 1e6:.1f} MB) in {self.out}",
-                 f"  {self.wall_s:.1f} s, {self.samples / max(self.wall_s, 1e-9):.1f} samples/s, {rate:.1f} MB/s"]
+                 f"  this run: {self.chunks_run} chunks sharded, {self.chunks_skipped} unchanged (skipped); "
+                 f"{self.samples_now} samples, {self.bytes_now / 1e6:.1f} MB in {self.wall_s:.1f} s, "
+                 f"{self.samples_now / t:.1f} samples/s, {self.bytes_now / 1e6 / t:.1f} MB/s"]
         for title, counts in (("left out (failed an earlier stage)", self.left_out),
                               ("rejected by shard", self.failed)):
             if counts:
@@ -118,69 +117,31 @@ class ShardSummary:
         return "\n".join(lines)
 
 
-def _work_manifest(work: WorkDir) -> dict[str, Any]:
-    path = work.root / "manifest.json"
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        return {}
-
-
-def _sorted_clips(work: WorkDir) -> list[Clip]:
-    seen, out = set(), []
-    for clip in sorted(work.clips(), key=lambda c: c.key):
-        if clip.key not in seen:  # a duplicated manifest row: one sample, webdataset keys must be unique
-            seen.add(clip.key)
-            out.append(clip)
-    return out
-
-
-def _remove_leftovers(out: Path, prefix: str, keep: set[str]) -> None:
-    """Temporary shards of killed runs, and shards of an earlier run that this run did not write."""
-    for p in out.glob(f".{prefix}-*.tar.tmp"):
-        p.unlink(missing_ok=True)
-    for p in out.glob(f"{prefix}-*.tar"):
-        if re.fullmatch(rf"{re.escape(prefix)}-\d{{6}}\.tar", p.name) and p.name not in keep:
-            p.unlink()
-
-
-def build_shards(work: WorkDir, out: str | Path, cfg: ShardConfig, progress: bool = True) -> ShardSummary:
-    from tqdm import tqdm
+def build_shards(work: WorkDir, out: str | Path, cfg: ShardConfig, progress: bool = True,
+                 runner: "RunnerConfig | None" = None) -> ShardSummary:
+    """Shard every chunk that changed since the last run, on `runner`'s executor (default: in this process),
+    then merge the index."""
+    from mmdata.pipelines.executors import make_executor
+    from mmdata.pipelines.runner import ChunkTask, RunnerConfig
+    from mmdata.pipelines.shard import ShardStage
 
     t0 = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizers = TokenizerSet.load(cfg.tokenizers)
-    clips = _sorted_clips(work)
-    failures = FailureTable(work)
-    summary = ShardSummary(str(out), clips=len(clips))
-    left_out: collections.Counter = collections.Counter()
-    failed: collections.Counter = collections.Counter()
-    _remove_leftovers(out, cfg.prefix, keep={p.name for p in out.glob("*.tar")})  # tmp files only
-    for name in (INDEX, SIZES):  # index.json marks a complete corpus: a run killed from here on leaves none
-        (out / name).unlink(missing_ok=True)
-    bar = tqdm(clips, desc="shard", unit="clip", disable=not progress, dynamic_ncols=True)
-    with ShardWriter(out, cfg.prefix, cfg.shard_size, cfg.max_samples, fsync=cfg.fsync) as writer:
-        for clip in bar:
-            if not work.is_done("quantize", clip.key):
-                left_out[failures.reason_for(clip)] += 1
-                continue
-            try:
-                sample = build_sample(work, clip, cfg.keep, tokenizers)
-            except ItemError as e:
-                failed[e.reason] += 1
-                if len(summary.examples) < 5:
-                    summary.examples.append(f"{clip.key}: {e.reason}: {e.detail}")
-                continue
-            writer.write(sample.key, sample.fields())
-            summary.samples += 1
-            bar.set_postfix(samples=summary.samples, shards=writer.count, refresh=False)
-        summary.shards = writer.close()
-    _remove_leftovers(out, cfg.prefix, keep={s.name for s in summary.shards})
-    summary.left_out, summary.failed = dict(left_out), dict(failed)
-    corpus = {"shard": {k: v for k, v in cfg.to_dict().items() if k not in ("tokenizers", "fsync")},
-              "manifest": _work_manifest(work), "clips": len(clips), "rejected": dict(sorted(failed.items()))}
-    ShardIndex(summary.shards, tokenizers, corpus, left_out=summary.left_out,
-               failures=failures.counts()).write(out)
-    summary.wall_s = time.perf_counter() - t0
-    return summary
+    chunks = work.chunks()
+    prepare_out(out, cfg.prefix)
+    todo, _ = plan_chunks(work, out, cfg, chunks)
+    before = record_stamps(out, chunks)
+    if todo:
+        runner = runner or RunnerConfig(workers=1)
+        runner = dataclasses.replace(runner, progress=progress and runner.progress)
+        tasks = [ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo]
+        make_executor(runner).run(ShardStage(str(out), cfg), work, tasks)
+    return finish_shards(work, out, cfg, before, t0)
+
+
+def finish_shards(work: WorkDir, out: Path, cfg: ShardConfig, before: dict[int, Any], t0: float) -> ShardSummary:
+    """After every chunk job: the index merged from the records of the chunks (`before`: their record stamps
+    before the jobs, to tell the chunks sharded now from those found unchanged), and the summary."""
+    ran = {c for c, stamp in record_stamps(out, before).items() if stamp != before[c]}
+    _, records = merge_index(work, out, cfg, list(before))
+    return ShardSummary.from_records(out, records, ran, time.perf_counter() - t0)

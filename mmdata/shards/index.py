@@ -103,9 +103,10 @@ class ShardIndex:
     def shard(self, name: str) -> ShardInfo | None:
         return next((s for s in self.shards if s.name == name), None)
 
-    def shard_for_key(self, key: str) -> ShardInfo | None:
-        """Shards hold sorted, disjoint key ranges, so the first/last keys locate a sample."""
-        return next((s for s in self.shards if s.first_key <= key <= s.last_key), None)
+    def shards_for_key(self, key: str) -> list[ShardInfo]:
+        """The shards whose key range holds `key`: keys are sorted inside each chunk's shards, and the ranges
+        of different chunks may overlap, so a key can fall in a few ranges (it is in at most one shard)."""
+        return [s for s in self.shards if s.first_key <= key <= s.last_key]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -27,14 +27,13 @@ def find_sample(out: str | Path, target: str, position: int = 0) -> tuple[str, s
             if i == position:
                 return info.name, key, fields
         raise ConfigError(f"{info.name} has {info.samples} samples; --sample {position} is out of range")
-    info = index.shard_for_key(target)
-    if info is not None:
+    for info in index.shards_for_key(target):
         for key, fields in iter_samples(out / info.name):
             if key == target:
                 return info.name, key, fields
+    keys = [k for s in index.shards for k in (s.first_key, s.last_key)]
     raise ConfigError(f"{target!r} is neither a shard of {out} nor a sample key in it "
-                      f"(keys run from {index.shards[0].first_key if index.shards else '-'} "
-                      f"to {index.shards[-1].last_key if index.shards else '-'})")
+                      f"(keys run from {min(keys) if keys else '-'} to {max(keys) if keys else '-'})")
 
 
 def describe(shard: str, key: str, fields: dict[str, bytes]) -> str:

@@ -110,7 +110,7 @@ def corpus_stats(out: str | Path, work: str | Path | None = None, progress: bool
     stats = CorpusStats(str(out), shards=len(index.shards), bytes=index.bytes, vocab=index.vocab_sizes(),
                         failures=index.failures, left_out=index.left_out)
     if work is not None:
-        from mmdata.shards.build import FailureTable
+        from mmdata.shards.parts import FailureTable
         from mmdata.workdir import WorkDir
 
         stats.failures = FailureTable(WorkDir(work)).counts()

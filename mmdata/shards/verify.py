@@ -54,9 +54,9 @@ def verify(out: str | Path, progress: bool = True) -> VerifyReport:
     report = VerifyReport(str(out), shards=len(index.shards))
     report.problems += _check_folder(out, index)
     bar = tqdm(total=index.samples, desc="verify", unit="sample", disable=not progress, dynamic_ncols=True)
-    previous_key = ""
+    seen: set[str] = set()
     for info in index.shards:
-        previous_key = _check_shard(out, info, index, report, previous_key, bar)
+        _check_shard(out, info, index, report, seen, bar)
     bar.close()
     return report
 
@@ -79,14 +79,15 @@ def _check_folder(out: Path, index: ShardIndex) -> list[Problem]:
     return problems
 
 
-def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyReport, previous_key: str,
-                 bar) -> str:
-    """Check one shard; returns the last key read (keys must rise across the whole corpus)."""
+def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyReport, seen: set[str],
+                 bar) -> None:
+    """Check one shard. Keys rise inside a shard (each chunk's samples are in key order) and no key is in two
+    samples of the corpus (`seen`: the keys of the shards checked before)."""
     path = out / info.name
     add = lambda key, what: report.problems.append(Problem(info.name, key, what))  # noqa: E731
     if not path.exists():
         add("", "listed in index.json but missing")
-        return previous_key
+        return
     size = path.stat().st_size
     if size != info.bytes:
         add("", f"{size} bytes, index.json says {info.bytes} (truncated or replaced)")
@@ -97,11 +98,13 @@ def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyRe
     keys: list[str] = []
     try:
         for key, fields in iter_samples(path):
+            if keys and key <= keys[-1]:
+                add(key, f"key out of order or duplicated in the shard (after {keys[-1]!r})")
+            elif key in seen:
+                add(key, "key duplicated: an earlier shard has a sample with it")
             keys.append(key)
+            seen.add(key)
             bar.update(1)
-            if key <= previous_key:
-                add(key, f"key out of order or duplicated (after {previous_key!r})")
-            previous_key = key
             for what in check_sample(key, fields, vocab) + _check_hashes(fields, index.tokenizers):
                 add(key, what)
     except ShardReadError as e:
@@ -111,7 +114,6 @@ def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyRe
         add("", f"{len(keys)} samples read, index.json says {info.samples}")
     elif keys and (keys[0], keys[-1]) != (info.first_key, info.last_key):
         add("", f"keys {keys[0]}..{keys[-1]}, index.json says {info.first_key}..{info.last_key}")
-    return previous_key
 
 
 def _check_hashes(fields: dict[str, bytes], tokenizers: TokenizerSet) -> list[str]:

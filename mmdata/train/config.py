@@ -62,7 +62,7 @@ class ModelConfig:
 
 @dataclass
 class CorpusSpec:
-    shards: str  # webdataset spec: 'OUT/corpus-{000000..000009}.tar', '::'-joined lists allowed
+    shards: str  # webdataset spec ('OUT/c-{000000..000009}-000000.tar', '::'-joined lists) or a shard folder
     weight: float = 1.0
 
     def __post_init__(self):

@@ -42,10 +42,19 @@ def _seed(*parts: int) -> int:
 
 
 def expand_shards(spec: str) -> list[str]:
-    """Brace and '::' expansion as webdataset does it; local shards must exist."""
+    """Brace and '::' expansion as webdataset does it, or a folder written by `mmdata shard` (the shards its
+    index.json lists, in order); local shards must exist."""
     from webdataset.shardlists import expand_urls
 
-    urls = expand_urls(spec)
+    folder = Path(spec)
+    if "://" not in spec and (folder / "index.json").is_file():
+        try:
+            urls = [str(folder / s["name"]) for s in json.loads((folder / "index.json").read_text())["shards"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"train: data shards {spec!r}: cannot read the shard list of its index.json: "
+                              f"{e}") from e
+    else:
+        urls = expand_urls(spec)
     missing = [u for u in urls if "://" not in u and not u.startswith("pipe:") and not Path(u).is_file()]
     if not urls or missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

@@ -143,6 +143,21 @@ def test_samples_read_back_with_plain_webdataset(mixed):
     assert all(s["json"]["tokenizers"] == {m: hashes[m] for m in s["json"]["tokenizers"]} for s in samples.values())
 
 
+def test_streamed_shards_are_what_mmdata_shard_writes(mixed, tmp_path):
+    """`mmdata run` shards each chunk as its quantize finishes; `mmdata shard` afterwards writes the same bytes."""
+    from mmdata.shards.build import ShardConfig, build_shards
+
+    root = mixed[0]
+    cfg = ShardConfig(tokenizers=str(root / "work" / "tokenizers"), **PIPELINE["shard"])
+    build_shards(WorkDir(root / "work"), tmp_path / "again", cfg, progress=False)
+    files = lambda out: {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}  # noqa: E731
+    streamed = files(root / "shards")
+    assert streamed == files(tmp_path / "again")
+    assert sorted(n for n in streamed if n.endswith(".tar")) == ["mixed-000000-000000.tar", "mixed-000001-000000.tar"]
+    again = build_shards(WorkDir(root / "work"), root / "shards", cfg, progress=False)  # in place: all up to date
+    assert (again.chunks_run, again.chunks_skipped) == (0, 2) and files(root / "shards") == streamed
+
+
 def test_stats_count_by_modality_combination(mixed):
     root = mixed[0]
     stats = corpus_stats(root / "shards", progress=False)

@@ -3,13 +3,17 @@ order jobs run in is the order the scheduler chose: chunks move on as soon as th
 done, quantize waits for the tokenizer fit on the sample chunks, and backpressure bounds the chunks in flight."""
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 
-from mmdata.pipelines.base import Stage
+from mmdata.errors import ItemError
+from mmdata.pipelines.base import ChunkStage, Stage
 from mmdata.pipelines.pools import InProcessPool
-from mmdata.pipelines.runner import plan
+from mmdata.pipelines.runner import ChunkTask, plan
+from mmdata.pipelines.shard import ShardStage
 from mmdata.pipelines.status import read_all_status
-from mmdata.pipelines.stream import ChunkGraph, stream_stages
+from mmdata.pipelines.stream import READS, ChunkGraph, stream_stages
 from mmdata.records import Clip
 from mmdata.testing.workdirs import make_work
 
@@ -113,3 +117,123 @@ def test_a_serial_stage_runs_one_chunk_at_a_time():
 class _T:
     def __init__(self, chunk):
         self.chunk, self.n_items, self.clips, self.only_keys = chunk, 1, [], None
+
+
+class ShardLog(ChunkStage):
+    """A chunk step in the shard slot that only records when it runs."""
+    name = "shard"
+
+    def run_chunk(self, work_root, chunk, clips, on_item=None):
+        with LOCK:
+            LOG.append(("shard", chunk))
+        return len(clips)
+
+
+def test_shard_runs_on_each_chunk_as_soon_as_its_quantize_is_done(tmp_path):
+    work, stages, _ = _setup(tmp_path, n_chunks=4, fit_sample={0}, max_in_flight=2)
+    stages["shard"] = ShardLog()
+    tasks = {n: {t.chunk: t for t in plan(s, work, False)[0]} for n, s in stages.items() if n != "shard"}
+    tasks["shard"] = {c: ChunkTask(c, clips, None, len(clips)) for c, clips in work.chunks().items()}
+    graph = ChunkGraph(list(stages), tasks, list(range(4)), {0}, 2)
+    stream_stages(stages, work, InProcessPool(stages, work), graph, _fit, progress=False)
+    pos = {job: i for i, job in enumerate(LOG)}
+    assert all(("shard", c) in pos for c in range(4))
+    for c in range(4):  # right after its own quantize: downstream first
+        assert pos[("shard", c)] == pos[("quantize", c)] + 1
+    assert pos[("shard", 0)] < pos[("download", 3)]  # the first shards exist long before the run ends
+    assert pos[("fit", -1)] < pos[("shard", 0)]
+
+
+class Requantize(Stage):
+    """Quantize that puts back what make_corpus wrote (kept aside): real token files, no model."""
+    name = "quantize"
+
+    def __init__(self, aside):
+        self.aside = aside
+
+    def process(self, item, out_dir, work):
+        with LOCK:
+            if not LOG or LOG[-1] != ("quantize", item.chunk):
+                LOG.append(("quantize", item.chunk))
+        src = self.aside / item.key
+        if not src.exists():  # failed before quantize
+            raise ItemError("missing_frames", f"{item.key} has no frames")
+        for p in src.iterdir():
+            if p.name != "meta.json":
+                shutil.copyfile(p, out_dir / p.name)
+        return json.loads((src / "meta.json").read_text())
+
+
+def files(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+class LoggedShard(ShardStage):
+    def run_chunk(self, work_root, chunk, clips, on_item=None):
+        with LOCK:
+            LOG.append(("shard", chunk))
+        return super().run_chunk(work_root, chunk, clips, on_item)
+
+
+def test_streamed_shards_equal_mmdata_shard_run_afterwards(tmp_path, monkeypatch):
+    """`mmdata run` shards each chunk as its quantize finishes; the corpus is the one `mmdata shard` writes."""
+    from mmdata.pipelines import pipeline
+    from mmdata.pipelines.pipeline import PipelineConfig, StepResult, _stream
+    from mmdata.pipelines.runner import RunnerConfig
+    from mmdata.shards.build import ShardConfig, build_shards
+    from mmdata.testing.corpus import make_corpus
+
+    LOG.clear()
+    c = make_corpus(tmp_path / "c", 10, media=False, clips_per_chunk=4, failures={5: ("frames", "no_video_stream")})
+    aside = tmp_path / "aside"
+    shutil.move(c.work.root / "quantize", aside)
+    shutil.rmtree(c.work.root / "status" / "quantize")
+    monkeypatch.setitem(pipeline.STAGE_MAKERS, "quantize", lambda cfg, work: Requantize(aside))
+    real_shard = pipeline.STAGE_MAKERS["shard"]
+    monkeypatch.setitem(pipeline.STAGE_MAKERS, "shard", lambda cfg, work: LoggedShard(
+        real_shard(cfg, work).out, real_shard(cfg, work).cfg))
+    shard = {"prefix": "s", "max_samples": 3}
+    cfg = PipelineConfig(manifest=tmp_path / "m.csv", work=c.work.root, out=tmp_path / "streamed",
+                         stages=("quantize", "shard"), sections={"quantize": {}, "shard": shard,
+                                                                 "tokenizers": {"dir": str(c.tokenizers)}},
+                         runner=RunnerConfig(workers=1, progress=False))
+    results = _stream(cfg, c.work)
+    assert [(r.stage, r.ok, r.failed) for r in results] == [("quantize", 9, 1), ("shard", 9, 0)]
+    assert isinstance(results[1], StepResult) and "shards" in results[1].note
+    assert LOG.index(("shard", 0)) < LOG.index(("quantize", 2))  # chunk 0's shards before the last quantize
+    separate = tmp_path / "separate"
+    build_shards(c.work, separate, ShardConfig(tokenizers=str(c.tokenizers), **shard), progress=False)
+    streamed = files(tmp_path / "streamed")
+    assert streamed == files(separate) and "index.json" in streamed
+    assert sorted(n for n in streamed if n.endswith(".tar")) == [
+        "s-000000-000000.tar", "s-000000-000001.tar", "s-000001-000000.tar", "s-000002-000000.tar"]
+    LOG.clear()
+    again = _stream(cfg, c.work)  # nothing changed: no chunk is sharded again, the index is merged again
+    assert LOG == [] and [r.stage for r in again] == ["quantize", "shard"]
+    assert files(tmp_path / "streamed") == streamed
+
+
+def test_the_graph_schedules_a_large_corpus_with_bounded_work_in_flight():
+    """20,000 chunks through six stages with a pool of 8 workers: every job once, each after its inputs,
+    never more than max_in_flight chunks between download and shard. (Choosing a job is O(stages), not
+    O(chunks): an O(chunks) scan would make this test take hours.)"""
+    import collections
+
+    n, stages = 20_000, ["download", "frames", "audio", "align", "quantize", "shard"]
+    tasks = {s: {c: _T(c) for c in range(n)} for s in stages}
+    graph = ChunkGraph(stages, tasks, list(range(n)), {0, 1}, max_in_flight=12, serial={"download"})
+    running: collections.deque = collections.deque()
+    done: set[tuple[str, int]] = set()
+    worst = order = 0
+    while not graph.finished():
+        if not graph.fitted and graph.sample_ready():
+            graph.fitted = True
+        while len(running) < 8 and (job := graph.next_job(lambda s: True)) is not None:
+            assert all((d, job.task.chunk) in done for d in READS[job.stage] if d in stages)
+            running.append(job)
+        worst = max(worst, graph.in_flight())
+        job = running.popleft()  # jobs end in the order they started
+        graph.finish(job)
+        done.add((job.stage, job.task.chunk))
+        order += 1
+    assert order == 6 * n and len(done) == 6 * n and worst <= 12

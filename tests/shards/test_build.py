@@ -79,7 +79,7 @@ def test_summary_index_and_sizes(built):
     assert s.left_out == {"frames:no_video_stream": 1, "download:http_404": 2}
     assert [x.samples for x in s.shards] == [3, 3, 1]
     sizes = json.loads((built.out / "sizes.json").read_text())
-    assert sizes == {"shard-000000.tar": 3, "shard-000001.tar": 3, "shard-000002.tar": 1}
+    assert sizes == {"shard-000000-000000.tar": 3, "shard-000000-000001.tar": 3, "shard-000000-000002.tar": 1}
     index = json.loads((built.out / "index.json").read_text())
     for entry in index["shards"]:
         path = built.out / entry["name"]
@@ -92,22 +92,26 @@ def test_summary_index_and_sizes(built):
     assert "frames:no_video_stream" in s.render() and "7 samples in 3 shards" in s.render()
 
 
+def _files(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
 def test_same_input_gives_byte_identical_output(built, tmp_path):
     again = build(built.corpus, tmp_path / "again", keep=("audio", "frames"), max_samples=3)
-    names = sorted(p.name for p in built.out.iterdir())
-    assert names == sorted(p.name for p in again.out.iterdir())
-    assert names == ["index.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar", "sizes.json"]
-    for name in names:
-        assert (built.out / name).read_bytes() == (again.out / name).read_bytes(), name
+    files = _files(built.out)
+    assert sorted(files) == [".chunks/chunk-000000.json", "index.json", "shard-000000-000000.tar",
+                             "shard-000000-000001.tar", "shard-000000-000002.tar", "sizes.json"]
+    assert files == _files(again.out)
 
 
 def test_rerun_cleans_temporary_and_stale_shards(built_copy, corpus):
-    (built_copy / ".shard-000001.tar.tmp").write_bytes(b"half a shard")
+    (built_copy / ".shard-000000-000001.tar.tmp").write_bytes(b"half a shard")
     (built_copy / "notes.tar").write_bytes(b"not ours")
+    (built_copy / "shard-000007.tar").write_bytes(b"a flat shard of an older mmdata")
     summary = build_shards(corpus.work, built_copy, ShardConfig(tokenizers=str(corpus.tokenizers)), progress=False)
-    assert [s.name for s in summary.shards] == ["shard-000000.tar"]
-    assert sorted(p.name for p in built_copy.iterdir()) == ["index.json", "notes.tar", "shard-000000.tar",
-                                                            "sizes.json"]
+    assert [s.name for s in summary.shards] == ["shard-000000-000000.tar"]
+    assert sorted(p.name for p in built_copy.iterdir()) == [".chunks", "index.json", "notes.tar",
+                                                            "shard-000000-000000.tar", "sizes.json"]
 
 
 def test_shard_size_cap(corpus, tmp_path):
@@ -168,7 +172,7 @@ def test_without_tokenizers_and_without_keep(corpus, tmp_path):
     s = build_shards(corpus.work, tmp_path / "o", ShardConfig(), progress=False)
     index = ShardIndex.read(tmp_path / "o")
     assert s.samples == 7 and index.tokenizers.configs == {} and index.vocab_sizes() == {}
-    with tarfile.open(tmp_path / "o" / "shard-000000.tar") as tf:
+    with tarfile.open(tmp_path / "o" / "shard-000000-000000.tar") as tf:
         exts = {m.name.split(".", 1)[1] for m in tf.getmembers()}
     assert exts == {"json", "txt", "vtok.npy", "stok.npy", "ttok.npy"}
 

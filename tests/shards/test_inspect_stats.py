@@ -15,14 +15,14 @@ from mmdata.shards.stats import PLOTS, corpus_stats
 
 def test_find_by_key_and_by_shard(built):
     shard, key, fields = find_sample(built.out, "vid001_2000_4000")
-    assert (shard, key) == ("shard-000001.tar", "vid001_2000_4000") and "json" in fields
-    assert find_sample(built.out, "shard-000001.tar", 2)[1] == "vid003_0_2000"
-    assert find_sample(built.out, "shard-000002")[1] == "vid003_2000_4000"
+    assert (shard, key) == ("shard-000000-000001.tar", "vid001_2000_4000") and "json" in fields
+    assert find_sample(built.out, "shard-000000-000001.tar", 2)[1] == "vid003_0_2000"
+    assert find_sample(built.out, "shard-000000-000002")[1] == "vid003_2000_4000"
 
 
 def test_describe_names_metadata_words_and_token_shapes(built):
     text = describe(*find_sample(built.out, "vid000_0_2000"))
-    assert "key: vid000_0_2000   (shard shard-000000.tar)" in text
+    assert "key: vid000_0_2000   (shard shard-000000-000000.tar)" in text
     assert "modalities: vision, speech, language" in text
     assert "frames: 4 at 2.0 fps, times (s): 0.25 0.75 1.25 1.75" in text
     assert "vtok.npy: uint16 [4, 14, 14]" in text and "stok.npy: uint16 [100]" in text
@@ -118,7 +118,7 @@ def test_shard_cli_summary_and_exit_code(corpus, tmp_path):
     assert "shard: 10 clips -> 7 samples in 2 shards" in res.output
     assert "download:http_404" in res.output
     index = json.loads((out / "index.json").read_text())
-    assert [s["name"] for s in index["shards"]] == ["demo-000000.tar", "demo-000001.tar"]
+    assert [s["name"] for s in index["shards"]] == ["demo-000000-000000.tar", "demo-000000-000001.tar"]
     assert index["corpus"]["shard"] == {"prefix": "demo", "shard_size": 10**6, "max_samples": 4, "keep": ["frames"]}
     bad = CliRunner().invoke(shard_cmd, ["--work", str(corpus.work.root), "--out", str(out), "--shard-size", "x"])
     assert bad.exit_code == 2 and "shard_size" in bad.output

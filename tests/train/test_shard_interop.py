@@ -35,3 +35,18 @@ def test_train_and_eval_on_shard_writer_output(shards, tiny, tmp_path):
     assert report["samples"] == len(corpus.shardable) and not report["skipped"]
     both = sum(1 for m in corpus.modalities.values() if {"vision", "language"} <= set(m))
     assert report["retrieval"]["v->l"]["n"] == both
+
+
+def test_a_shard_folder_is_a_data_spec(shards, tiny):
+    """`--data OUT` (a folder `mmdata shard` wrote) means the shards its index.json lists, in that order."""
+    import json
+    from pathlib import Path
+
+    from mmdata.train.data import expand_shards
+
+    tars, _, vocab = shards
+    folder = Path(tars[0]).parent
+    listed = [str(folder / s["name"]) for s in json.loads((folder / "index.json").read_text())["shards"]]
+    assert expand_shards(str(folder)) == listed and sorted(listed) == tars
+    cfg = resolve_vocab(tiny(data=[str(folder)], batch_size=4, steps=1))
+    assert cfg.model.vocab_text == vocab["text"]
