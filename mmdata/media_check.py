@@ -44,7 +44,11 @@ def sniff(path: Path) -> str:
 
 def check_media(path: Path, kind: str) -> dict[str, Any]:
     """Summary of a video/audio file; raises when it holds no audio or video stream."""
-    data = probe_or_reason(path)
+    return media_summary(path, probe_or_reason(path))
+
+
+def media_summary(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """check_media on ffprobe's answer (`probe_or_reason`) already in hand."""
     streams = data.get("streams", [])
     has_video = any(s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0
                     for s in streams)

@@ -1,9 +1,11 @@
-"""Plain HTTP(S) fetches with a timeout and a size cap: images and side files (subtitles) that are not
-video pages. Errors become ItemErrors with a reason a person can act on."""
+"""Plain HTTP(S) fetches with a timeout and a size cap: images, side files (subtitles) and links that name a
+media file (fetch/ytdlp.py hands those here): whatever is not a video page. Errors become ItemErrors with a
+reason a person can act on."""
 from __future__ import annotations
 
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,12 +15,15 @@ from mmdata.errors import ItemError
 USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
 
 
-def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None) -> tuple[Path, str]:
-    """Download `url` to `dest`; returns (dest, content type). Local paths are copied."""
+def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers: dict[str, str] | None = None,
+          total_s: float | None = None) -> tuple[Path, str]:
+    """Download `url` to `dest`; returns (dest, content type). Local paths are copied. `timeout_s` bounds each
+    wait for data, `total_s` (optional) the whole transfer, so a server that drips bytes cannot hold it forever."""
     if "://" not in url:
         shutil.copyfile(url, dest)
         return dest, ""
-    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    req = urllib.request.Request(url, headers=headers or {"User-Agent": USER_AGENT})
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(dest, "wb") as f:
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -30,6 +35,8 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None) -> tupl
                 total += len(block)
                 if max_bytes and total > max_bytes:
                     raise ItemError("over_size_cap", f"{url} exceeds the cap of {max_bytes} bytes")
+                if total_s and time.monotonic() - started > total_s:
+                    raise ItemError("timeout", f"{url}: download took over {total_s:g} s")
                 f.write(block)
     except urllib.error.HTTPError as e:
         raise ItemError(f"http_{e.code}", f"{url} answered HTTP {e.code} {e.reason}") from e

@@ -3,7 +3,8 @@ ffprobe run through mmdata/tools.py).
 
     config.py         FramesConfig, AudioConfig, PRESETS (icode, avbert), build_media_config
     probe.py          ffprobe -> Probe (streams, rotation, duration from header or packets)
-    source.py         a clip's downloaded file; probe cache shared by clips, stages and workers
+    source.py         a clip's downloaded file; probe cache shared by clips, stages and workers (seeded by
+                      the download stage's own ffprobe of the file)
     window.py         the clip window on the container timeline, clamped or rejected (both stages)
     sampling.py       output geometry, which frames to pick (pure functions)
     decord_video.py   decord reader: frame times, decode by index with in-decoder scaling; NUT remux

@@ -148,6 +148,13 @@ def probe(path: Path, timeout_s: float = 60.0) -> Probe:
     info, why = ffprobe_json(path, timeout_s)
     if info is None:
         raise ItemError("unreadable_media", f"ffprobe cannot read {path.name}: {why}")
+    return probe_from_info(path, info, timeout_s)
+
+
+def probe_from_info(path: Path, info: dict[str, Any], timeout_s: float = 60.0) -> Probe:
+    """The Probe of `path` from ffprobe's format and streams (`tools.ffprobe_json`) already in hand, e.g.
+    the download stage's check of the same file. Raises ItemError(not_media | scan_timeout)."""
+    path = Path(path)
     fmt = info["format"]
     if fmt.get("format_name") in TEXT_FORMATS:
         raise ItemError("not_media", f"{path.name} is a text file (ffprobe reads it as {fmt['format_name']!r})")

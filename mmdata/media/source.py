@@ -1,12 +1,15 @@
-"""Finding a clip's downloaded source and probing it once per worker, however many clips it has."""
+"""Finding a clip's downloaded source and probing it once, however many clips and stages read it (the
+download stage's own check of the file is kept as that probe)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from mmdata.errors import ItemError
-from mmdata.media.probe import Probe, probe
+from mmdata.media.probe import Probe, probe, probe_from_info
 from mmdata.records import KINDS, Clip
 from mmdata.utils import atomic_write_json
 from mmdata.workdir import WorkDir
@@ -66,6 +69,22 @@ class ProbeCache:
         while len(self._items) > self._size:
             self._items.popitem(last=False)
         return result
+
+
+def keep_download_probe(work: WorkDir, video_id: str, path: Path, info: dict[str, Any], timeout_s: float) -> None:
+    """Keep the probe of a file the download stage has just checked with ffprobe (`info`), where the media
+    stages look for it, so that they run no ffprobe of their own. `path` is the file in the item's temporary
+    folder; the probe is keyed by the path it will have once the item is committed (a rename keeps its size
+    and mtime). Nothing is kept for a file the probe rejects: the media stages then say why themselves."""
+    try:
+        result = probe_from_info(path, info, timeout_s)
+    except ItemError:
+        return
+    final = work.item_dir("download", video_id) / Path(path).name
+    st = Path(path).stat()
+    atomic_write_json(probe_cache_file(work, video_id), {
+        "version": PROBE_CACHE_VERSION, "key": [str(final), st.st_size, st.st_mtime_ns],
+        "probe": dataclasses.replace(result, path=str(final)).to_dict()})
 
 
 def _read_cached(cache_file: Path, key: tuple) -> Probe | None:

@@ -1,9 +1,11 @@
 """The download stage: fetch each source once (however many clips use it), with its subtitles and info.
 
 Items are sources, not clips: a chunk's clips are grouped by `video_id`. Video and audio pages go
-through yt-dlp; images and side files (a manifest's `subtitles` column) through a plain HTTP fetch.
-A link whose name says nothing of its kind (`https://host/img?id=3`) is asked for its Content-Type
-first; the kind found is recorded in the meta, and later stages take it from there.
+through yt-dlp; images, side files (a manifest's `subtitles` column) and links that name a media file
+through a plain HTTP fetch. A link whose name says nothing of its kind (`https://host/img?id=3`) is asked
+for its Content-Type first; the kind found is recorded in the meta, and later stages take it from there.
+The ffprobe check of a video or audio file is kept as the probe the frames and audio stages read
+(mmdata/media/source.py).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from mmdata.fetch import direct
 from mmdata.fetch.policy import check_url, is_local_path
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
 from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
-from mmdata.media_check import check_image, check_image_type, check_media, kind_of_file
+from mmdata.media.source import keep_download_probe
+from mmdata.media_check import check_image, check_image_type, kind_of_file, media_summary, probe_or_reason
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip, Source
 from mmdata.workdir import WorkDir
@@ -128,7 +131,7 @@ class DownloadStage(Stage):
         location = check_url(item.url, self.cfg.allow_local)
         for attempt in range(self.cfg.retries + 1):
             try:
-                meta = self._fetch(item, location, out_dir)
+                meta, ffprobe = self._fetch(item, location, out_dir)
                 break
             except ItemError as e:
                 if e.reason not in RETRYABLE or attempt == self.cfg.retries:
@@ -137,12 +140,15 @@ class DownloadStage(Stage):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
                 time.sleep(self.cfg.backoff_s * 2**attempt)
         meta["attempts"] = attempt + 1
+        if ffprobe is not None:  # frames and audio read this probe instead of running ffprobe again
+            keep_download_probe(work, item.video_id, out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
         if item.subtitles:
             meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
         return meta
 
-    def _fetch(self, item: Source, location: str, out_dir: Path) -> dict[str, Any]:
+    def _fetch(self, item: Source, location: str, out_dir: Path) -> tuple[dict[str, Any], dict | None]:
+        """The item's meta, and ffprobe's answer on the media file (None for an image)."""
         cfg = self.cfg
         kind, kind_from, announced = detect_kind(item, location, cfg.timeout_s)
         if kind == "image" or is_local_path(location) or kind_from == "content_type":  # a file, not a page
@@ -162,11 +168,13 @@ class DownloadStage(Stage):
             # nothing said what this is (no kind column, no telling extension, no content type, e.g. a
             # local file without extension): let the file's own format decide
             kind, kind_from = kind_of_file(media), "file"
+        ffprobe = None
         if kind == "image":
             check_image_type(info.get("content_type", ""), item.url)
             probe = check_image(media, cfg.min_image_side)
         else:
-            probe = check_media(media, kind)
+            ffprobe = probe_or_reason(media)
+            probe = media_summary(media, ffprobe)
             duration = probe.get("duration_s")
             if cfg.max_duration_s and duration and duration > cfg.max_duration_s and "section" not in info:
                 raise ItemError("over_duration_cap", f"{item.url} lasts {duration:.0f} s, over the cap of "
@@ -177,7 +185,7 @@ class DownloadStage(Stage):
             "info": info, "probe": probe, "bytes": media.stat().st_size, "clip_keys": list(item.clip_keys),
             # source time of the file's first sample: 0, or the section start when only a section was fetched
             "offset_s": float(info["section"][0]) if "section" in info else 0.0,
-        }
+        }, ffprobe
 
     def _fetch_subtitles(self, url: str, out_dir: Path, meta: dict[str, Any]) -> dict[str, str] | None:
         """A missing side file must not cost the video: record why, and the align stage reports it."""

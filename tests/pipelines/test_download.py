@@ -1,4 +1,5 @@
 """The download stage against a real HTTP server on 127.0.0.1, through the real CLI and yt-dlp."""
+import json
 import subprocess
 import sys
 import time
@@ -228,3 +229,63 @@ def test_local_files_without_extension_get_their_kind_from_their_bytes(tmp_path,
     kinds = {c.url.rsplit("/", 1)[1]: (w.meta("download", c.video_id)["kind"], w.meta("download", c.video_id)["kind_from"])
              for c in w.clips()}
     assert kinds == {"picture": ("image", "file"), "voice": ("audio", "file"), "movie": ("video", "file")}
+
+
+def test_a_direct_media_link_is_one_plain_get_without_yt_dlp(tmp_path, served_dir, monkeypatch):
+    """yt-dlp adds nothing for a link that names a media file but its per-download set-up: it is not used."""
+    import yt_dlp
+
+    def no_ytdlp(*a, **k):
+        raise AssertionError("yt-dlp was used for a direct media link")
+
+    monkeypatch.setattr(yt_dlp, "YoutubeDL", no_ytdlp)
+    with MediaServer(served_dir) as srv:
+        src = Source("a", srv.url("a.mp4"), "video", None, ("a_full",), None, None)
+        out = tmp_path / "out"
+        out.mkdir()
+        meta = DownloadStage(DownloadConfig(allow_local=True)).process(src, out, WorkDir(tmp_path / "w"))
+        counts = dict(srv.counts)
+    assert counts == {"/a.mp4": 1}
+    assert sha256_file(out / "media.mp4") == sha256_file(served_dir / "a.mp4") and meta["media"] == "media.mp4"
+    assert meta["info"] == {"id": "a", "title": "a", "ext": "mp4", "webpage_url": srv.url("a.mp4"), "extractor": "direct"}
+
+
+def test_a_direct_fetch_that_drips_gives_up_after_its_total_time(tmp_path):
+    from mmdata.errors import ItemError
+    from mmdata.fetch.direct import fetch
+
+    (tmp_path / "slow.mp4").write_bytes(bytes(200_000))
+    with MediaServer(tmp_path, rate_bps=100_000) as srv:  # never stalls long enough for the socket timeout
+        t0 = time.monotonic()
+        with pytest.raises(ItemError) as e:
+            fetch(srv.url("slow.mp4"), tmp_path / "got.mp4", timeout_s=5, max_bytes=None, total_s=0.3)
+    assert e.value.reason == "timeout" and time.monotonic() - t0 < 1.9
+
+
+def test_frames_and_audio_read_the_probe_the_download_check_made(tmp_path, served_dir, monkeypatch):
+    """The download stage's ffprobe of a file is kept as the media stages' probe of the committed file: they run
+    no ffprobe of their own, and what they read is what probing the file gives."""
+    import mmdata.media.probe as probe_mod
+    from mmdata.manifests.table import import_manifest
+    from mmdata.media.config import AudioConfig, FramesConfig
+    from mmdata.media.probe import Probe, probe
+    from mmdata.media.source import probe_cache_file
+    from mmdata.pipelines.audio import AudioStage
+    from mmdata.pipelines.frames import FramesStage
+
+    with MediaServer(served_dir) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('a.mp4')},0,1,", f"{srv.url('a.mp4')},1,2,"])
+        work = WorkDir(tmp_path / "w")
+        import_manifest(work, m, 256)
+        run_stage(DownloadStage(DownloadConfig(allow_local=True)), work, RunnerConfig(progress=False, workers=1))
+    calls = []
+    real = probe_mod.ffprobe_json
+    monkeypatch.setattr(probe_mod, "ffprobe_json", lambda *a, **k: calls.append(a) or real(*a, **k))
+    one = RunnerConfig(progress=False, workers=1)  # in this process, where the calls are counted
+    summaries = [run_stage(FramesStage(FramesConfig(frames=2)), work, one), run_stage(AudioStage(AudioConfig()), work, one)]
+    assert [(s.ok, s.failed) for s in summaries] == [(2, 0), (2, 0)] and calls == []
+    vid = work.clips()[0].video_id
+    media = work.item_dir("download", vid) / work.meta("download", vid)["media"]
+    cached = json.loads(probe_cache_file(work, vid).read_text())
+    assert Probe.from_dict(cached["probe"]) == probe(media)
+    assert cached["key"] == [str(media), media.stat().st_size, media.stat().st_mtime_ns]
