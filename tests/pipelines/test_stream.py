@@ -237,3 +237,26 @@ def test_the_graph_schedules_a_large_corpus_with_bounded_work_in_flight():
         done.add((job.stage, job.task.chunk))
         order += 1
     assert order == 6 * n and len(done) == 6 * n and worst <= 12
+
+
+def test_the_driver_blocks_on_the_fit_instead_of_spinning(tmp_path):
+    """While only the fit runs, the driver waits on it: a loop polling an idle pool would hold the GIL
+    the fit's thread needs (it once made a 1 s fit take 159 s)."""
+    import time
+
+    work, stages, graph = _setup(tmp_path, n_chunks=2, fit_sample={0, 1})
+
+    class Counting(InProcessPool):
+        polls = 0
+
+        def wait(self, timeout=None):
+            Counting.polls += 1
+            return super().wait(timeout)
+
+    def slow_fit():
+        time.sleep(1.0)
+        return "fitted"
+
+    pool = Counting(stages, work)
+    assert stream_stages(stages, work, pool, graph, slow_fit, progress=False)[1] == "fitted"
+    assert Counting.polls < 100  # a spinning driver polls hundreds of thousands of times a second
