@@ -29,9 +29,13 @@ $(UV):
 	$(PY) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
 
-# --locked: install exactly what uv.lock names, and fail if pyproject.toml changed without `make lock`
+# --locked: install exactly what uv.lock names, and fail if pyproject.toml changed without `make lock`.
+# --compile-bytecode (and compileall for mmdata): every process imports torch, ray and yt-dlp; without .pyc
+# files (uv writes none by default, and PYTHONDONTWRITEBYTECODE stops Python writing them) each process
+# compiles them from source again: 8.7 s instead of 3.3 s to import torch, torchaudio, yt-dlp and ray.
 $(BIN)/mmdata: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python $(PY)
+	$(UV) sync --locked --compile-bytecode --extra dev --python $(PY)
+	$(BIN)/python -m compileall -q mmdata
 	touch $(BIN)/mmdata
 
 venv: $(BIN)/mmdata
