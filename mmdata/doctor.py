@@ -271,8 +271,13 @@ CHECKS: dict[str, Callable[..., Check | list[Check]]] = {
 }
 
 
-def run_checks(ray_address: str | None = None, skip: tuple[str, ...] = ()) -> list[Check]:
-    """Every check (those in `skip` reported as skipped), in CHECKS order."""
+def run_checks(ray_address: str | None = None, skip: tuple[str, ...] = (), progress: bool = False) -> list[Check]:
+    """Every check (those in `skip` reported as skipped), in CHECKS order. `progress`: a bar on stderr naming
+    the checks still running (they run side by side; Ray and torch take the longest)."""
+    from concurrent.futures import as_completed
+
+    from tqdm import tqdm
+
     unknown = set(skip) - set(CHECKS)
     if unknown:
         raise ValueError(f"unknown check(s) {sorted(unknown)}: choose from {sorted(CHECKS)}")
@@ -280,6 +285,12 @@ def run_checks(ray_address: str | None = None, skip: tuple[str, ...] = ()) -> li
             for name, fn in CHECKS.items() if name not in skip}
     with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
+        with tqdm(total=len(futures), desc="doctor", unit="check", disable=not progress, dynamic_ncols=True) as bar:
+            waiting = set(futures)
+            for done in as_completed(futures.values()):
+                waiting -= {n for n, f in futures.items() if f is done}
+                bar.set_postfix_str("waiting for " + ", ".join(sorted(waiting)) if waiting else "", refresh=False)
+                bar.update(1)
         results: list[Check] = []
         for name in CHECKS:
             if name in skip:

@@ -19,7 +19,7 @@ def doctor_cmd(ray_address, skip, as_json):
     from mmdata import doctor
 
     try:
-        checks = doctor.run_checks(ray_address, tuple(skip))
+        checks = doctor.run_checks(ray_address, tuple(skip), progress=not as_json)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     click.echo(doctor.as_json(checks) if as_json else doctor.render(checks))

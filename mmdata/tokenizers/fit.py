@@ -111,11 +111,16 @@ def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: 
     return rows, {"n_clips": used, "skipped": skipped}
 
 
+def _fit_clips(work: WorkDir, clips: list[Clip] | None) -> list[Clip]:
+    """The clips a fit reads: those given (`mmdata run`: its sample chunks), else every clip of the work folder."""
+    return work.clips() if clips is None else clips
+
+
 def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None) -> dict[str, Any]:
     """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
     from mmdata.tokenizers.text import TextTokenizer
 
-    texts: Iterator[str] = (t for t in (clip_text(work, c) for c in (work.clips() if clips is None else clips)) if t)
+    texts: Iterator[str] = (t for t in (clip_text(work, c) for c in _fit_clips(work, clips)) if t)
     return TextTokenizer.fit(texts, cfg).save(out)
 
 
@@ -124,7 +129,7 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
     from mmdata.tokenizers.speech import SAMPLE_RATE, SpeechTokenizer, make_speech_features
 
     features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device), cfg.window_s)
-    inputs = [a for a in (audio_input(work, c.key) for c in (work.clips() if clips is None else clips)) if a]
+    inputs = [a for a in (audio_input(work, c.key) for c in _fit_clips(work, clips)) if a]
     if not inputs:
         raise ConfigError(f"no clip in {work.root} has audio; run `mmdata audio --work {work.root}` first")
     feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
@@ -137,7 +142,7 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
     from mmdata.tokenizers.vision import VisionTokenizer, load_frames, make_vision_features
 
     features = make_vision_features(cfg.encoder, cfg.checkpoint, pick_device(cfg.device))
-    inputs = [f for f in (frames_input(work, c.key) for c in (work.clips() if clips is None else clips)) if f]
+    inputs = [f for f in (frames_input(work, c.key) for c in _fit_clips(work, clips)) if f]
     if not inputs:
         raise ConfigError(f"no clip in {work.root} has frames; run `mmdata frames --work {work.root}` first")
 
