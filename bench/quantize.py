@@ -153,6 +153,46 @@ def main() -> None:
         print(f"{'v1':<8}{best_v:>8.2f}{best_v / n * 1000:>13.1f}")
         print(f"ratio mmdata/v1 (cpu per clip): {best_m / best_v:.3f}   target <= 0.25 "
               f"({best_v / best_m:.1f}x cheaper per clip)")
+        gpu(work, clips, tokdir, args.batch_clips, best_m / n)
+
+
+def gpu(work: WorkDir, clips, tokdir: Path, batch_clips: int, cpu_s_per_clip: float) -> None:
+    """On a CUDA machine: the same stage on the GPU, clips/s against this run's CPU figure, and the device's
+    utilisation (nvidia-smi, sampled every 0.2 s while it runs)."""
+    import subprocess
+    import threading
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("GPU: skipped (torch sees no CUDA device)")
+        return
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                  "-i", "0"], capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout.strip().isdigit():
+                samples.append(int(out.stdout.strip()))
+            stop.wait(0.2)
+
+    shutil.rmtree(work.root / "quantize", ignore_errors=True)
+    stage = QuantizeStage(QuantizeConfig(tokenizers=str(tokdir), device="cuda", batch_clips=batch_clips))
+    stage.setup()
+    t = threading.Thread(target=sample, daemon=True)
+    t0 = time.perf_counter()
+    t.start()
+    rows = run_chunk(stage, str(work.root), 0, clips)
+    wall = time.perf_counter() - t0
+    stop.set()
+    t.join()
+    ok = sum(r.status == "ok" for r in rows)
+    util = f"{np.mean(samples):.0f}% mean, {max(samples)}% peak" if samples else "not measured (no nvidia-smi)"
+    print(f"GPU ({torch.cuda.get_device_name(0)}): {ok}/{len(clips)} clips in {wall:.2f} s, "
+          f"{len(clips) / wall:.1f} clips/s ({1 / cpu_s_per_clip:.1f} clips/s per CPU core above); "
+          f"utilisation {util}")
 
 
 if __name__ == "__main__":

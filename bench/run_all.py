@@ -1,4 +1,5 @@
 """Run every benchmark and print one table of ratios (mmdata vs a reference measured in the same run).
+bench/scale.py (about 15 minutes) and bench/peer_v2d.py (needs the peer's own venv) run on their own.
 
     .venv/bin/python bench/run_all.py
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["download.py", "media.py", "audio_sources.py", "align.py", "tokenizers.py", "shard.py", "train.py",
-           "stream.py"]
+           "stream.py", "quantize.py"]
 RATIO = re.compile(r"\bratio\b[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
 
 
