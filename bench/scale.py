@@ -1,0 +1,209 @@
+"""Benchmark: the same `mmdata run` at N and 10 x N clips, many clips per source (like HowTo100M).
+
+S sources of 60 s (640x360 H.264 + AAC, each with a different tone) served from 127.0.0.1, each cut into
+20 clips of 3 s; chunks of 20 clips. The pipeline: download, frames (8 per clip), audio (16 kHz),
+tokenizers fitted on the first `fit_chunks` chunks, quantize, shard, on the local executor with its default
+workers (one per core). Measured per run, from outside the process:
+  - wall seconds and CPU seconds (the whole process tree, sampled from /proc) per clip;
+  - memory: the sum of PSS over the process tree, sampled every 0.2 s (PSS counts a page shared by the
+    workers and their fork server once, as the machine holds it; RSS would count it per process): its peak,
+    and its 95th percentile (the peak is one moment, when transient ffmpeg processes and the workers'
+    batches coincide; a longer run has more chances to catch one);
+  - time to the first shard: when the first finished `*.tar` appears in OUT, as a share of the run.
+Printed ratios (10N run / N run): per-clip wall and CPU cost (target <= 1.1: cost per clip does not grow
+with the corpus), peak memory (target <= 1.1: bounded work in flight), and the 10N run's time-to-first-shard
+share (target <= 0.3: shards appear while the run goes on).
+
+    .venv/bin/python bench/scale.py                 # N = 10 sources (200 clips), 10N = 100 sources (2000 clips)
+    .venv/bin/python bench/scale.py --sources 2     # 40 and 400 clips
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmdata.testing.media import make_video  # noqa: E402
+from mmdata.testing.server import MediaServer  # noqa: E402
+
+CLI = [sys.executable, "-m", "mmdata.cli"]
+PIPELINE = """manifest: {manifest}
+work: {work}
+out: {out}
+preset: icode
+chunk_size: 20
+stages: [download, frames, audio, tokenizers, quantize, shard]
+download: {{allow_local: true, timeout_s: 60}}
+frames: {{frames: 8, size: 224}}
+tokenizers:
+  fit_chunks: 2
+  speech: {{k: 100, max_frames: 50000}}
+  vision: {{k: 256, max_patches: 50000}}
+quantize: {{device: cpu}}
+shard: {{prefix: scale}}
+"""
+
+
+def make_sources(folder: Path, n: int) -> list[Path]:
+    """n distinct 60 s sources (a different tone each), kept in `folder` for the next run (the N run uses
+    the first ones); a file is made only when missing (written beside, then renamed: never half a file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = folder / f"src{i:03d}.mp4"
+        if not path.exists():
+            tmp = folder / f".src{i:03d}.mp4"
+            make_video(tmp, duration_s=60.0, size=(640, 360), tone_hz=200 + 7 * i,
+                       extra_args=("-preset", "veryfast", "-g", "125"))
+            tmp.rename(path)
+        out.append(path)
+    return out
+
+
+def write_manifest(path: Path, base_url: str, n_sources: int) -> Path:
+    rows = ["url,start,end"]
+    for i in range(n_sources):
+        rows += [f"{base_url}/src{i:03d}.mp4,{3 * k},{3 * k + 3}" for k in range(20)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def tree_usage(root: int) -> tuple[int, dict[int, float]]:
+    """(memory of `root` and its descendants (PSS), CPU seconds of each of them so far), from /proc."""
+    import os
+
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parent[int(d.name)] = int(fields[1])
+            cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    tree, grew = {root}, True
+    while grew:
+        new = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= new
+        grew = bool(new)
+    total = 0
+    for pid in tree:
+        total += _pss(pid)
+    return total, {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def _pss(pid: int) -> int:
+    """A process's proportional set size: its private pages plus its share of pages it shares (the workers
+    share torch's libraries with the fork server; RSS would count them once per worker)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Every 0.2 s: the largest total PSS of a process and all its descendants, the CPU each of them has used
+    (summed at the end: rusage would miss the workers, which are not the run's own children; a process's
+    last 0.2 s before it exits is missed), and when the first shard appeared."""
+
+    def __init__(self, pid: int, out: Path):
+        super().__init__(daemon=True)
+        self.pid, self.out = pid, out
+        self.peak_mb, self.first_shard_at = 0.0, None
+        self.samples_mb: list[float] = []
+        self.cpu: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        while not self.stop.is_set():
+            rss, cpu = tree_usage(self.pid)
+            self.peak_mb = max(self.peak_mb, rss / 2**20)
+            self.samples_mb.append(rss / 2**20)
+            self.cpu.update(cpu)
+            if self.first_shard_at is None and any(self.out.glob("*.tar")):
+                self.first_shard_at = time.perf_counter() - t0
+            self.stop.wait(0.2)
+
+
+def run_once(root: Path, url: str, n_sources: int) -> dict:
+    name = f"n{n_sources}"
+    manifest = write_manifest(root / f"{name}.csv", url, n_sources)
+    cfg = root / f"{name}.yaml"
+    out = root / f"{name}-out"
+    cfg.write_text(PIPELINE.format(manifest=manifest, work=root / f"{name}-work", out=out))
+    out.mkdir()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(CLI + ["run", str(cfg), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    sampler = TreeSampler(proc.pid, out)
+    sampler.start()
+    log, _ = proc.communicate()
+    wall = time.perf_counter() - t0
+    sampler.stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"mmdata run failed ({proc.returncode}):\n{log[-4000:]}")
+    cpu = sum(sampler.cpu.values())
+    clips = 20 * n_sources
+    samples = _samples(out)
+    if samples != clips:
+        sys.exit(f"{name}: {samples} samples in the shards for {clips} clips:\n{log[-3000:]}")
+    import numpy as np
+
+    return {"clips": clips, "wall_s": wall, "cpu_s": cpu, "peak_mb": sampler.peak_mb,
+            "p95_mb": float(np.percentile(sampler.samples_mb, 95)) if sampler.samples_mb else 0.0,
+            "first_shard_s": sampler.first_shard_at, "shards": len(list(out.glob("*.tar")))}
+
+
+def _samples(out: Path) -> int:
+    import json
+
+    return int(json.loads((out / "index.json").read_text())["samples"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sources", type=int, default=10, help="sources in the N run (20 clips each); 10x in the other")
+    ap.add_argument("--rate-kbps", type=float, default=0.0, help="per-connection cap, kB/s (0: unlimited)")
+    ap.add_argument("--sources-dir", type=Path, default=Path(tempfile.gettempdir()) / "mmdata-bench-scale-sources",
+                    help="where the generated sources are kept between runs")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mmdata-bench-scale-") as d:
+        root = Path(d)
+        t0 = time.perf_counter()
+        make_sources(args.sources_dir, 10 * args.sources)
+        print(f"{10 * args.sources} sources of 60 s in {args.sources_dir} (made or found in "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        with MediaServer(args.sources_dir, rate_bps=args.rate_kbps * 1000) as srv:
+            url = srv.url("").rstrip("/")
+            small = run_once(root, url, args.sources)
+            big = run_once(root, url, 10 * args.sources)
+    print(f"{'run':<6}{'clips':>7}{'wall s':>9}{'wall ms/clip':>14}{'cpu ms/clip':>13}{'peak MB':>9}{'p95 MB':>8}"
+          f"{'1st shard s':>13}{'share':>7}{'shards':>8}")
+    for name, r in (("N", small), ("10N", big)):
+        first = r["first_shard_s"]
+        share = f"{first / r['wall_s']:.2f}" if first is not None else "-"
+        print(f"{name:<6}{r['clips']:>7}{r['wall_s']:>9.1f}{r['wall_s'] / r['clips'] * 1000:>14.1f}"
+              f"{r['cpu_s'] / r['clips'] * 1000:>13.1f}{r['peak_mb']:>9.0f}{r['p95_mb']:>8.0f}{first or 0:>13.1f}{share:>7}{r['shards']:>8}")
+    wall = (big["wall_s"] / big["clips"]) / (small["wall_s"] / small["clips"])
+    cpu = (big["cpu_s"] / big["clips"]) / (small["cpu_s"] / small["clips"])
+    mem, p95 = big["peak_mb"] / small["peak_mb"], big["p95_mb"] / small["p95_mb"]
+    share = big["first_shard_s"] / big["wall_s"] if big["first_shard_s"] is not None else float("nan")
+    print(f"ratio 10N/N per-clip wall {wall:.2f}, per-clip cpu {cpu:.2f} (target <= 1.1); "
+          f"peak memory {mem:.2f}, 95th percentile {p95:.2f} (target <= 1.1); 10N time-to-first-shard share {share:.2f} (target <= 0.3)")
+
+
+if __name__ == "__main__":
+    main()
