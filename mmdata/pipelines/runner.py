@@ -137,21 +137,22 @@ def process_batches(stage: Stage, items: list[Any], work: WorkDir,
     while this one is processed. Items a crash left `suspect` (pools.after_crash) run alone and without
     overlap, so a second crash blames exactly one item."""
     rows: dict[str, StatusRow] = {}
-    todo, alone = [], []
-    for item in items:
-        row = _settled(stage, item, work)
-        if row is not None:
-            rows[item.key] = row
-        elif work.marker(stage.name, "suspect", item.key).exists():
-            alone.append(item)
-        else:
-            todo.append(item)
 
     def record(new: list[StatusRow]) -> None:
         for r in new:
             rows[r.key] = r
             if on_item:
                 on_item(r)
+
+    todo, alone = [], []
+    for item in items:
+        row = _settled(stage, item, work)
+        if row is not None:
+            record([row])  # counted like every other item (progress), as process_item's callers do
+        elif work.marker(stage.name, "suspect", item.key).exists():
+            alone.append(item)
+        else:
+            todo.append(item)
 
     for item in alone:
         t0 = time.perf_counter()

@@ -180,3 +180,29 @@ def test_a_crash_inside_a_batch_blames_only_the_item_that_crashed(tmp_path):
     size = {k: int((work.item_dir("crashybatch", k) / "batch.txt").read_text()) for k, (st, _) in rows.items()
             if st == "ok"}
     assert size["v0_0_1000"] == size["v1_0_1000"] == 1  # the crashed batch's survivors ran alone
+
+
+class Doubler(Stage):
+    """Batches of 2 that write each caption twice."""
+
+    name = "doubler"
+    batch_size = 2
+
+    def process_batch(self, items, loaded, out_dirs, work):
+        for it, d in zip(items, out_dirs):
+            (d / "x.txt").write_text(it.caption * 2)
+        return [{} for _ in items]
+
+
+def test_a_resumed_batched_chunk_reports_every_item_to_its_progress(tmp_path):
+    from mmdata.pipelines.runner import run_chunk
+    from mmdata.records import Clip
+
+    clips = [Clip(f"v{i}_0_1000", f"v{i}", "http://h/x.mp4", 0.0, 1.0, caption=str(i), chunk=0) for i in range(5)]
+    work = make_work(tmp_path, clips)
+    seen: list[str] = []
+    rows = run_chunk(Doubler(), str(work.root), 0, clips, on_item=lambda r: seen.append(r.key))
+    assert [r.status for r in rows] == ["ok"] * 5 and sorted(seen) == [c.key for c in clips]
+    seen.clear()
+    again = run_chunk(Doubler(), str(work.root), 0, clips, on_item=lambda r: seen.append(r.key))
+    assert [r.key for r in again] == [c.key for c in clips] and sorted(seen) == [c.key for c in clips]
