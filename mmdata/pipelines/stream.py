@@ -96,13 +96,6 @@ class ChunkGraph:
     def _inputs_done(self, stage: str, chunk: int) -> bool:
         return all(self.done(d, chunk) for d in self._deps[stage])
 
-    def ready(self, stage: str, chunk: int) -> bool:
-        if not self._todo(stage, chunk) or (stage, chunk) in self.running:
-            return False
-        if stage in AFTER_FIT and not self.fitted:
-            return False
-        return self._inputs_done(stage, chunk)
-
     def _enqueue(self, stage: str, chunk: int) -> None:
         if self._todo(stage, chunk) and (stage, chunk) not in self.running and chunk not in self._queued[stage] \
                 and self._inputs_done(stage, chunk):

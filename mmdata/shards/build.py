@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmdata.config import check
 from mmdata.errors import ConfigError
-from mmdata.shards.parts import (ChunkRecord, FailureTable, merge_index, plan_chunks, prepare_out,  # noqa: F401
-                                 record_stamps)
+from mmdata.shards.parts import ChunkRecord, merge_index, plan_chunks, prepare_out, record_stamps
 from mmdata.shards.sample import KEEP_CHOICES
 from mmdata.shards.writer import ShardInfo
 from mmdata.workdir import WorkDir

@@ -55,6 +55,10 @@ class MfccFeatures:
         d2 = F.compute_deltas(d1, win_length=5)
         return torch.cat([c, d1, d2], 0).t().contiguous().numpy()
 
+    def many(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        """Features of many clips (each on its own: MFCC frames see only their own clip)."""
+        return [self(w) for w in wavs]
+
 
 def make_speech_features(encoder: str = "mfcc", checkpoint: str | None = None, layer: int = 6,
                          device: str = "cpu", window_s: float = WINDOW_S):
@@ -116,11 +120,11 @@ class SpeechTokenizer(Codebook):
 
     def frame_features(self, wav: np.ndarray) -> np.ndarray:
         """Normalised features [L, D] of 16 kHz mono audio."""
-        return ((self.features(wav) - self.mean) / self.std).astype(np.float32)
+        return self.normalise(self.features(wav))
 
-    def assign(self, feats: np.ndarray) -> np.ndarray:
-        """Units uint16 [L] of normalised features [L, D]."""
-        return self.nearest(feats) if len(feats) else np.zeros(0, np.uint16)
+    def normalise(self, feats: np.ndarray) -> np.ndarray:
+        """Features [L, D] with the corpus mean and standard deviation taken out, float32."""
+        return ((feats - self.mean) / self.std).astype(np.float32)
 
     def encode(self, wav: np.ndarray) -> np.ndarray:
         """16 kHz mono float32 audio [N] -> units uint16 [N // 320]."""
@@ -129,9 +133,7 @@ class SpeechTokenizer(Codebook):
     def encode_batch(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
         """Units of many clips: features per clip (an encoder model batches their windows), then one
         nearest-centroid pass over all their frames. A frame's unit does not depend on the batch."""
-        many = getattr(self.features, "many", None)
-        raw = many(wavs) if many else [self.features(w) for w in wavs]
-        feats = [((f - self.mean) / self.std).astype(np.float32) for f in raw]
+        feats = [self.normalise(f) for f in self.features.many(wavs)]
         counts = [len(f) for f in feats]
         if not sum(counts):
             return [np.zeros(0, np.uint16) for _ in wavs]
