@@ -1,8 +1,10 @@
 """One video opened with decord: its frames' presentation times on the container timeline, and decoding
 by frame index with the resize done inside the decoder (one swscale pass, no full-size RGB frames).
 
-decord indexes every packet on open and seeks to the keyframe before each wanted frame, so a clip costs
-the frames from those keyframes on, not the whole file. Its times are float32 seconds from the *video
+decord indexes every packet on open. A frame ahead of the last one read, after the same keyframe, is
+decoded on from there; any other seeks to the keyframe before it and decodes from that. So a clip costs the
+frames from those keyframes on, not the whole file, and reads in ascending order decode no frame twice
+(mmdata/media/frames_passes.py reads the clips of a source so). Its times are float32 seconds from the *video
 stream's* start; adding the stream's start on the container timeline puts them on the timeline the
 audio stage cuts on.
 """
@@ -46,6 +48,7 @@ class DecordVideo:
         # a remux into NUT drops the display matrix: decord then decodes unturned and we turn the frames
         self.manual_rotation = manual_rotation
         self.decodable: tuple[int, str] | None = None  # measured once, on a damaged file (frames.py)
+        self.passes = 0  # calls of decode(): runs of ascending reads, for tests and benchmarks
         self._decord_error = decord.DECORDError
         self._vr = self._open()
         ts = self._vr.get_frame_timestamp(np.arange(len(self._vr))).astype(np.float64)
@@ -62,11 +65,19 @@ class DecordVideo:
             return decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h,
                                       num_threads=self._threads)
         except decord.DECORDError as e:
-            raise ItemError("decoder_error", f"decord cannot open {self.source_name}: {short_error(e)}") from e
+            raise ItemError("undecodable_video", f"decord cannot open {self.source_name}: {short_error(e)}") from e
 
     def reopen(self) -> None:
         """After a decode error decord's decoder thread is dead; a fresh reader starts clean."""
         self._vr = self._open()
+
+    def rewind(self) -> None:
+        """Back to the first frame, as freshly opened, so that what the next reads decode does not depend on
+        what was read before (decord's seeks land differently from where it would read on, in some files)."""
+        try:
+            self._vr.seek(0)
+        except (self._decord_error, RuntimeError):  # RuntimeError: decord found no position to seek to
+            self.reopen()
 
     @property
     def source_fps(self) -> float | None:
@@ -78,6 +89,7 @@ class DecordVideo:
     def decode(self, indices: list[int]) -> tuple[dict[int, np.ndarray], int | None, str | None]:
         """Decode sorted unique indices in order, stopping at the first failure: (frames, failed index, error).
         Frames are display-oriented and cropped to the output size (only output-sized frames are held)."""
+        self.passes += 1
         out: dict[int, np.ndarray] = {}
         for i in indices:
             try:

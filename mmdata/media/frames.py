@@ -1,5 +1,7 @@
 """Frame extraction for one clip: pick frames of the window, decode them (decord; ffmpeg for damaged
-files), crop, and write `000000.jpg`...; still images go through PIL.
+files), crop, and write `000000.jpg`...; still images go through PIL. The picking (`plan_picks`) and the
+assembling of a clip's result (`frames_result`) stand apart from the decoding, so that the clips of one
+source can be decoded in one pass (mmdata/media/frames_passes.py) and each still get what it gets alone.
 
 decord is handed only files the probe has vetted: a video stream with a size, a pixel format (ffprobe
 decoded a frame) and a codec decord's bundled FFmpeg 4.1 can decode. A file whose duration is missing
@@ -78,26 +80,11 @@ def sample_video(video: DecordVideo, window: Window, cfg: FramesConfig) -> Frame
     Where a file stops decoding is measured with ffprobe (one thread: the same answer every run), and when
     decord fails the frames come from ffmpeg, whose bilinear scaler gives the same pixels as decord's.
     (decord's own failure point varies run to run: its decoder thread runs ahead of the caller.)"""
-    span_end = min(window.end_s, float(video.ends[-1]))
-    limit = _decodable(video, window, span_end, cfg, "the file is truncated") if video.damaged else None
-    truncated = limit if limit is not None and limit.until_s < span_end else None
-    idx = pick_frames(video.starts, window.start_s, truncated.until_s if truncated else span_end, cfg)
-    frames, failed, err = video.decode(sorted(set(idx.tolist())))
+    picks = plan_picks(video, window, cfg)
+    frames, failed, err = video.decode(picks.unique)
     if failed is not None:
-        if limit is None:
-            limit = _decodable(video, window, span_end, cfg, f"decord: {err}")
-            if idx.max() >= limit.count:  # some picks do not decode: pick within the part that does
-                truncated = limit
-                idx = pick_frames(video.starts, window.start_s, limit.until_s, cfg)
-        unique = sorted(set(idx.tolist()))
-        manual = bool(video.manual_rotation)
-        frames = dict(zip(unique, ffmpeg_frames.extract(video.path, video.stream, unique, video.geom, video.rotation,
-                                                        manual, cfg.timeout_s, video.source_name)))
-    return FramesResult(
-        frames=[frames[i] for i in idx.tolist()], times_s=[float(video.starts[i]) for i in idx],
-        source_fps=video.source_fps, video_end_s=float(video.ends[-1]),
-        truncated_at_s=truncated.until_s if truncated else None, decode_error=truncated.error if truncated else None,
-        remuxed=video.remuxed)
+        picks, frames = _ffmpeg_frames(video, window, picks, cfg, f"decord: {err}")
+    return frames_result(video, picks, frames)
 
 
 @dataclass(frozen=True)
@@ -105,6 +92,60 @@ class Decodable:
     count: int  # frames that decode, from the first, in presentation order
     until_s: float  # where they end (capped at the window's video span)
     error: str
+
+
+@dataclass(frozen=True)
+class Picks:
+    """The frames one window takes (indices into the video's frames, a frame picked twice is listed twice),
+    and the damaged tail that kept them short of the window's end, if one did."""
+
+    idx: np.ndarray
+    truncated: Decodable | None = None
+
+    @property
+    def unique(self) -> list[int]:
+        """What to decode: each picked frame once, in presentation order."""
+        return sorted(set(self.idx.tolist()))
+
+
+def plan_picks(video: DecordVideo, window: Window, cfg: FramesConfig) -> Picks:
+    """The window's picks before any decoding (a damaged file's decodable part is measured first). They
+    depend on the window and the video alone, so clips decoded together pick what each would alone."""
+    span_end = _span_end(video, window)
+    limit = _decodable(video, window, span_end, cfg, "the file is truncated") if video.damaged else None
+    truncated = limit if limit is not None and limit.until_s < span_end else None
+    return Picks(pick_frames(video.starts, window.start_s, truncated.until_s if truncated else span_end, cfg),
+                 truncated)
+
+
+def frames_result(video: DecordVideo, picks: Picks, frames: dict[int, np.ndarray]) -> FramesResult:
+    """The window's result from its picks and decoded frames (by index; it may hold other windows' too)."""
+    idx, cut = picks.idx.tolist(), picks.truncated
+    return FramesResult(
+        frames=[frames[i] for i in idx], times_s=[float(video.starts[i]) for i in idx],
+        source_fps=video.source_fps, video_end_s=float(video.ends[-1]),
+        truncated_at_s=cut.until_s if cut else None, decode_error=cut.error if cut else None,
+        remuxed=video.remuxed)
+
+
+def _ffmpeg_frames(video: DecordVideo, window: Window, picks: Picks, cfg: FramesConfig,
+                   why: str) -> tuple[Picks, dict[int, np.ndarray]]:
+    """decord failed on the window: its picks (within the decodable part, when some lie past it) decoded
+    by ffmpeg."""
+    if not video.damaged:  # a damaged file's decodable part was measured, and the picks kept within it
+        limit = _decodable(video, window, _span_end(video, window), cfg, why)
+        if picks.idx.max() >= limit.count:  # some picks do not decode: pick within the part that does
+            picks = Picks(pick_frames(video.starts, window.start_s, limit.until_s, cfg), limit)
+    unique = picks.unique
+    manual = bool(video.manual_rotation)
+    return picks, dict(zip(unique, ffmpeg_frames.extract(video.path, video.stream, unique, video.geom,
+                                                         video.rotation, manual, cfg.timeout_s,
+                                                         video.source_name)))
+
+
+def _span_end(video: DecordVideo, window: Window) -> float:
+    """Where the window's video ends: its end, or the last frame's when the stream stops first."""
+    return min(window.end_s, float(video.ends[-1]))
 
 
 def _decodable(video: DecordVideo, window: Window, span_end: float, cfg: FramesConfig, why: str) -> Decodable:
@@ -134,7 +175,7 @@ def read_image(path: Path, cfg: FramesConfig) -> tuple[np.ndarray, Geometry]:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im).convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ItemError("corrupt_image", f"PIL cannot decode {Path(path).name}: {e}") from e
+        raise ItemError("not_an_image", f"PIL cannot decode {Path(path).name}: {e}") from e
     g = geometry(im.width, im.height, cfg)
     if (g.scale_w, g.scale_h) != im.size:
         im = im.resize((g.scale_w, g.scale_h), Image.Resampling.BICUBIC)

@@ -4,7 +4,7 @@ show the same instant."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from mmdata.errors import ItemError
 from mmdata.media.config import WindowConfig
@@ -67,3 +67,16 @@ def resolve_window(clip: Clip, probe: Probe, cfg: WindowConfig, offset_s: float 
         raise ItemError("window_too_short", f"clip {clip.key} keeps {win.duration_s:.3f} s of "
                                             f"[{start:.3f}, {end:.3f}] (source lasts {duration:.3f} s)")
     return win
+
+
+def resolve_windows(clips: Iterable[Clip], probe: Probe, cfg: WindowConfig,
+                    offset_s: float = 0.0) -> list[tuple[str, Window]]:
+    """(key, window) of those of a source's clips whose window resolves; the others fail on their own
+    turn, with their reason (a stage decoding several clips at once plans from these)."""
+    out = []
+    for c in clips:
+        try:
+            out.append((c.key, resolve_window(c, probe, cfg, offset_s)))
+        except ItemError:
+            continue
+    return out
