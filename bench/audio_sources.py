@@ -32,6 +32,7 @@ from mmdata.environment import require_tool  # noqa: E402
 from mmdata.media.config import AudioConfig  # noqa: E402
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
+from mmdata.store.records import as_meta  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
 from mmdata.workdir import WorkDir  # noqa: E402
@@ -68,7 +69,7 @@ def run_mmdata(work: WorkDir, clips: list[Clip], cfg: AudioConfig) -> tuple[floa
     c0 = cpu_now()
     for item in stage.items(work, clips):
         out = work.temp_item_dir("audio", item.key)
-        meta = stage.process(item, out, work)
+        meta = as_meta(stage.process(item, out, work))
         work.commit_item(out, "audio", item.key, meta)
     return cpu_now() - c0, stage.decodes
 

@@ -27,6 +27,7 @@ from mmdata.media.config import PRESETS, AudioConfig, FramesConfig  # noqa: E402
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.pipelines.frames import FramesStage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
+from mmdata.store.records import as_meta  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
 from mmdata.environment import require_tool  # noqa: E402
@@ -59,7 +60,7 @@ def cpu_now() -> float:
 def run_mmdata(work, clips, fcfg: FramesConfig, acfg: AudioConfig, out: Path) -> tuple[float, float, list]:
     """Both stages over every clip, as one worker would run them (fresh stages: no warm caches)."""
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(work.root / "cache", ignore_errors=True)  # each run probes every source once, cold
+    # fresh stages: each probes every source once, cold (these sources carry no download probe)
     frames, audio = FramesStage(fcfg), AudioStage(acfg)
     frames.setup()
     audio.setup()
@@ -69,7 +70,7 @@ def run_mmdata(work, clips, fcfg: FramesConfig, acfg: AudioConfig, out: Path) ->
         fdir, adir = out / "f" / c.key, out / "a" / c.key
         fdir.mkdir(parents=True)
         adir.mkdir(parents=True)
-        metas.append((frames.process(c, fdir, work), audio.process(c, adir, work)))
+        metas.append((as_meta(frames.process(c, fdir, work)), as_meta(audio.process(c, adir, work))))
     return time.perf_counter() - t0, cpu_now() - c0, metas
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -91,8 +90,7 @@ def run_v1(work: WorkDir, clips, toks) -> tuple[float, dict]:
 
 
 def run_mmdata(work: WorkDir, clips, tokdir: Path, batch_clips: int) -> tuple[float, dict]:
-    shutil.rmtree(work.root / "quantize", ignore_errors=True)
-    shutil.rmtree(work.root / "status" / "quantize", ignore_errors=True)
+    work.reset_stage("quantize")
     stage = QuantizeStage(QuantizeConfig(tokenizers=str(tokdir), device="cpu", batch_clips=batch_clips))
     stage.setup()
     c0 = cpu_now()
@@ -178,7 +176,7 @@ def gpu(work: WorkDir, clips, tokdir: Path, batch_clips: int, cpu_s_per_clip: fl
                 samples.append(int(out.stdout.strip()))
             stop.wait(0.2)
 
-    shutil.rmtree(work.root / "quantize", ignore_errors=True)
+    work.reset_stage("quantize")
     stage = QuantizeStage(QuantizeConfig(tokenizers=str(tokdir), device="cuda", batch_clips=batch_clips))
     stage.setup()
     t = threading.Thread(target=sample, daemon=True)

@@ -9,13 +9,16 @@ workers (one per core). Measured per run, from outside the process:
     workers and their fork server once, as the machine holds it; RSS would count it per process): its peak,
     and its 95th percentile (the peak is one moment, when transient ffmpeg processes and the workers'
     batches coincide; a longer run has more chances to catch one);
-  - time to the first shard: when the first finished `*.tar` appears in OUT, as a share of the run.
+  - time to the first shard: when the first finished `*.tar` appears in OUT, as a share of the run;
+  - the work store's size: stored objects (files) and bytes per clip, its scratch left out (mmdata 0.1 kept
+    a folder per clip and stage: 40,581 files and folders for 2,000 clips, 20 per clip).
 Printed ratios (10N run / N run): per-clip wall and CPU cost (target <= 1.1: cost per clip does not grow
 with the corpus), peak memory (target <= 1.1: bounded work in flight), and the 10N run's time-to-first-shard
 share (target <= 0.3: shards appear while the run goes on).
 
     .venv/bin/python bench/scale.py                 # N = 10 sources (200 clips), 10N = 100 sources (2000 clips)
     .venv/bin/python bench/scale.py --sources 2     # 40 and 400 clips
+    .venv/bin/python bench/scale.py --chunk-size 256   # the default chunk size: objects per clip as shipped
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ PIPELINE = """manifest: {manifest}
 work: {work}
 out: {out}
 preset: icode
-chunk_size: 20
+chunk_size: {chunk_size}
 stages: [download, frames, audio, tokenizers, quantize, shard]
 download: {{allow_local: true, timeout_s: 60}}
 frames: {{frames: 8, size: 224}}
@@ -137,12 +140,18 @@ class TreeSampler(threading.Thread):
             self.stop.wait(0.2)
 
 
-def run_once(root: Path, url: str, n_sources: int) -> dict:
+def store_size(work: Path) -> tuple[int, int]:
+    """(stored objects, bytes) of a local work store: its files, scratch excluded."""
+    files = [p for p in work.rglob("*") if p.is_file() and ".scratch" not in p.relative_to(work).parts]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def run_once(root: Path, url: str, n_sources: int, chunk_size: int) -> dict:
     name = f"n{n_sources}"
     manifest = write_manifest(root / f"{name}.csv", url, n_sources)
     cfg = root / f"{name}.yaml"
     out = root / f"{name}-out"
-    cfg.write_text(PIPELINE.format(manifest=manifest, work=root / f"{name}-work", out=out))
+    cfg.write_text(PIPELINE.format(manifest=manifest, work=root / f"{name}-work", out=out, chunk_size=chunk_size))
     out.mkdir()
     t0 = time.perf_counter()
     proc = subprocess.Popen(CLI + ["run", str(cfg), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -162,7 +171,8 @@ def run_once(root: Path, url: str, n_sources: int) -> dict:
         sys.exit(f"{name}: {samples} samples in the shards for {clips} clips:\n{log[-3000:]}")
     import numpy as np
 
-    return {"clips": clips, "wall_s": wall, "cpu_s": cpu, "peak_mb": sampler.peak_mb,
+    objects, nbytes = store_size(root / f"{name}-work")
+    return {"clips": clips, "objects": objects, "store_bytes": nbytes, "wall_s": wall, "cpu_s": cpu, "peak_mb": sampler.peak_mb,
             "p95_mb": float(np.percentile(sampler.samples_mb, 95)) if sampler.samples_mb else 0.0,
             "first_shard_s": sampler.first_shard_at, "shards": len(list(out.glob("*.tar")))}
 
@@ -176,6 +186,7 @@ def _samples(out: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sources", type=int, default=10, help="sources in the N run (20 clips each); 10x in the other")
+    ap.add_argument("--chunk-size", type=int, default=20, help="clips per chunk (mmdata's default is 256)")
     ap.add_argument("--rate-kbps", type=float, default=0.0, help="per-connection cap, kB/s (0: unlimited)")
     ap.add_argument("--sources-dir", type=Path, default=Path(tempfile.gettempdir()) / "mmdata-bench-scale-sources",
                     help="where the generated sources are kept between runs")
@@ -188,19 +199,22 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s)", flush=True)
         with MediaServer(args.sources_dir, rate_bps=args.rate_kbps * 1000) as srv:
             url = srv.url("").rstrip("/")
-            small = run_once(root, url, args.sources)
-            big = run_once(root, url, 10 * args.sources)
+            small = run_once(root, url, args.sources, args.chunk_size)
+            big = run_once(root, url, 10 * args.sources, args.chunk_size)
     print(f"{'run':<6}{'clips':>7}{'wall s':>9}{'wall ms/clip':>14}{'cpu ms/clip':>13}{'peak MB':>9}{'p95 MB':>8}"
-          f"{'1st shard s':>13}{'share':>7}{'shards':>8}")
+          f"{'1st shard s':>13}{'share':>7}{'shards':>8}{'objects/clip':>14}{'store kB/clip':>15}")
     for name, r in (("N", small), ("10N", big)):
         first = r["first_shard_s"]
         share = f"{first / r['wall_s']:.2f}" if first is not None else "-"
         print(f"{name:<6}{r['clips']:>7}{r['wall_s']:>9.1f}{r['wall_s'] / r['clips'] * 1000:>14.1f}"
-              f"{r['cpu_s'] / r['clips'] * 1000:>13.1f}{r['peak_mb']:>9.0f}{r['p95_mb']:>8.0f}{first or 0:>13.1f}{share:>7}{r['shards']:>8}")
+              f"{r['cpu_s'] / r['clips'] * 1000:>13.1f}{r['peak_mb']:>9.0f}{r['p95_mb']:>8.0f}{first or 0:>13.1f}{share:>7}{r['shards']:>8}"
+              f"{r['objects'] / r['clips']:>14.3f}{r['store_bytes'] / r['clips'] / 1e3:>15.1f}")
     wall = (big["wall_s"] / big["clips"]) / (small["wall_s"] / small["clips"])
     cpu = (big["cpu_s"] / big["clips"]) / (small["cpu_s"] / small["clips"])
     mem, p95 = big["peak_mb"] / small["peak_mb"], big["p95_mb"] / small["p95_mb"]
     share = big["first_shard_s"] / big["wall_s"] if big["first_shard_s"] is not None else float("nan")
+    print(f"work store at chunk size {args.chunk_size}: {big['objects'] / big['clips']:.3f} stored objects per clip "
+          f"(10N; goal < 0.1 at the default chunk size, 256), {big['objects'] / big['clips'] / 20:.4f} of mmdata 0.1's 20")
     print(f"ratio 10N/N per-clip wall {wall:.2f}, per-clip cpu {cpu:.2f} (target <= 1.1); "
           f"peak memory {mem:.2f}, 95th percentile {p95:.2f} (target <= 1.1); 10N time-to-first-shard share {share:.2f} (target <= 0.3)")
 

@@ -85,7 +85,7 @@ def main(out, videos, steps, executor, port):
 done in {time.perf_counter() - t0:.0f} s. What is where:
   {out / 'sources'}     the generated videos and their auto-caption VTT files (served on 127.0.0.1:{port})
   {out / 'manifest.csv'}  one clip per segment: url, start, end, subtitles
-  {cfg.work}             the work folder: clip table, per-stage outputs, status tables
+  {cfg.work}             the work store: clip table, per-stage chunk packs and tables
   {cfg.work / 'tokenizers'}  the fitted text, speech and vision tokenizers
   {cfg.out}           webdataset shards + index.json + sizes.json (try: mmdata verify {cfg.out})
   {out / 'run'}             checkpoints, log.jsonl, TensorBoard logs, eval.json

@@ -14,12 +14,18 @@ def probe_or_reason(path: Path, timeout_s: float = 30.0) -> dict[str, Any]:
     ItemError corrupt_media (a container that does not parse) or not_media when ffprobe cannot read it."""
     info, why = ffprobe_json(path, timeout_s)
     if info is None:
-        kind = sniff(path)
-        if kind == "container":
-            raise ItemError("corrupt_media", f"{path.name} is a media container that does not parse "
-                            f"(truncated or damaged): {why}")
-        raise ItemError("not_media", f"{path.name} is not audio or video ({kind}): {why}")
+        raise unreadable(path, why)
     return info
+
+
+def unreadable(path: Path, why: str) -> ItemError:
+    """The error for a file ffprobe cannot read (`why`): corrupt_media when its first bytes are a media
+    container's, else not_media. The media stages' probe (mmdata/media/probe.py) says the same."""
+    kind = sniff(path)
+    if kind == "container":
+        return ItemError("corrupt_media", f"{path.name} is a media container that does not parse "
+                         f"(truncated or damaged): {why}")
+    return ItemError("not_media", f"{path.name} is not audio or video ({kind}): {why}")
 
 
 # Leading bytes of the containers people serve; a file that starts like one but fails to parse is damaged.

@@ -24,7 +24,7 @@ def read_audio(path: str | Path, sample_rate: int = 16000, timeout_s: float = 60
     """
     path = Path(path)
     if not path.is_file():
-        raise ItemError("missing_file", f"audio file {path} does not exist")
+        raise ItemError("missing_output_file", f"audio file {path} does not exist")
     if path.suffix.lower() in IN_PROCESS:
         wav = _read_sndfile(path, sample_rate)
         if wav is not None:
@@ -63,7 +63,7 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise ItemError("missing_file", f"image file {path} does not exist")
+        raise ItemError("missing_output_file", f"image file {path} does not exist")
     try:
         with Image.open(path) as im:
             im.load()

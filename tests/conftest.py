@@ -29,3 +29,21 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3-compatible server (moto) on 127.0.0.1 for the session; this process and the processes it
+    starts reach it through AWS_ENDPOINT_URL and test credentials."""
+    from mmdata.testing.s3server import S3Server
+
+    server = S3Server().start()
+    saved = {k: os.environ.get(k) for k in server.client_env()}
+    os.environ.update(server.client_env())
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -16,6 +16,25 @@ from mmdata.workdir import WorkDir
 EXIT_OK, EXIT_USAGE, EXIT_ITEMS_FAILED = 0, 2, 3
 
 
+class Location(click.ParamType):
+    """A local folder (checked to exist when `exists`) or an fsspec URL (s3://bucket/path), as given."""
+
+    name = "PATH|URL"
+
+    def __init__(self, exists: bool = False):
+        self.exists = exists
+
+    def convert(self, value, param, ctx):
+        from pathlib import Path
+
+        from mmdata.store.fs import is_url
+
+        value = str(value)
+        if not is_url(value) and self.exists and not Path(value).is_dir():
+            self.fail(f"folder {value!r} does not exist", param, ctx)
+        return value
+
+
 class RunOptions:
     """What every stage command shares: the work folder, the config file, and how to run."""
 
@@ -29,8 +48,8 @@ def stage_options(f):
     """--work, --config, --executor, --ray-address, --workers, --gpus-per-worker, --retry-failed, --no-progress
     -> `run_opts`."""
 
-    @click.option("--work", "work", required=True, type=click.Path(file_okay=False),
-                  help="Work folder: clip table, per-stage outputs and status tables.")
+    @click.option("--work", "work", required=True, type=Location(),
+                  help="Work store: a folder or an fsspec URL (s3://bucket/path): clip table, packed stage outputs, status.")
     @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                   help="YAML config; its section for this command uses the same names as the options.")
     @click.option("--executor", type=click.Choice(EXECUTORS), default=None,

@@ -14,7 +14,7 @@ with subtitles (manual and automatic) and the info JSON, through yt-dlp.
 
 MANIFEST is CSV, TSV, JSONL or Parquet with columns such as url or video_id, start, end, caption, text,
 subtitles, kind; or a HowTo100M-style caption JSON; or a WebVid CSV (contentUrl, name); or a CC3M TSV
-(caption<TAB>url). Failures become rows in WORK/status/download/ with a reason; the run goes on.
+(caption<TAB>url). Failures become rows in WORK/download/chunk-*.parquet with a reason; the run goes on.
 Re-running the same command skips what is done. Exit code: 0 all ok, 3 some items failed, 2 usage error.
 
 Example:

@@ -25,9 +25,9 @@ def _read_or_exit(fn, *args, **kwargs):
                              "clip, each chunk into its own shards (chunks in parallel; a re-run rewrites only "
                              "the chunks whose inputs changed), plus index.json and sizes.json. Example:\n\n"
                              "  mmdata shard --work work --out shards --tokenizers tok --keep frames --shard-size 1GB")
-@click.option("--work", "work", required=True, type=click.Path(file_okay=False, exists=True),
-              help="Work folder whose quantize outputs become samples.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for the shards.")
+@click.option("--work", "work", required=True, type=common.Location(exists=True),
+              help="Work store (folder or URL) whose quantize outputs become samples.")
+@click.option("--out", "out", required=True, type=common.Location(), help="Folder or URL (s3://...) for the shards.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML config; its `shard:` section uses the option names below.")
 @click.option("--prefix", default=None,
@@ -37,7 +37,7 @@ def _read_or_exit(fn, *args, **kwargs):
 @click.option("--max-samples", "max_samples", type=int, default=None, help="Samples per shard at most (default 10000).")
 @click.option("--keep", "keep", multiple=True, type=click.Choice(["frames", "audio"]),
               help="Also store the frame JPEGs (frames) or the FLAC audio (audio); repeat for both.")
-@click.option("--tokenizers", "tokenizers", type=click.Path(file_okay=False, exists=True), default=None,
+@click.option("--tokenizers", "tokenizers", type=common.Location(exists=True), default=None,
               help="Tokenizer folder (text/, speech/, vision/ with config.json) recorded in index.json and used "
                    "to check token ids against vocabulary sizes.")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=None,
@@ -62,7 +62,7 @@ def shard_cmd(work, out, config, executor, ray_address, workers, no_progress, **
 
 @click.command("verify", help="Read every shard back and check it against index.json and the sample schema; "
                               "exit 1 on any problem. Example:\n\n  mmdata verify shards")
-@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@click.argument("out", type=common.Location(exists=True))
 @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
 def verify_cmd(out, no_progress):
     from mmdata.shards.verify import verify
@@ -74,7 +74,7 @@ def verify_cmd(out, no_progress):
 
 @click.command("inspect", help="Print one sample (by key, or the first of a shard) and optionally draw a contact "
                                "sheet. Example:\n\n  mmdata inspect shards vid001_0_4000 --png sheet.png")
-@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@click.argument("out", type=common.Location(exists=True))
 @click.argument("target")
 @click.option("--sample", "position", type=int, default=0, help="With a shard name: which sample (0-based).")
 @click.option("--png", "png", type=click.Path(dir_okay=False), default=None,
@@ -92,8 +92,8 @@ def inspect_cmd(out, target, position, png):
 @click.command("stats", help="Summarise a corpus: clips, hours, modality mixes, clip lengths, words per clip, "
                              "token histograms, failures by reason. Example:\n\n"
                              "  mmdata stats shards --work work --html report.html")
-@click.argument("out", type=click.Path(file_okay=False, exists=True))
-@click.option("--work", "work", type=click.Path(file_okay=False, exists=True), default=None,
+@click.argument("out", type=common.Location(exists=True))
+@click.option("--work", "work", type=common.Location(exists=True), default=None,
               help="Read failures from this work folder's status tables (default: as index.json recorded them).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write an HTML page with the plots.")

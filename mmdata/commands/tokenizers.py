@@ -39,15 +39,16 @@ def tokenizers_group():
 def fit_options(f):
     """--work, --config, --tokenizers (the set folder written into) -> `work`, `config`, `out`."""
 
-    @click.option("--work", "work", required=True, type=click.Path(file_okay=False),
+    @click.option("--work", "work", required=True, type=common.Location(),
                   help="Work folder whose clips (audio, frames, align outputs) the tokenizer is fitted on.")
     @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                   help="YAML config; its tokenizers.text/speech/vision section uses the option names.")
-    @click.option("--tokenizers", "out", type=click.Path(file_okay=False), default=None,
-                  help="Tokenizer set folder to write into. [WORK/tokenizers]")
+    @click.option("--tokenizers", "out", type=common.Location(), default=None,
+                  help="Tokenizer set folder (or URL) to write into. [WORK/tokenizers]")
     @functools.wraps(f)
     def wrapper(work, config, out, **kwargs):
-        return f(WorkDir(work), config, Path(out) if out else Path(work) / "tokenizers", **kwargs)
+        work = WorkDir(work)
+        return f(work, config, out or work.store.join("tokenizers"), **kwargs)
 
     return wrapper
 
@@ -56,14 +57,17 @@ def _section(config: str | None, name: str) -> dict:
     return (load_yaml_section(config, "tokenizers") or {}).get(name) or {}
 
 
-def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: Path, opts: dict) -> None:
+def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: str | Path, opts: dict) -> None:
+    from mmdata.store.fs import writable_dir
+
     def go():
         cfg = build_config(cls, opts, _section(config, kind))
-        return fit_fn(work, out, cfg)
+        with writable_dir(out, work.store.options) as local:  # fitted here, uploaded when `out` is a URL
+            return fit_fn(work, local, cfg)
 
     saved = common.handle_usage_errors(go)
     fit = saved.get("fit") or {}
-    click.echo(f"{kind} tokenizer: vocab {saved['vocab_size']}, hash {saved['hash'][:16]} -> {out / kind}")
+    click.echo(f"{kind} tokenizer: vocab {saved['vocab_size']}, hash {saved['hash'][:16]} -> {out}/{kind}")
     if fit:
         usage = fit.get("usage") or {}
         sample = ", ".join(f"{k} {fit[k]}" for k in ("n_texts", "n_clips", "n_frames", "n_patches") if k in fit)
@@ -144,10 +148,10 @@ def fit_vision_cmd(work, config, out, **opts):
                           "and PNMI against word labels where clips have word timings.\n\nExample:\n\n"
                           "  mmdata tokenizers report --work work\n\n"
                           "  mmdata tokenizers report --tokenizers work/tokenizers --json")
-@click.option("--work", "work", type=click.Path(file_okay=False), default=None,
-              help="Measure on this work folder's clips (otherwise: the statistics of the fitting sample).")
-@click.option("--tokenizers", "tokdir", type=click.Path(file_okay=False), default=None,
-              help="Tokenizer set folder. [WORK/tokenizers]")
+@click.option("--work", "work", type=common.Location(), default=None,
+              help="Measure on this work store's clips (otherwise: the statistics of the fitting sample).")
+@click.option("--tokenizers", "tokdir", type=common.Location(), default=None,
+              help="Tokenizer set folder or URL. [WORK/tokenizers]")
 @click.option("--max-clips", "max_clips", type=int, default=200, show_default=True, help="Clips measured, 0 = all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clip sample.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the report as JSON.")
@@ -157,7 +161,9 @@ def report_cmd(work, tokdir, max_clips, seed, as_json):
 
     if not tokdir and not work:
         raise click.UsageError("give --tokenizers DIR or --work DIR")
-    tokdir = Path(tokdir) if tokdir else Path(work) / "tokenizers"
+    from mmdata.store.fs import local_copy
+
+    tokdir = common.handle_usage_errors(local_copy, tokdir or WorkDir(work).store.join("tokenizers"))
     report = common.handle_usage_errors(report_tokenizers, tokdir, WorkDir(work) if work else None, max_clips, seed)
     click.echo(json.dumps(report, indent=2, sort_keys=True) if as_json else render(report))
 
@@ -168,8 +174,8 @@ def report_cmd(work, tokdir, max_clips, seed, as_json):
                "  mmdata quantize --work work\n\n"
                "  mmdata quantize --work work --tokenizers tok --executor ray")
 @common.stage_options
-@click.option("--tokenizers", "tokenizers", type=click.Path(file_okay=False), default=None,
-              help="Tokenizer set folder. [WORK/tokenizers]")
+@click.option("--tokenizers", "tokenizers", type=common.Location(), default=None,
+              help="Tokenizer set folder or URL. [WORK/tokenizers]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="auto: a GPU when the worker has one; cpu: never ask for one. [auto]")
 @click.option("--memory-mb", "memory_mb", type=int, default=None, help="Memory per worker; sizes batches. [2048]")
@@ -177,7 +183,7 @@ def quantize_cmd(run_opts: common.RunOptions, **opts):
     from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
     from mmdata.tokenizers import load_tokenizer_set
 
-    preset = {"tokenizers": str(run_opts.work.root / "tokenizers")}
+    preset = {"tokenizers": run_opts.work.store.join("tokenizers")}
     cfg = common.stage_config(QuantizeConfig, run_opts, "quantize", opts, preset=preset)
     common.handle_usage_errors(load_tokenizer_set, cfg.tokenizers)  # a missing set is a usage error, up front
     common.run_stage_and_exit(QuantizeStage(cfg), run_opts)

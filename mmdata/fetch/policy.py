@@ -35,7 +35,7 @@ def check_url(url: str, allow_local: bool) -> str:
         if not allow_local:
             raise ItemError("refused_url", f"{url!r} is a local file; pass --allow-local to read local files")
         if not Path(path).is_file():
-            raise ItemError("file_not_found", f"local file {path!r} does not exist")
+            raise ItemError("local_file_not_found", f"local file {path!r} does not exist")
         return path
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https"):

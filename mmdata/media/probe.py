@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+from mmdata.media_check import unreadable
 from mmdata.tools import ffprobe_json, run_tool
 from mmdata.environment import require_tool
 
@@ -143,11 +144,12 @@ def _audio_info(s: dict[str, Any], fmt_start: float) -> AudioInfo:
 
 
 def probe(path: Path, timeout_s: float = 60.0) -> Probe:
-    """Probe `path`. Raises ItemError(unreadable_media | probe_timeout | scan_timeout)."""
+    """Probe `path`. Raises ItemError(corrupt_media | not_media | probe_timeout | scan_timeout): a file
+    ffprobe cannot read gets the download check's verdict (mmdata/media_check.py)."""
     path = Path(path)
     info, why = ffprobe_json(path, timeout_s)
     if info is None:
-        raise ItemError("unreadable_media", f"ffprobe cannot read {path.name}: {why}")
+        raise unreadable(path, why)
     return probe_from_info(path, info, timeout_s)
 
 

@@ -3,8 +3,8 @@
 Per clip, in order: the source's subtitles (chosen by `mmdata.transcripts.sources`, parsed once per
 source), else the manifest's `text` aligned to the clip's audio (forced alignment with a local
 checkpoint, or the energy-based fallback), else the manifest's `caption` as text without timing.
-Output meta (`WORK/align/<clip_key>/meta.json`): {"present", "text", "words" (clip-relative seconds),
-"timing", "tags", "source", "origin", "lang", "level", "coverage", "method"}.
+Output: an AlignOutput record (no files): present, text, words (clip-relative seconds), timing, tags,
+method, and in `extra` source, origin, lang, level, coverage.
 A broken subtitle file is an error row with its reason; a clip with no language is `present: false`.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ from mmdata.errors import ItemError
 from mmdata.manifests.table import write_clip_table
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Word
+from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput
 from mmdata.transcripts.model import dominant_timing
 from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
-from mmdata.transcripts.sources import Loaded, TranscriptCache, source_duration
+from mmdata.transcripts.sources import Loaded, TranscriptCache
 from mmdata.transcripts.text import normalize
 from mmdata.transcripts.textalign import align_text
 from mmdata.transcripts.validate import coverage
@@ -96,12 +97,15 @@ class AlignStage(ShipsConfigOnly, Stage):
             self.aligner = ForcedAligner(ForcedConfig(self.cfg.checkpoint, self.cfg.forced_bundle,
                                                       self.cfg.forced_params or {}, device=self.cfg.device))
 
-    def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
-        dl = work.meta("download", clip.video_id)
+    def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> AlignOutput:
+        return AlignOutput.from_dict(self._meta(clip, work))
+
+    def _meta(self, clip: Clip, work: WorkDir) -> dict[str, Any]:
+        dl: DownloadOutput | None = work.output("download", clip.video_id)
         if dl is None:
-            raise ItemError("not_downloaded", f"source {clip.video_id} has no download output in "
+            raise ItemError("missing_download", f"source {clip.video_id} has no download output in "
                             f"{work.root}/download; run `mmdata download` first")
-        err = dl.get("subtitle_error")
+        err = dl.subtitle_error
         if err and "manifest" in self.cfg.origins:
             raise ItemError("subtitle_fetch_failed", f"the manifest's subtitles {err.get('url')} could not "
                             f"be fetched ({err.get('reason')}): {err.get('detail')}")
@@ -117,10 +121,10 @@ class AlignStage(ShipsConfigOnly, Stage):
             return clip_meta(caption, [], tags, "manifest_caption", method="caption")
         return meta or clip_meta("", [], [], None, method="none")
 
-    def _from_subtitles(self, clip: Clip, loaded: Loaded, dl: dict[str, Any]) -> dict[str, Any]:
+    def _from_subtitles(self, clip: Clip, loaded: Loaded, dl: DownloadOutput) -> dict[str, Any]:
         words = loaded.index.for_clip(clip.start_s, clip.end_s)
         start = clip.start_s or 0.0
-        end = clip.end_s if clip.end_s is not None else source_duration(dl)
+        end = clip.end_s if clip.end_s is not None else dl.duration_s
         tr, entry = loaded.transcript, loaded.entry
         meta = clip_meta(" ".join(w.w for w in words), words, tr.tags_in(start, end), entry["file"],
                          method="subtitles", level=tr.level)
@@ -131,12 +135,12 @@ class AlignStage(ShipsConfigOnly, Stage):
     def _from_text(self, clip: Clip, work: WorkDir) -> dict[str, Any]:
         if self.cfg.checkpoint and self.aligner is None:
             self.setup()
-        audio_meta = work.meta("audio", clip.key)
-        text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio_meta,
+        audio: AudioOutput | None = work.output("audio", clip.key)
+        text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio,
                                                self.aligner, self.cfg.fallback)
         meta = clip_meta(text, words, tags, "manifest_text", method=method)
-        if words and audio_meta and audio_meta.get("duration_s"):
-            meta["coverage"] = coverage(words, 0.0, float(audio_meta["duration_s"]))
+        if words and audio is not None and audio.duration_s:
+            meta["coverage"] = coverage(words, 0.0, float(audio.duration_s))
         return meta
 
 
@@ -170,8 +174,8 @@ def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
     if changed_chunks:
         write_clip_table(work, out)
         for chunk in sorted(changed_chunks):  # those chunks hold new clips: this stage must run them again
-            work.status_path("align", chunk).unlink(missing_ok=True)
-            stale = [s for s in ("frames", "audio") if work.status_path(s, chunk).exists()]
+            work.drop_table("align", chunk)
+            stale = [s for s in ("frames", "audio") if work.has_table(s, chunk)]
             if stale:
                 log.warning("chunk %d was segmented after %s ran; run those stages again for its new clips",
                             chunk, " and ".join(stale))
@@ -179,7 +183,7 @@ def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
 
 
 def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptCache) -> list[Clip] | None:
-    dl = work.meta("download", clip.video_id)
+    dl: DownloadOutput | None = work.output("download", clip.video_id)
     if dl is None:
         return None
     try:
@@ -192,7 +196,7 @@ def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptC
     if cfg.segment == "cue":
         windows = cue_windows(tr)
     else:
-        duration = source_duration(dl) or max(w.end for w in tr.words)
+        duration = dl.duration_s or max(w.end for w in tr.words)
         windows = fixed_windows(loaded.index, duration, cfg.segment_len_s, cfg.segment_min_words,
                                 cfg.segment_max_len_s)
     return segment_clips(clip, windows) or None

@@ -9,34 +9,24 @@ decodes the source once for all of them (mmdata/media/audio_spans.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmdata.environment import Needs, check_needs
 from mmdata.errors import ItemError
 from mmdata.media.audio_spans import SpanAudio
 from mmdata.media.config import AudioConfig
-from mmdata.media.probe import Probe
 from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
-from mmdata.media.window import Window, resolve_window
-from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
+from mmdata.media.window import resolve_window, resolve_windows
+from mmdata.pipelines.base import PerSourceStage, Resources, ShipsConfigOnly, SourceItem, unpack_source_item
 from mmdata.records import Clip
-from mmdata.environment import Needs, check_needs
+from mmdata.store.records import AudioOutput
 from mmdata.workdir import WorkDir
 
 
-@dataclass(frozen=True)
-class AudioItem:
-    clip: Clip
-    source_clips: tuple[Clip, ...]  # every clip of the same source in the chunk, this one included
-
-    @property
-    def key(self) -> str:
-        return self.clip.key
-
-
-class AudioStage(ShipsConfigOnly, Stage):
+class AudioStage(ShipsConfigOnly, PerSourceStage):
     name = "audio"
+    output = AudioOutput
     resources = Resources(cpus=1, memory_mb=1024)
 
     def __init__(self, cfg: AudioConfig | None = None):
@@ -55,15 +45,8 @@ class AudioStage(ShipsConfigOnly, Stage):
     def setup(self) -> None:
         check_needs(self.needs(), "the audio stage")  # fail at setup, not on the first clip
 
-    def items(self, work: WorkDir, clips: list[Clip]) -> list[AudioItem]:
-        by_source: dict[str, list[Clip]] = {}
-        for c in clips:
-            by_source.setdefault(c.video_id, []).append(c)
-        groups = {vid: tuple(cs) for vid, cs in by_source.items()}
-        return [AudioItem(c, groups[c.video_id]) for c in clips]
-
-    def process(self, item: AudioItem | Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
-        clip, source_clips = (item.clip, item.source_clips) if isinstance(item, AudioItem) else (item, (item,))
+    def clip_meta(self, item: SourceItem | Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        clip, source_clips = unpack_source_item(item)
         path, kind = source_of(work, clip)
         if kind == "image":
             return absent("image_source", sample_rate=self.cfg.sample_rate)
@@ -72,12 +55,12 @@ class AudioStage(ShipsConfigOnly, Stage):
             return absent("image_source", sample_rate=self.cfg.sample_rate)
         if probe.audio is None:
             if probe.video is None:
-                raise ItemError("no_media_streams", f"{path.name} holds neither video nor audio")
+                raise ItemError("not_media", f"{path.name} holds neither video nor audio")
             return absent("no_audio_stream", sample_rate=self.cfg.sample_rate)
         offset = offset_of(work, clip)
         window = resolve_window(clip, probe, self.cfg, offset)
         if not self._spans.holds(path, clip.key, window):
-            windows = _windows(source_clips, probe, self.cfg, offset)
+            windows = resolve_windows(source_clips, probe, self.cfg, offset)
             todo = {c.key for c in source_clips if not work.is_done(self.name, c.key)}
             # beside out_dir: the clips' FLACs then reach their item folders by rename
             self._spans.decode(path, probe, windows, clip.key, todo, Path(out_dir).parent)
@@ -85,14 +68,3 @@ class AudioStage(ShipsConfigOnly, Stage):
         meta["window"] = window.to_dict()
         meta["duration_source"] = probe.duration_source
         return meta
-
-
-def _windows(clips: tuple[Clip, ...], probe: Probe, cfg: AudioConfig, offset_s: float) -> list[tuple[str, Window]]:
-    """(key, window) of the clips whose window resolves; the others fail on their own turn, with their reason."""
-    out = []
-    for c in clips:
-        try:
-            out.append((c.key, resolve_window(c, probe, cfg, offset_s)))
-        except ItemError:
-            continue
-    return out

@@ -1,13 +1,17 @@
 """The stage contract. A stage is a small class: a name, declared resources, `setup()` to load models
-once per worker, and `process(item, out_dir, work) -> meta` for one item. It writes its files into
-`out_dir` (a temporary folder the runner renames into place) and returns a JSON-able dict that becomes
-the item's meta.json. It raises `ItemError(reason, detail)` for bad input. It knows nothing about Ray,
-chunks, status tables or retries: the runner does (mmdata/pipelines/runner.py).
+once per worker, and `process(item, out_dir, work) -> record` for one item. It writes its files into
+`out_dir` (a temporary folder the runner commits) and returns its output record (mmdata/store/records.py;
+a dict of the same keys also does), which becomes the item's meta in the chunk table. It raises
+`ItemError(reason, detail)` for bad input. It knows nothing about Ray, chunks, the store or retries: the
+runner does (mmdata/pipelines/runner.py).
 
 A stage that keeps a device busy (quantize) is *batched*: `batch_size > 1`, and the runner hands it
 `batch_size` items at a time in two steps. `load(item, work)` reads one item's inputs on the CPU (in a
 thread, while the previous batch is on the device); `process_batch(items, loaded, out_dirs, work)` does
 them all at once and returns one meta or one exception per item, so one bad item never fails its batch.
+
+A stage that decodes a source once for several of its clips (frames, audio) takes `SourceItem`s: each clip
+with the other clips of its source in the chunk, so the first of them processed can do the work for all.
 """
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ class Stage:
         """Turn one chunk's clips into this stage's work items (each has `.key`). Default: the clips."""
         return list(clips)
 
-    def process(self, item: Any, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+    def process(self, item: Any, out_dir: Path, work: WorkDir) -> Any:
+        """One item -> its output record (or a dict); ItemError for bad input."""
         raise NotImplementedError
 
     def load(self, item: Any, work: WorkDir) -> Any:
@@ -65,12 +70,52 @@ class Stage:
         return out
 
 
+@dataclass(frozen=True)
+class SourceItem:
+    clip: Clip
+    source_clips: tuple[Clip, ...]  # every clip of the same source in the chunk, this one included
+
+    @property
+    def key(self) -> str:
+        return self.clip.key
+
+
+def source_items(clips: list[Clip]) -> list[SourceItem]:
+    """The chunk's clips, in their order, each with its source's clips."""
+    by_source: dict[str, list[Clip]] = {}
+    for c in clips:
+        by_source.setdefault(c.video_id, []).append(c)
+    groups = {vid: tuple(cs) for vid, cs in by_source.items()}
+    return [SourceItem(c, groups[c.video_id]) for c in clips]
+
+
+def unpack_source_item(item: SourceItem | Clip) -> tuple[Clip, tuple[Clip, ...]]:
+    """(clip, its source's clips); a bare clip (from a caller other than the runner) stands alone."""
+    return (item.clip, item.source_clips) if isinstance(item, SourceItem) else (item, (item,))
+
+
+class PerSourceStage(Stage):
+    """A stage whose items are `SourceItem`s (frames, audio). It builds a clip's meta in `clip_meta` and
+    returns it as its `output` record."""
+
+    output: ClassVar[type] = dict
+
+    def items(self, work: WorkDir, clips: list[Clip]) -> list[SourceItem]:
+        return source_items(clips)
+
+    def process(self, item: SourceItem | Clip, out_dir: Path, work: WorkDir) -> Any:
+        return self.output.from_dict(self.clip_meta(item, out_dir, work))
+
+    def clip_meta(self, item: SourceItem | Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class ChunkStage(Stage):
     """A step whose unit of work is the whole chunk rather than an item (shard: a chunk's samples go into that
     chunk's own tar files). The pools run `run_chunk` instead of the runner's per-item `run_chunk`; the step
-    keeps its own completion record, so it has no item folders and no status table."""
+    keeps its own completion record, so it has no packed outputs and no chunk table."""
 
-    def run_chunk(self, work_root: str, chunk: int, clips: list[Clip],
+    def run_chunk(self, work: WorkDir, chunk: int, clips: list[Clip],
                   on_item: Callable[[Any], None] | None = None) -> int:
         """Process the chunk; call `on_item` once per clip handled (progress). Returns the clips handled."""
         raise NotImplementedError

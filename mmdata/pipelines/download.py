@@ -28,6 +28,7 @@ from mmdata.media.source import keep_download_probe
 from mmdata.media_check import check_image, check_image_type, kind_of_file, media_summary, probe_or_reason
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip, Source
+from mmdata.store.records import DownloadOutput
 from mmdata.workdir import WorkDir
 
 RETRYABLE = {"timeout", "connection_error", "http_429", "http_500", "http_502", "http_503", "http_504"}
@@ -127,7 +128,7 @@ class DownloadStage(Stage):
     def items(self, work: WorkDir, clips: list[Clip]) -> list[Source]:
         return sources_of(clips)
 
-    def process(self, item: Source, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+    def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
         location = check_url(item.url, self.cfg.allow_local)
         for attempt in range(self.cfg.retries + 1):
             try:
@@ -141,11 +142,11 @@ class DownloadStage(Stage):
                 time.sleep(self.cfg.backoff_s * 2**attempt)
         meta["attempts"] = attempt + 1
         if ffprobe is not None:  # frames and audio read this probe instead of running ffprobe again
-            keep_download_probe(work, item.video_id, out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
+            keep_download_probe(out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
         if item.subtitles:
             meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
-        return meta
+        return DownloadOutput.from_dict(meta)
 
     def _fetch(self, item: Source, location: str, out_dir: Path) -> tuple[dict[str, Any], dict | None]:
         """The item's meta, and ffprobe's answer on the media file (None for an image)."""

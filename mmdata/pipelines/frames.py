@@ -3,6 +3,9 @@
 Output `WORK/frames/<clip_key>/`: `000000.jpg`... and meta {"present", "files", "times" (clip-relative
 seconds, one per file), "width", "height", "source_fps", ...}. `present: false` when the source has no
 video (an audio file, an MP3 with only cover art).
+
+Items are clips that know the other clips of their source in the chunk: the first of them to be processed
+decodes the frames all of them pick in one pass (mmdata/media/frames_passes.py).
 """
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ from mmdata.environment import check_needs
 from mmdata.errors import ItemError
 from mmdata.media.config import FramesConfig
 from mmdata.media.decord_video import DecordVideo
-from mmdata.media.frames import open_video, read_image, sample_video, write_jpegs
+from mmdata.media.frames import FramesResult, open_video, read_image, sample_video, write_jpegs
+from mmdata.media.frames_passes import FramePasses
 from mmdata.media.probe import Probe
 from mmdata.media.source import ProbeCache, absent, offset_of, probe_cache_file, source_of
-from mmdata.media.window import resolve_window
-from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
+from mmdata.media.window import Window, resolve_window, resolve_windows
+from mmdata.pipelines.base import PerSourceStage, Resources, ShipsConfigOnly, SourceItem, unpack_source_item
 from mmdata.records import Clip
+from mmdata.store.records import FramesOutput
 from mmdata.workdir import WorkDir
 
 
@@ -27,8 +32,9 @@ def _r(t: float) -> float:
     return round(t, 6)
 
 
-class FramesStage(ShipsConfigOnly, Stage):
+class FramesStage(ShipsConfigOnly, PerSourceStage):
     name = "frames"
+    output = FramesOutput
     resources = Resources(cpus=1, memory_mb=2048)
 
     def __init__(self, cfg: FramesConfig | None = None):
@@ -37,11 +43,20 @@ class FramesStage(ShipsConfigOnly, Stage):
         # The last opened video: clips of one source come one after another, and opening costs an index
         # of every packet. (identity, video, scratch dir holding a remuxed copy when one was needed)
         self._open: tuple[tuple, DecordVideo, tempfile.TemporaryDirectory] | None = None
+        self._passes = FramePasses(self.cfg)  # frames decoded for the open video's clips, not yet taken
+        self._closed_decodes = 0
+
+    @property
+    def decodes(self) -> int:
+        """decord decode passes this stage has run (one per shared pass, one per clip decoded on its own),
+        for tests and benchmarks."""
+        return self._closed_decodes + (self._open[1].passes if self._open else 0)
 
     def setup(self) -> None:
         check_needs(self.needs(), "the frames stage")  # again on each worker: a node may lack what the driver has
 
-    def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+    def clip_meta(self, item: SourceItem | Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+        clip, source_clips = unpack_source_item(item)
         path, kind = source_of(work, clip)
         if kind == "audio":
             return absent("audio_source", files=[], times=[])
@@ -52,12 +67,12 @@ class FramesStage(ShipsConfigOnly, Stage):
             return self._image(path, out_dir)
         if probe.video is None:
             if probe.audio is None:
-                raise ItemError("no_media_streams", f"{path.name} holds neither video nor audio")
+                raise ItemError("not_media", f"{path.name} holds neither video nor audio")
             return absent("no_video_stream", files=[], times=[])
         window = resolve_window(clip, probe, self.cfg, offset_of(work, clip))
         video = self._video(path, probe)
         try:
-            res = sample_video(video, window, self.cfg)
+            res = self._sample(video, window, clip, source_clips, probe)
         except ItemError:
             raise  # bad input: the reader is still sound (decode() reopens it after a decord error)
         except Exception:
@@ -76,6 +91,15 @@ class FramesStage(ShipsConfigOnly, Stage):
             "truncated_at_s": None if res.truncated_at_s is None else _r(res.truncated_at_s - ws),
             "decode_error": res.decode_error, "remuxed": res.remuxed, "duration_source": probe.duration_source,
         }
+
+    def _sample(self, video: DecordVideo, window: Window, clip: Clip, source_clips: tuple[Clip, ...],
+                probe: Probe) -> FramesResult:
+        """The clip's frames: from the pass that decodes its source's clips at once, else on its own."""
+        if len(source_clips) > 1 and self._passes.wants(video, clip.key, window):
+            self._passes.decode(video, resolve_windows(source_clips, probe, self.cfg, window.offset_s), clip.key)
+        if self._passes.holds(video, clip.key, window):
+            return self._passes.take(video, clip.key)
+        return sample_video(video, window, self.cfg)
 
     def _image(self, path: Path, out_dir: Path) -> dict[str, Any]:
         frame, g = read_image(path, self.cfg)
@@ -99,6 +123,8 @@ class FramesStage(ShipsConfigOnly, Stage):
         return video
 
     def _close(self) -> None:
+        self._passes.release()
         if self._open is not None:
+            self._closed_decodes += self._open[1].passes
             self._open[2].cleanup()
             self._open = None

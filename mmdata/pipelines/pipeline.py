@@ -21,23 +21,25 @@ import click
 from mmdata.config import build_config, check, load_yaml
 from mmdata.errors import ConfigError
 from mmdata.pipelines.runner import RunnerConfig, run_stage
+from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
 STAGES = ("download", "frames", "audio", "align", "tokenizers", "quantize", "shard")
-TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", *STAGES}
+TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage", *STAGES}
 
 
 @dataclass
 class PipelineConfig:
     manifest: Path
-    work: Path
-    out: Path
+    work: Path | str  # a folder or an fsspec URL
+    out: Path | str
     stages: tuple[str, ...] = STAGES
     preset: str | None = None  # media recipe (icode, avbert)
     chunk_size: int = 256
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     base: Path = Path(".")  # the YAML file's folder: relative paths in it are relative to this
+    storage: dict[str, Any] = field(default_factory=dict)  # fsspec storage options (endpoint, profile, ...)
 
     @classmethod
     def from_yaml(cls, path: str | Path, runner_cli: dict[str, Any] | None = None) -> "PipelineConfig":
@@ -55,9 +57,11 @@ class PipelineConfig:
         check(not bad, "pipeline", "stages", list(stages), f"names from {STAGES}")
         sections = {s: dict(data.get(s) or {}) for s in STAGES}
         runner = build_config(RunnerConfig, runner_cli or {}, data.get("runner") or {})
-        return cls(manifest=base / data["manifest"], work=base / data["work"], out=base / data["out"],
+        storage = data.get("storage") or {}
+        check(isinstance(storage, dict), "pipeline", "storage", storage, "a mapping of fsspec storage options")
+        return cls(manifest=base / data["manifest"], work=_place(base, data["work"]), out=_place(base, data["out"]),
                    stages=stages, preset=data.get("preset"), chunk_size=int(data.get("chunk_size", 256)),
-                   sections=sections, runner=runner, base=base)
+                   sections=sections, runner=runner, base=base, storage=storage)
 
 
 @dataclass
@@ -102,9 +106,15 @@ def _align(cfg: PipelineConfig, work: WorkDir):
     return AlignStage(_align_config(cfg))
 
 
-def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path:
+def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path | str:
+    """The tokenizer set: `tokenizers.dir` (a path relative to the YAML file, or a URL), else WORK/tokenizers."""
     given = cfg.sections["tokenizers"].get("dir")
-    return (cfg.base / given) if given else work.root / "tokenizers"
+    return _place(cfg.base, given) if given else work.store.join("tokenizers")
+
+
+def _place(base: Path, value: str | Path) -> Path | str:
+    """A YAML path: relative to the YAML file's folder, unless it is a URL (s3://...)."""
+    return str(value) if is_url(value) else base / value
 
 
 def _has_input(work: WorkDir, kind: str, clips: list) -> bool:
@@ -131,28 +141,38 @@ def fit_sample(cfg: PipelineConfig, chunks: list[int]) -> list[int]:
 def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = None) -> StepResult:
     """Fit each tokenizer the set folder lacks and the sample (`chunks`; default all) has input for (a given,
     complete set is used as is)."""
+    work = work.fresh()  # the fit's own view: the items it unpacks go when it ends
+    try:
+        return _fit_tokenizers(cfg, work, chunks)
+    finally:
+        work.close()
+
+
+def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None) -> StepResult:
     from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
     from mmdata.tokenizers.speech import SpeechFitConfig
     from mmdata.tokenizers.text import TextFitConfig
     from mmdata.tokenizers.vision import VisionFitConfig
 
     t0 = time.perf_counter()
-    out = tokenizer_dir(cfg, work)
+    where = tokenizer_dir(cfg, work)
+    stored = Store(where, work.store.options)
     section = cfg.sections["tokenizers"]
     sample = None if chunks is None else set(chunks)
     clips = [c for c in work.clips() if sample is None or c.chunk in sample]
     fitted, kept, no_input = [], [], []
     for kind, fit, cls in (("text", fit_text, TextFitConfig), ("speech", fit_speech, SpeechFitConfig),
                            ("vision", fit_vision, VisionFitConfig)):
-        if (out / kind / "config.json").exists():
+        if stored.exists(f"{kind}/config.json"):
             kept.append(kind)
             continue
         if not _has_input(work, kind, clips):
             no_input.append(kind)
             continue
-        saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}), clips)
+        with writable_dir(where, work.store.options) as out:  # fitted here, uploaded when `where` is a URL
+            saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}), clips)
         fitted.append(f"{kind} (vocab {saved['vocab_size']})")
-    note = (f"tokenizers in {out}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
+    note = (f"tokenizers in {where}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
             f"{len(set(c.chunk for c in clips))} chunk(s); kept {', '.join(kept) or 'none'}")
     if no_input:
         note += f"; none for {', '.join(no_input)} (no clip has that modality)"
@@ -172,7 +192,7 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
     from mmdata.shards.build import ShardConfig
 
     preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
-    return ShardStage(str(cfg.out), build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset))
+    return ShardStage(Store(cfg.out, work.store.options), build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset))
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
@@ -200,7 +220,7 @@ def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
     for name in cfg.stages:
         needs = needs | STEP_NEEDS.get(name, Needs())
     check_needs(needs, "mmdata run")
-    work = WorkDir(cfg.work)
+    work = WorkDir(cfg.work, cfg.storage or None)
     with ray_session(cfg.runner):
         return _stream(cfg, work)
 
@@ -226,7 +246,7 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
     tasks, planned = _plan(cfg, work, stages)
-    records = record_stamps(cfg.out, chunks) if "shard" in stages else {}  # to tell chunks sharded now
+    records = record_stamps(stages["shard"].out, chunks) if "shard" in stages else {}  # to tell chunks sharded now
     sample = fit_sample(cfg, chunks) if "tokenizers" in cfg.stages else None
     executor = make_executor(cfg.runner)
     n_tasks = {name: len(t) for name, t in tasks.items()}
@@ -286,12 +306,12 @@ def _plan_shard(cfg: PipelineConfig, work: WorkDir, shard, pending: set[int]) ->
     from mmdata.shards.parts import plan_chunks, prepare_out
 
     chunks = work.chunks()
-    prepare_out(cfg.out, shard.cfg.prefix)
-    tok = tokenizer_dir(cfg, work)
-    if "tokenizers" in cfg.stages and not all((tok / k / "config.json").exists() for k in ("text", "speech", "vision")):
+    prepare_out(shard.out, shard.cfg.prefix)
+    tok = Store(tokenizer_dir(cfg, work), work.store.options)
+    if "tokenizers" in cfg.stages and not all(tok.exists(f"{k}/config.json") for k in ("text", "speech", "vision")):
         todo, skipped = list(chunks), 0  # the fit may add a tokenizer: each chunk's job checks its own fingerprint
     else:
-        todo, skipped = plan_chunks(work, cfg.out, shard.cfg, chunks, pending)
+        todo, skipped = plan_chunks(work, shard.out, shard.cfg, chunks, pending)
     return {c: ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo}, (len(todo), skipped)
 
 
@@ -299,10 +319,10 @@ def _merge_shards(stage, work: WorkDir, before: dict, t0: float) -> StepResult:
     """Once every chunk is sharded: index.json and sizes.json from the chunks' records."""
     from mmdata.shards.build import finish_shards
 
-    s = finish_shards(work, Path(stage.out), stage.cfg, before, t0)
+    s = finish_shards(work, stage.out, stage.cfg, before, t0)
     click.echo(s.render())
     return StepResult("shard", s.samples, sum(s.failed.values()), s.wall_s, dict(s.failed),
-                      note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {stage.out}")
+                      note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {stage.out.url}")
 
 
 def _ranges(chunks: list[int] | None) -> str:

@@ -54,7 +54,7 @@ def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTas
     """A worker died inside this chunk: blame the items it was processing, and give the chunk back to run
     again (finished items are kept; the blamed ones become `worker_crashed` rows)."""
     keys = [it.key for it in stage.items(work, task.clips)]
-    blamed = [k for k in keys if work.marker(stage.name, "inflight", k).exists()]
+    blamed = [k for k in keys if work.has_mark(stage.name, "inflight", k)]
     if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
         raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see its log")
     if len(blamed) > 1:  # a batched stage had several items in flight: run each alone to find the culprit
@@ -72,7 +72,7 @@ def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTas
     return task
 
 
-def run_job(stage: "Stage", work_root: str, chunk: int, clips: list, only_keys: list[str] | None,
+def run_job(stage: "Stage", work: "WorkDir", chunk: int, clips: list, only_keys: list[str] | None,
             on_item: Callable[[Any], None] | None = None) -> int:
     """What every pool runs for a job: the runner's `run_chunk` (item by item, status table), or the stage's
     own `run_chunk` for a step whose unit is the whole chunk (base.ChunkStage: shard). Returns the items handled."""
@@ -80,8 +80,8 @@ def run_job(stage: "Stage", work_root: str, chunk: int, clips: list, only_keys: 
     from mmdata.pipelines.runner import run_chunk
 
     if isinstance(stage, ChunkStage):
-        return stage.run_chunk(work_root, chunk, clips, on_item)
-    return len(run_chunk(stage, work_root, chunk, clips, only_keys, on_item=on_item))
+        return stage.run_chunk(work, chunk, clips, on_item)
+    return len(run_chunk(stage, work, chunk, clips, only_keys, on_item=on_item))
 
 
 def local_cpus() -> int:
@@ -135,13 +135,13 @@ def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
     _exit_with_driver(driver)
     have = _StageSet(stages)
     while (msg := conn.recv()) is not None:
-        name, work_root, chunk, clips, only_keys = msg
+        name, work, chunk, clips, only_keys = msg
         try:
             stage = have.get(name)
         except Exception as e:  # noqa: BLE001 - the driver re-raises it with its message
             conn.send(("setup_failed", e))
             return
-        n = run_job(stage, work_root, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
+        n = run_job(stage, work, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
         conn.send(("done", n))
 
 
@@ -230,7 +230,7 @@ class LocalPool:
         p = next(p for p in self.procs if p.job is None and self._serves(p, job.stage))
         p.job = job
         t = job.task
-        p.conn.send((job.stage, str(self.work.root), t.chunk, t.clips, t.only_keys))
+        p.conn.send((job.stage, self.work, t.chunk, t.clips, t.only_keys))
 
     def wait(self, timeout: float | None = None) -> list[Event]:
         from multiprocessing.connection import wait
@@ -299,7 +299,7 @@ class InProcessPool:
     def submit(self, job: Job) -> None:
         t = job.task
         events = self.done
-        run_job(self.have.get(job.stage), str(self.work.root), t.chunk, t.clips, t.only_keys,
+        run_job(self.have.get(job.stage), self.work, t.chunk, t.clips, t.only_keys,
                 on_item=lambda _r: events.append(Event("item", job)))
         events.append(Event("done", job))
 
@@ -384,8 +384,8 @@ def _ray_worker_class(ray):
         def ping(self) -> bool:
             return True
 
-        def run(self, name, work_root, chunk, clips, only_keys):
-            n = run_job(self.have.get(name), work_root, chunk, clips, only_keys)
+        def run(self, name, work, chunk, clips, only_keys):
+            n = run_job(self.have.get(name), work, chunk, clips, only_keys)
             ctx = ray.get_runtime_context()
             return n, ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU"))
 
@@ -473,7 +473,7 @@ class RayPool:
         name = self.group_of[job.stage]
         actor = self.groups[name].idle.popleft()
         t = job.task
-        ref = actor.run.remote(job.stage, str(self.work.root), t.chunk, t.clips, t.only_keys)
+        ref = actor.run.remote(job.stage, self.work, t.chunk, t.clips, t.only_keys)
         self.pending[ref] = (job, actor, name)
 
     def wait(self, timeout: float | None = None) -> list[Event]:

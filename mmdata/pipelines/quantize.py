@@ -1,9 +1,10 @@
 """The quantize stage: every clip's frames, audio and transcript -> discrete tokens.
 
-    WORK/quantize/<clip_key>/vtok.npy   uint16 [T, 14, 14]   vision tokens, one grid per sampled frame
-                             stok.npy   uint16 [L]           speech units at 50 Hz (L = samples // 320)
-                             ttok.npy   int32  [N]           text token ids
-                             meta.json  {"modalities", "tokenizers": {name: hash}, "shapes", "rates", "skipped"}
+    <clip_key>/vtok.npy   uint16 [T, 14, 14]   vision tokens, one grid per sampled frame
+               stok.npy   uint16 [L]           speech units at 50 Hz (L = samples // 320)
+               ttok.npy   int32  [N]           text token ids
+    (in the chunk's quantize pack) and a QuantizeOutput record: modalities, tokenizers {name: hash}, shapes,
+    rates, skipped.
 
 Each file exists only when the clip has that modality and the set has that tokenizer. Tokenizers load
 once per worker in `setup()`. The stage declares one GPU when `device` allows it; it relies on the
@@ -24,6 +25,7 @@ from mmdata.environment import check_needs
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import Resources, Stage
 from mmdata.records import Clip
+from mmdata.store.records import QuantizeOutput, StageOutput
 from mmdata.tokenizers.vision import CPU_BATCH_FRAMES
 from mmdata.workdir import WorkDir
 
@@ -99,7 +101,7 @@ class QuantizeStage(Stage):
         self.toks = load_tokenizers(self.cfg.tokenizers, device=device)
         self.hashes = {name: c["hash"] for name, c in load_tokenizer_set(self.cfg.tokenizers).items()}
 
-    def process(self, item: Clip, out_dir: Path, work: WorkDir) -> dict[str, Any]:
+    def process(self, item: Clip, out_dir: Path, work: WorkDir) -> QuantizeOutput:
         """One clip: the batch path with a batch of one, so both give the same tokens."""
         result = self.process_batch([item], [self.load(item, work)], [out_dir], work)[0]
         if isinstance(result, Exception):
@@ -136,7 +138,7 @@ class QuantizeStage(Stage):
         return x
 
     def process_batch(self, items: list[Clip], loaded: list[QuantizeInput], out_dirs: list[Path],
-                      work: WorkDir) -> list[dict[str, Any] | Exception]:
+                      work: WorkDir) -> list[QuantizeOutput | Exception]:
         if self.toks is None:
             self.setup()
         tokens: list[dict[str, np.ndarray]] = [{} for _ in items]
@@ -154,7 +156,7 @@ class QuantizeStage(Stage):
         for k, x in enumerate(loaded):
             if x.text is not None:
                 tokens[k]["text"] = self.toks["text"].encode(x.text)
-        out: list[dict[str, Any] | Exception] = []
+        out: list[QuantizeOutput | Exception] = []
         for item, x, toks, out_dir in zip(items, loaded, tokens, out_dirs):
             try:
                 out.append(self._write(item, x, toks, out_dir))
@@ -162,31 +164,30 @@ class QuantizeStage(Stage):
                 out.append(e)
         return out
 
-    def _write(self, item: Clip, x: QuantizeInput, tokens: dict[str, np.ndarray], out_dir: Path) -> dict[str, Any]:
-        meta: dict[str, Any] = {"modalities": [], "tokenizers": {}, "shapes": {}, "rates": {}, "skipped": {}}
+    def _write(self, item: Clip, x: QuantizeInput, tokens: dict[str, np.ndarray], out_dir: Path) -> QuantizeOutput:
+        modalities, hashes, shapes, skipped = [], {}, {}, {}
         for name in ("vision", "speech", "text"):
             if name not in self.toks:
                 continue
             if name not in tokens:
-                meta["skipped"][name] = x.skipped.get(name, "")
+                skipped[name] = x.skipped.get(name, "")
                 continue
             fname = FILES[name]
             np.save(out_dir / fname, tokens[name], allow_pickle=False)
-            meta["modalities"].append(name)
-            meta["tokenizers"][name] = self.hashes[name]
-            meta["shapes"][fname] = list(tokens[name].shape)
-        if "speech" in meta["modalities"]:
-            meta["rates"]["stok_hz"] = 50.0
-        if not meta["modalities"]:
+            modalities.append(name)
+            hashes[name] = self.hashes[name]
+            shapes[fname] = list(tokens[name].shape)
+        if not modalities:
             raise ItemError("no_modality", f"clip {item.key} has nothing to quantize: "
-                            + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items()))
-        return meta
+                            + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        return QuantizeOutput(modalities=tuple(modalities), tokenizers=hashes, shapes=shapes, skipped=skipped,
+                              rates={"stok_hz": 50.0} if "speech" in modalities else {})
 
-    def _upstream(self, work: WorkDir, stage: str, key: str) -> dict | None:
-        """An upstream stage's meta; a stage that ran but has no output for this clip is an error (the
+    def _upstream(self, work: WorkDir, stage: str, key: str) -> StageOutput | None:
+        """An upstream stage's record; a stage that ran but has no output for this clip is an error (the
         clip failed there), a stage that never ran means the modality is simply not in this corpus."""
-        meta = work.meta(stage, key)
-        if meta is None and (work.root / stage).is_dir():
-            raise ItemError(f"missing_{stage}", f"clip {key} has no {stage} output in {work.root / stage}; "
+        meta = work.output(stage, key)
+        if meta is None and work.stage_ran(stage):
+            raise ItemError(f"missing_{stage}", f"clip {key} has no {stage} output in {work.root}/{stage}; "
                             f"it failed there or has not run yet: see `mmdata {stage} --work {work.root}`")
         return meta

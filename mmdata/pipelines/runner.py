@@ -3,8 +3,9 @@
 `run_chunk` is the one function that processes a chunk; the local and Ray executors (executors.py) only
 decide where it runs. Resume works at two levels:
   - chunk: a chunk whose status table exists is done and skipped (`--retry-failed` re-runs its error rows);
-  - item: an item folder that exists is complete (committed by rename), so a chunk killed half-way
-    redoes only the items it had not finished. Nothing is lost, nothing is done twice.
+  - item: an item staged in the worker's scratch is complete (committed there by rename), so a chunk
+    killed half-way and run again on the same machine redoes only the items it had not finished.
+A chunk's outputs reach the work store at once, when its table is committed (WorkDir.commit_chunk).
 """
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def _settled(stage: Stage, item: Any, work: WorkDir) -> StatusRow | None:
     """The row of an item that needs no work: committed by an earlier run, or blamed for a worker crash."""
     key = item.key
     if work.is_done(stage.name, key):
-        return StatusRow(key, "ok", bytes=dir_bytes(work.item_dir(stage.name, key)))
-    if work.marker(stage.name, "crashed", key).exists():
+        return StatusRow(key, "ok", bytes=dir_bytes(work.staged_dir(stage.name, key)))
+    if work.has_mark(stage.name, "crashed", key):
         return StatusRow(key, "error", "worker_crashed", f"the {stage.name} worker died (e.g. a native decoder "
                          f"crashed) while processing {key}; the rest of its chunk was run again")
     return None
@@ -72,11 +73,12 @@ def _finish(stage: Stage, key: str, result: dict[str, Any] | BaseException, tmp:
     the run either; its trace is logged for the bug report)."""
     try:
         if isinstance(result, ItemError):
-            return StatusRow(key, "error", result.reason, result.detail, seconds)
+            return StatusRow(key, "error", result.reason, work.readable(result.detail), seconds)
         if isinstance(result, BaseException):
             trace = "".join(traceback.format_exception(result))
             log.error("internal error on %s/%s:\n%s", stage.name, key, trace)
-            return StatusRow(key, "error", "internal_error", f"{type(result).__name__}: {result}", seconds)
+            return StatusRow(key, "error", "internal_error", work.readable(f"{type(result).__name__}: {result}"),
+                             seconds)
         final = work.commit_item(tmp, stage.name, key, result)
         return StatusRow(key, "ok", seconds=seconds, bytes=dir_bytes(final))
     finally:
@@ -149,7 +151,7 @@ def process_batches(stage: Stage, items: list[Any], work: WorkDir,
         row = _settled(stage, item, work)
         if row is not None:
             record([row])  # counted like every other item (progress), as process_item's callers do
-        elif work.marker(stage.name, "suspect", item.key).exists():
+        elif work.has_mark(stage.name, "suspect", item.key):
             alone.append(item)
         else:
             todo.append(item)
@@ -168,10 +170,18 @@ def process_batches(stage: Stage, items: list[Any], work: WorkDir,
     return [rows[it.key] for it in items]
 
 
-def run_chunk(stage: Stage, work_root: str, chunk: int, clips: list[Clip], only_keys: list[str] | None = None,
+def run_chunk(stage: Stage, work: WorkDir | str, chunk: int, clips: list[Clip], only_keys: list[str] | None = None,
               on_item: Callable[[StatusRow], None] | None = None) -> list[StatusRow]:
-    """Process one chunk (or only `only_keys` of it), then write its status table. Returns its rows."""
-    work = WorkDir(work_root)
+    """Process one chunk (or only `only_keys` of it), then commit it with its status table. Returns its rows."""
+    work = work.fresh() if isinstance(work, WorkDir) else WorkDir(work)  # this job's view: inputs read once
+    try:
+        return _run_chunk(stage, work, chunk, clips, only_keys, on_item)
+    finally:
+        work.close()
+
+
+def _run_chunk(stage: Stage, work: WorkDir, chunk: int, clips: list[Clip], only_keys: list[str] | None,
+               on_item: Callable[[StatusRow], None] | None) -> list[StatusRow]:
     items = stage.items(work, clips)
     previous = read_status(work, stage.name, chunk) or []
     if only_keys is not None:
@@ -264,7 +274,7 @@ class Summary:
             lines.append("  failures by reason:")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"    {reason:<24} {n}")
-            lines.append("  (details: the status tables in WORK/status/" + self.stage + "/; rerun with --retry-failed)")
+            lines.append("  (details: the chunk tables WORK/" + self.stage + "/chunk-*.parquet; rerun with --retry-failed)")
         return "\n".join(lines)
 
 

@@ -1,46 +1,23 @@
-"""Per-stage, per-chunk status tables (parquet), written by temp-then-rename after the chunk's outputs."""
+"""Per-stage, per-chunk status: the rows of the chunk tables the work store commits (mmdata/workdir.py).
+Writing a chunk's status is its commit: the pack of its outputs goes first, the table last."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from mmdata.records import StatusRow
-from mmdata.utils import atomic_path
 from mmdata.workdir import WorkDir
 
 
-def _schema():
-    import pyarrow as pa
-
-    return pa.schema([("key", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-                      ("detail", pa.string()), ("seconds", pa.float64()), ("bytes", pa.int64())])
-
-
-def write_status(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow]) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = work.status_path(stage, chunk)
-    rows = sorted(rows, key=lambda r: r.key)
-    table = pa.Table.from_pylist([r.to_dict() for r in rows], schema=_schema())
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
+def write_status(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow]) -> None:
+    work.commit_chunk(stage, chunk, rows)
 
 
 def read_status(work: WorkDir, stage: str, chunk: int) -> list[StatusRow] | None:
     """The chunk's rows, or None when the chunk has not finished this stage."""
-    import pyarrow.parquet as pq
-
-    path = work.status_path(stage, chunk)
-    if not path.exists():
-        return None
-    return [StatusRow.from_dict(r) for r in pq.read_table(path).to_pylist()]
+    table = work.read_table(stage, chunk)
+    return None if table is None else table.rows
 
 
 def read_all_status(work: WorkDir, stage: str) -> list[StatusRow]:
     rows: list[StatusRow] = []
-    folder = work.root / "status" / stage
-    for path in sorted(folder.glob("chunk-*.parquet")) if folder.exists() else []:
-        chunk = int(path.stem.split("-")[1])
+    for chunk in work.table_chunks(stage):
         rows.extend(read_status(work, stage, chunk) or [])
     return rows

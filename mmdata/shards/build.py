@@ -17,6 +17,7 @@ from mmdata.errors import ConfigError
 from mmdata.shards.parts import ChunkRecord, merge_index, plan_chunks, prepare_out, record_stamps
 from mmdata.shards.sample import KEEP_CHOICES
 from mmdata.shards.writer import ShardInfo
+from mmdata.store.fs import Store, as_store
 from mmdata.workdir import WorkDir
 
 if TYPE_CHECKING:
@@ -84,8 +85,8 @@ class ShardSummary:
         return 3 if self.failed or self.samples == 0 else 0
 
     @classmethod
-    def from_records(cls, out: Path, records: list[ChunkRecord], ran: set[int], wall_s: float) -> "ShardSummary":
-        s = cls(str(out), wall_s=wall_s, chunks_run=len(ran), chunks_skipped=len(records) - len(ran))
+    def from_records(cls, out: Store, records: list[ChunkRecord], ran: set[int], wall_s: float) -> "ShardSummary":
+        s = cls(out.url, wall_s=wall_s, chunks_run=len(ran), chunks_skipped=len(records) - len(ran))
         for r in records:
             s.clips += r.clips
             s.samples += r.samples
@@ -116,16 +117,16 @@ class ShardSummary:
         return "\n".join(lines)
 
 
-def build_shards(work: WorkDir, out: str | Path, cfg: ShardConfig, progress: bool = True,
+def build_shards(work: WorkDir, out: str | Path | Store, cfg: ShardConfig, progress: bool = True,
                  runner: "RunnerConfig | None" = None) -> ShardSummary:
     """Shard every chunk that changed since the last run, on `runner`'s executor (default: in this process),
-    then merge the index."""
+    then merge the index. `out`: a folder or an fsspec URL."""
     from mmdata.pipelines.executors import make_executor
     from mmdata.pipelines.runner import ChunkTask, RunnerConfig
     from mmdata.pipelines.shard import ShardStage
 
     t0 = time.perf_counter()
-    out = Path(out)
+    out = as_store(out, work.store.options)
     chunks = work.chunks()
     prepare_out(out, cfg.prefix)
     todo, _ = plan_chunks(work, out, cfg, chunks)
@@ -134,11 +135,11 @@ def build_shards(work: WorkDir, out: str | Path, cfg: ShardConfig, progress: boo
         runner = runner or RunnerConfig(workers=1)
         runner = dataclasses.replace(runner, progress=progress and runner.progress)
         tasks = [ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo]
-        make_executor(runner).run(ShardStage(str(out), cfg), work, tasks)
+        make_executor(runner).run(ShardStage(out, cfg), work, tasks)
     return finish_shards(work, out, cfg, before, t0)
 
 
-def finish_shards(work: WorkDir, out: Path, cfg: ShardConfig, before: dict[int, Any], t0: float) -> ShardSummary:
+def finish_shards(work: WorkDir, out: Store, cfg: ShardConfig, before: dict[int, Any], t0: float) -> ShardSummary:
     """After every chunk job: the index merged from the records of the chunks (`before`: their record stamps
     before the jobs, to tell the chunks sharded now from those found unchanged), and the summary."""
     ran = {c for c, stamp in record_stamps(out, before).items() if stamp != before[c]}

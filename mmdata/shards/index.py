@@ -9,7 +9,7 @@ from typing import Any
 
 from mmdata.errors import ConfigError
 from mmdata.shards.writer import ShardInfo
-from mmdata.utils import atomic_write_json
+from mmdata.store.fs import Store, as_store, local_copy
 
 INDEX = "index.json"
 SIZES = "sizes.json"
@@ -30,7 +30,7 @@ class TokenizerSet:
         """Read `folder/{text,speech,vision}/config.json`; each must hold name, hash and vocab_size."""
         if folder is None:
             return cls()
-        folder = Path(folder)
+        folder = local_copy(folder)
         if not folder.is_dir():
             raise ConfigError(f"--tokenizers {folder}: not a folder")
         configs = {}
@@ -127,22 +127,24 @@ class ShardIndex:
                    tokenizers=TokenizerSet.from_dict(d.get("tokenizers", {})), corpus=d.get("corpus", {}),
                    left_out=d.get("left_out", {}), failures=d.get("failures", {}), format=d.get("format", FORMAT))
 
-    def write(self, out: str | Path) -> None:
-        """index.json and sizes.json, each written atomically; index.json last, as the completion mark."""
-        out = Path(out)
-        atomic_write_json(out / SIZES, {s.name: s.samples for s in self.shards})
-        atomic_write_json(out / INDEX, self.to_dict())
+    def write(self, out: str | Path | Store) -> None:
+        """index.json and sizes.json, each written whole; index.json last, as the completion mark."""
+        out = as_store(out)
+        out.write_json(SIZES, {s.name: s.samples for s in self.shards})
+        out.write_json(INDEX, self.to_dict())
 
     @classmethod
-    def read(cls, out: str | Path) -> "ShardIndex":
-        path = Path(out) / INDEX
-        if not path.exists():
-            raise ConfigError(f"{out} has no {INDEX}; is it a folder written by `mmdata shard`?")
+    def read(cls, out: str | Path | Store) -> "ShardIndex":
+        out = as_store(out)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            data = out.read_bytes(INDEX)
+        except FileNotFoundError:
+            raise ConfigError(f"{out.url} has no {INDEX}; is it a folder written by `mmdata shard`?") from None
+        try:
+            return cls.from_dict(json.loads(data))
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ConfigError(f"{path} is not a valid shard index: {e}") from e
+            raise ConfigError(f"{out.join(INDEX)} is not a valid shard index: {e}") from e
 
 
-def read_sizes(out: str | Path) -> dict[str, int]:
-    return json.loads((Path(out) / SIZES).read_text())
+def read_sizes(out: str | Path | Store) -> dict[str, int]:
+    return as_store(out).read_json(SIZES)

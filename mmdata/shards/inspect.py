@@ -9,7 +9,8 @@ import numpy as np
 
 from mmdata.errors import ConfigError
 from mmdata.shards.index import ShardIndex
-from mmdata.shards.reader import iter_samples
+from mmdata.shards.reader import iter_stored_samples
+from mmdata.store.fs import as_store
 from mmdata.shards.sample import decode_fields
 
 PANELS = ("frames", "waveform", "words", "vision tokens", "speech units", "text tokens")
@@ -18,21 +19,21 @@ MAX_PANEL_FRAMES = 8
 
 def find_sample(out: str | Path, target: str, position: int = 0) -> tuple[str, str, dict[str, bytes]]:
     """(shard name, key, fields) of sample KEY, or of the `position`-th sample of shard SHARD."""
-    out = Path(out)
+    out = as_store(out)
     index = ShardIndex.read(out)
     name = Path(target).name
     info = index.shard(name) or index.shard(f"{name}.tar")
     if info is not None:
-        for i, (key, fields) in enumerate(iter_samples(out / info.name)):
+        for i, (key, fields) in enumerate(iter_stored_samples(out, info.name)):
             if i == position:
                 return info.name, key, fields
         raise ConfigError(f"{info.name} has {info.samples} samples; --sample {position} is out of range")
     for info in index.shards_for_key(target):
-        for key, fields in iter_samples(out / info.name):
+        for key, fields in iter_stored_samples(out, info.name):
             if key == target:
                 return info.name, key, fields
     keys = [k for s in index.shards for k in (s.first_key, s.last_key)]
-    raise ConfigError(f"{target!r} is neither a shard of {out} nor a sample key in it "
+    raise ConfigError(f"{target!r} is neither a shard of {out.url} nor a sample key in it "
                       f"(keys run from {min(keys) if keys else '-'} to {max(keys) if keys else '-'})")
 
 

@@ -2,9 +2,8 @@
 
 A chunk's samples (its quantized clips, in key order) go into that chunk's own tars,
 `OUT/<prefix>-<chunk:06d>-<part:06d>.tar`, and a small record `OUT/.chunks/chunk-<chunk:06d>.json`: the
-shards, the counts, and a fingerprint of what they were built from (the chunk's clips, its status tables,
-the name, size and mtime of every file of its clips' stage outputs, the shard options and the tokenizer
-configs). `shard_chunk` runs on a worker (pipelines/shard.py); it skips a chunk whose record has the same
+shards, the counts, and a fingerprint of what they were built from (the chunk's clips, its chunk table in
+each stage, the shard options and the tokenizer configs). `shard_chunk` runs on a worker (pipelines/shard.py); it skips a chunk whose record has the same
 fingerprint and whose shards are all there, and otherwise rewrites the chunk and removes its stale shards.
 
 On the driver, `prepare_out` runs before any chunk (index.json goes: it marks a complete corpus) and
@@ -20,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -29,7 +29,7 @@ from mmdata.records import Clip
 from mmdata.shards.index import INDEX, SIZES, ShardIndex, TokenizerSet
 from mmdata.shards.sample import build_sample, json_bytes
 from mmdata.shards.writer import ShardInfo, ShardWriter
-from mmdata.utils import atomic_write_json, sha256_file
+from mmdata.store.fs import Store, as_store
 from mmdata.workdir import WorkDir
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 RECORDS = ".chunks"  # OUT/.chunks/chunk-NNNNNN.json: one record per sharded chunk
 RECORD_FORMAT = 1  # part of every fingerprint: raise it when a sample's content changes, and all chunks rebuild
 STAGE_ORDER = ("download", "frames", "audio", "align", "quantize")  # where a clip can fail, in pipeline order
-INPUT_STAGES = ("frames", "audio", "align", "quantize")  # per-clip outputs a sample reads (and download's)
 MAX_EXAMPLES = 5
 
 
@@ -47,8 +46,8 @@ def chunk_prefix(prefix: str, chunk: int) -> str:
     return f"{prefix}-{chunk:06d}"
 
 
-def record_path(out: Path, chunk: int) -> Path:
-    return out / RECORDS / f"chunk-{chunk:06d}.json"
+def record_rel(chunk: int) -> str:
+    return f"{RECORDS}/chunk-{chunk:06d}.json"
 
 
 def shard_options(cfg: "ShardConfig") -> dict[str, Any]:
@@ -83,16 +82,15 @@ class FailureTable:
             reason = self.errors[st].get(clip.video_id if st == "download" else clip.key)
             if reason is not None:
                 return f"{st}:{reason}"
-        return "not_quantized"  # no stage reports an error: quantize has not run on it yet
+        return "missing_quantize"  # no stage reports an error: quantize has not run on it yet
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
 
 
 def status_stages(work: WorkDir) -> list[str]:
-    """Stages with status tables, in pipeline order (unknown ones after, by name)."""
-    folder = work.root / "status"
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
+    """Stages with committed chunks, in pipeline order (unknown ones after, by name)."""
+    found = work.stages()
     return [s for s in STAGE_ORDER if s in found] + [s for s in found if s not in STAGE_ORDER]
 
 
@@ -129,21 +127,21 @@ class ChunkRecord:
                    failed=dict(d["failed"]), examples=list(d["examples"]), failures=dict(d["failures"]))
 
     @classmethod
-    def read(cls, out: Path, chunk: int) -> "ChunkRecord | None":
+    def read(cls, out: str | Path | Store, chunk: int) -> "ChunkRecord | None":
         """The chunk's record, or None when there is none (or an unreadable one: the chunk is rebuilt)."""
         try:
-            return cls.from_dict(json.loads(record_path(out, chunk).read_text()))
+            return cls.from_dict(as_store(out).read_json(record_rel(chunk)))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def write(self, out: Path) -> None:
-        atomic_write_json(record_path(out, self.chunk), self.to_dict())
+    def write(self, out: Store) -> None:
+        out.write_json(record_rel(self.chunk), self.to_dict())
 
-    def intact(self, out: Path) -> bool:
+    def intact(self, out: Store) -> bool:
         """Every shard of the record is there with its size (a cheap check; `mmdata verify` hashes them)."""
         for s in self.shards:
             try:
-                if (out / s.name).stat().st_size != s.bytes:
+                if out.size(s.name) != s.bytes:
                     return False
             except OSError:
                 return False
@@ -151,58 +149,51 @@ class ChunkRecord:
 
 
 def fingerprint(work: WorkDir, cfg: "ShardConfig", tokenizers: TokenizerSet, chunk: int, clips: list[Clip]) -> str:
-    """A digest of everything the chunk's shards are made from. Files are taken by name, size and mtime (no
-    reading): a stage that redoes an item writes new files; a status table is hashed (it is small)."""
+    """A digest of everything the chunk's shards are made from: the options, the tokenizers, the clips, and
+    each stage's chunk table (rows, metas, and the pack each item lies in: a pack is named by its sha256,
+    so changed files give another fingerprint without reading them)."""
     h = hashlib.sha256(json_bytes({"format": RECORD_FORMAT, "shard": shard_options(cfg),
                                    "tokenizers": tokenizers.to_dict(), "clips": [c.to_dict() for c in clips]}))
     for stage in status_stages(work):
-        path = work.status_path(stage, chunk)
-        if path.exists():
-            h.update(f"\nstatus {stage} {sha256_file(path)}".encode())
-    for video_id in sorted({c.video_id for c in clips}):
-        _hash_folder(h, work.item_dir("download", video_id))
-    for clip in clips:
-        for stage in INPUT_STAGES:
-            _hash_folder(h, work.item_dir(stage, clip.key))
+        table = work.read_table(stage, chunk)
+        if table is not None:
+            h.update(f"\n{stage} ".encode() + json_bytes(table.fingerprint_rows()))
     return h.hexdigest()
 
 
-def _hash_folder(h, folder: Path) -> None:
-    h.update(f"\n{folder.parent.name}/{folder.name}:".encode())
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except FileNotFoundError:
-        h.update(b"-")
-        return
-    for e in entries:
-        st = e.stat(follow_symlinks=False)
-        h.update(f" {e.name} {st.st_size} {st.st_mtime_ns}".encode())
-
-
-def _chunk_files(out: Path, prefix: str, chunk: int) -> list[Path]:
+def _chunk_files(out: Store, prefix: str, chunk: int) -> list[str]:
     """This chunk's finished shards under the current prefix, whatever run wrote them."""
     stem = chunk_prefix(prefix, chunk)
-    return [p for p in out.glob(f"{stem}-*.tar") if re.fullmatch(rf"{re.escape(stem)}-\d{{6}}\.tar", p.name)]
+    return [n for n in out.list() if re.fullmatch(rf"{re.escape(stem)}-\d{{6}}\.tar", n)]
 
 
-def shard_chunk(work: WorkDir, out: str | Path, cfg: "ShardConfig", chunk: int, clips: list[Clip],
+def shard_chunk(work: WorkDir, out: str | Path | Store, cfg: "ShardConfig", chunk: int, clips: list[Clip],
                 on_item: Callable[[str], None] | None = None) -> ChunkRecord | None:
     """Write one chunk's shards and record, unless its record is up to date. Returns the new record, or None
-    when the chunk was skipped as unchanged."""
-    out = Path(out)
+    when the chunk was skipped as unchanged. On object storage the shards are written in the worker's scratch
+    and uploaded whole (webdataset's advice: webdataset#216); the record goes last, as on local disk."""
+    out = as_store(out)
     tokenizers = TokenizerSet.load(cfg.tokenizers)
     clips = unique_clips(clips)
     fp = fingerprint(work, cfg, tokenizers, chunk, clips)
     old = ChunkRecord.read(out, chunk)
     if old is not None and old.fingerprint == fp and old.intact(out):
         return None
-    record_path(out, chunk).unlink(missing_ok=True)  # until the new record, the chunk counts as not sharded
-    for p in out.glob(f".{chunk_prefix(cfg.prefix, chunk)}-*.tar.tmp"):
+    out.remove(record_rel(chunk))  # until the new record, the chunk counts as not sharded
+    local = out.local_path() if out.is_local else work.scratch / "shards" / f"{chunk:06d}-{os.getpid()}"
+    for p in local.glob(f".{chunk_prefix(cfg.prefix, chunk)}-*.tar.tmp") if local.exists() else []:
         p.unlink(missing_ok=True)
-    record = _write_chunk(work, out, cfg, tokenizers, chunk, clips, fp, on_item)
-    stale = {p.name for p in _chunk_files(out, cfg.prefix, chunk)} | {s.name for s in (old.shards if old else [])}
+    try:
+        record = _write_chunk(work, local, cfg, tokenizers, chunk, clips, fp, on_item)
+        if not out.is_local:
+            for s in record.shards:
+                out.move_file(local / s.name, s.name)
+    finally:
+        if not out.is_local:
+            shutil.rmtree(local, ignore_errors=True)
+    stale = set(_chunk_files(out, cfg.prefix, chunk)) | {s.name for s in (old.shards if old else [])}
     for name in stale - {s.name for s in record.shards}:
-        (out / name).unlink(missing_ok=True)
+        out.remove(name)
     record.write(out)
     return record
 
@@ -218,7 +209,7 @@ def _write_chunk(work: WorkDir, out: Path, cfg: "ShardConfig", tokenizers: Token
         for clip in clips:
             if on_item:
                 on_item(clip.key)
-            if not work.is_done("quantize", clip.key):
+            if not work.has_output("quantize", clip.key):
                 left_out[failures.reason_for(clip)] += 1
                 continue
             try:
@@ -236,20 +227,23 @@ def _write_chunk(work: WorkDir, out: Path, cfg: "ShardConfig", tokenizers: Token
 
 # --- on the driver -------------------------------------------------------------------------------------
 
-def prepare_out(out: Path, prefix: str) -> None:
+def prepare_out(out: str | Path | Store, prefix: str) -> None:
     """Before any chunk is sharded: index.json marks a complete corpus, so it goes first (a run killed from
     here on leaves none); temporary shards of killed runs go too."""
-    out.mkdir(parents=True, exist_ok=True)
+    out = as_store(out)
+    if out.is_local:
+        out.local_path().mkdir(parents=True, exist_ok=True)
+        for p in out.local_path().glob(f".{prefix}-*.tar.tmp"):
+            p.unlink(missing_ok=True)
     for name in (INDEX, SIZES):
-        (out / name).unlink(missing_ok=True)
-    for p in out.glob(f".{prefix}-*.tar.tmp"):
-        p.unlink(missing_ok=True)
+        out.remove(name)
 
 
-def plan_chunks(work: WorkDir, out: Path, cfg: "ShardConfig", chunks: dict[int, list[Clip]],
+def plan_chunks(work: WorkDir, out: str | Path | Store, cfg: "ShardConfig", chunks: dict[int, list[Clip]],
                 pending: set[int] = frozenset()) -> tuple[list[int], int]:
     """The chunks to shard (`pending` ones always: a stage still runs on them), and how many are skipped
     because their record is up to date."""
+    out = as_store(out)
     tokenizers = TokenizerSet.load(cfg.tokenizers)
     todo, skipped = [], 0
     for chunk, clips in chunks.items():
@@ -262,28 +256,34 @@ def plan_chunks(work: WorkDir, out: Path, cfg: "ShardConfig", chunks: dict[int, 
     return todo, skipped
 
 
-def record_stamps(out: Path, chunks) -> dict[int, tuple[int, int] | None]:
-    """Each chunk's record as (inode, mtime): compared before and after a run, which chunks it sharded (a job
-    that finds its chunk unchanged leaves the record alone)."""
-    stamps: dict[int, tuple[int, int] | None] = {}
+def record_stamps(out: str | Path | Store, chunks) -> dict[int, Any]:
+    """Each chunk's record as a stamp (inode and mtime on local disk, the bytes on object storage): compared
+    before and after a run, which chunks it sharded (a job that finds its chunk unchanged leaves the record
+    alone)."""
+    out = as_store(out)
+    stamps: dict[int, Any] = {}
     for chunk in chunks:
         try:
-            st = record_path(out, chunk).stat()
-            stamps[chunk] = (st.st_ino, st.st_mtime_ns)
+            if out.is_local:
+                st = out.local_path(record_rel(chunk)).stat()
+                stamps[chunk] = (st.st_ino, st.st_mtime_ns)
+            else:
+                stamps[chunk] = out.read_bytes(record_rel(chunk))
         except OSError:
             stamps[chunk] = None
     return stamps
 
 
-def merge_index(work: WorkDir, out: Path, cfg: "ShardConfig",
+def merge_index(work: WorkDir, out: str | Path | Store, cfg: "ShardConfig",
                 chunks: list[int]) -> tuple[ShardIndex, list[ChunkRecord]]:
     """index.json and sizes.json from the records of `chunks` (every chunk of the clip table), in chunk order;
     records and shards of chunks no longer in the table, and shards no record lists, are removed."""
+    out = as_store(out)
     records = []
     for chunk in sorted(chunks):
         record = ChunkRecord.read(out, chunk)
         if record is None:
-            raise RuntimeError(f"chunk {chunk} has no shard record ({record_path(out, chunk)}): its shard job did "
+            raise RuntimeError(f"chunk {chunk} has no shard record ({out.join(record_rel(chunk))}): its shard job did "
                                f"not finish; run `mmdata shard` again")
         records.append(record)
     _remove_unlisted(out, cfg.prefix, set(chunks), {s.name for r in records for s in r.shards})
@@ -303,27 +303,25 @@ def merge_index(work: WorkDir, out: Path, cfg: "ShardConfig",
     return index, records
 
 
-def _remove_unlisted(out: Path, prefix: str, chunks: set[int], listed: set[str]) -> None:
+def _remove_unlisted(out: Store, prefix: str, chunks: set[int], listed: set[str]) -> None:
     """Records of chunks the clip table no longer has (and their shards), and this prefix's shards that no
     record lists: another chunk numbering, or an older flat `<prefix>-NNNNNN.tar` corpus."""
-    folder = out / RECORDS
-    for path in sorted(folder.glob("chunk-*.json")) if folder.exists() else []:
-        m = re.fullmatch(r"chunk-(\d+)\.json", path.name)
+    for name in out.list(RECORDS):
+        m = re.fullmatch(r"chunk-(\d+)\.json", name)
         if m and int(m.group(1)) not in chunks:
             old = ChunkRecord.read(out, int(m.group(1)))
             for s in old.shards if old else []:
                 if s.name not in listed:
-                    (out / s.name).unlink(missing_ok=True)
-            path.unlink()
+                    out.remove(s.name)
+            out.remove(f"{RECORDS}/{name}")
     ours = re.compile(rf"{re.escape(prefix)}-\d{{6}}(-\d{{6}})?\.tar")
-    for p in out.glob(f"{prefix}-*.tar"):
-        if ours.fullmatch(p.name) and p.name not in listed:
-            p.unlink()
+    for name in out.list():
+        if ours.fullmatch(name) and name not in listed:
+            out.remove(name)
 
 
 def _work_manifest(work: WorkDir) -> dict[str, Any]:
-    path = work.root / "manifest.json"
     try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
+        return work.store.read_json("manifest.json")
+    except (FileNotFoundError, json.JSONDecodeError):
         return {}

@@ -6,6 +6,7 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from mmdata.store.fs import Store, local_file
 from mmdata.shards.writer import BLOCK
 
 
@@ -73,3 +74,9 @@ def _check_end(path: Path, offset: int) -> None:
     if tail.count(0) != len(tail):
         first_bad = offset + next(i for i, b in enumerate(tail) if b)
         raise ShardReadError(f"damaged: unreadable tar header or data at byte {first_bad}")
+
+
+def iter_stored_samples(out: Store, name: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """iter_samples of shard `name` of a shard folder or URL (fetched to a temporary file on object storage)."""
+    with local_file(out, name) as path:
+        yield from iter_samples(path)

@@ -17,7 +17,6 @@ import io
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from mmdata.errors import ItemError
 from mmdata.records import Clip
 from mmdata.shards.index import TOKEN_FIELDS, TokenizerSet
+from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, FramesOutput, QuantizeOutput
 from mmdata.utils import npy_bytes
 from mmdata.workdir import WorkDir
 
@@ -68,19 +68,21 @@ def build_sample(work: WorkDir, clip: Clip, keep: tuple[str, ...] = (),
     """The sample of a quantized clip. Raises ItemError when its outputs are missing, damaged or fail the
     schema (a sample that would not pass `mmdata verify` is never written)."""
     tokenizers = tokenizers or TokenizerSet()
-    q = work.meta("quantize", clip.key)
+    q: QuantizeOutput | None = work.output("quantize", clip.key)
     if q is None:
-        raise ItemError("not_quantized", f"{work.item_dir('quantize', clip.key)} has no meta.json")
-    named = {MODALITY_NAMES.get(m) for m in q.get("modalities", [])}  # quantize says "text" for language
+        raise ItemError("missing_quantize", f"clip {clip.key} has no quantize output in {work.root}")
+    named = {MODALITY_NAMES.get(m) for m in q.modalities}  # quantize says "text" for language
     mods = [m for m in MODALITIES if m in named]
-    _check_tokenizer_hashes(clip.key, mods, q.get("tokenizers") or {}, tokenizers)
+    _check_tokenizer_hashes(clip.key, mods, dict(q.tokenizers or {}), tokenizers)
     tokens = {TOKEN_FIELDS[m]: _load_tokens(work, clip.key, TOKEN_FIELDS[m]) for m in mods}
-    frames = work.meta("frames", clip.key) or {}
-    audio = work.meta("audio", clip.key) or {}
-    align = work.meta("align", clip.key) or {}
-    download = work.meta("download", clip.video_id) or {}
-    info = download.get("info") or {}
-    clip = dataclasses.replace(clip, kind=download.get("kind") or clip.kind)  # download may have found it out
+    # a stage that did not run on the clip reads as its empty output
+    frames = work.output("frames", clip.key) or FramesOutput(present=False)
+    audio = work.output("audio", clip.key) or AudioOutput(present=False)
+    align = work.output("align", clip.key) or AlignOutput()
+    download: DownloadOutput | None = work.output("download", clip.video_id)
+    info = dict(download.info or {}) if download is not None else {}
+    if download is not None and download.kind:  # download may have found the kind out
+        clip = dataclasses.replace(clip, kind=download.kind)
     extras = _extras(work, clip.key, keep, mods, frames, audio)
     meta = build_meta(clip, mods, q, frames, audio, align, info, tokenizers)
     text = _clip_text(clip, align)
@@ -91,55 +93,54 @@ def build_sample(work: WorkDir, clip: Clip, keep: tuple[str, ...] = (),
     return Sample(clip.key, meta, text, tokens, extras)
 
 
-def build_meta(clip: Clip, mods: list[str], q: dict, frames: dict, audio: dict, align: dict, info: dict,
-               tokenizers: TokenizerSet) -> dict[str, Any]:
+def build_meta(clip: Clip, mods: list[str], q: QuantizeOutput, frames: FramesOutput, audio: AudioOutput,
+               align: AlignOutput, info: dict, tokenizers: TokenizerSet) -> dict[str, Any]:
     start, end = _window(clip, audio, frames, info)
     duration = round(end - start, 6)
-    times = [float(t) for t in frames.get("times", [])] if frames.get("present", True) else []
-    has_audio = bool(audio.get("present"))
-    words, trimmed = _words_in_clip(align.get("words") or [], duration)
+    times = [float(t) for t in frames.times] if frames.present else []
+    has_audio = bool(audio.present)
+    words, trimmed = _words_in_clip([w.to_dict() for w in align.words], duration)
     return {
         "key": clip.key, "video_id": clip.video_id, "url": clip.url, "kind": clip.kind,
         "start_s": start, "end_s": end, "duration_s": duration,
-        "fps": frames.get("fps") or (frames.get("sampling") or {}).get("fps") or _fps_from_times(times),
+        "fps": frames.extra.get("fps") or (frames.sampling or {}).get("fps") or _fps_from_times(times),
         "frame_times": times,
-        "frame_size": [frames["width"], frames["height"]] if times and "width" in frames else None,
-        "audio_sample_rate": audio.get("sample_rate") if has_audio else None,
-        "audio_silent": audio.get("silent") if has_audio else None,
-        "stok_rate_hz": ((q.get("rates") or {}).get("stok_hz") or q.get("stok_rate_hz")
-                         or tokenizers.get("speech", "rate_hz")) if "speech" in mods else None,
+        "frame_size": [frames.width, frames.height] if times and frames.width is not None else None,
+        "audio_sample_rate": audio.sample_rate if has_audio else None,
+        "audio_silent": audio.silent if has_audio else None,
+        "stok_rate_hz": (q.stok_hz or tokenizers.get("speech", "rate_hz")) if "speech" in mods else None,
         "modalities": mods,
         "words": words, "words_trimmed": trimmed,
-        "timing": align.get("timing"), "tags": list(align.get("tags") or []),
+        "timing": align.timing, "tags": list(align.tags),
         "caption": clip.caption,
-        "tokenizers": dict(sorted((q.get("tokenizers") or {}).items())),
+        "tokenizers": dict(sorted((q.tokenizers or {}).items())),
         "title": info.get("title"), "uploader": info.get("uploader"), "license": info.get("license"),
     }
 
 
-def _clip_text(clip: Clip, align: dict) -> str:
+def _clip_text(clip: Clip, align: AlignOutput) -> str:
     """The text quantize tokenized: the align stage's transcript, else the manifest's text, else the caption."""
-    if align.get("present") and (align.get("text") or "").strip():
-        return align["text"]
+    if align.present and (align.text or "").strip():
+        return align.text
     for t in (clip.text, clip.caption):
         if t and t.strip():
             return t
     return ""
 
 
-def _window(clip: Clip, audio: dict, frames: dict, info: dict) -> tuple[float, float]:
+def _window(clip: Clip, audio: AudioOutput, frames: FramesOutput, info: dict) -> tuple[float, float]:
     """Source-relative start/end of the clip as frames and audio cut it (they may have clamped the clip at
     the source's end); else the clip table's window, an open end closed with the measured duration."""
-    for meta in (frames, audio):
-        win = meta.get("window") or {}
+    for out in (frames, audio):
+        win = out.window or {}
         if win.get("start_s") is not None and win.get("end_s") is not None:
             offset = float(win.get("offset_s") or 0.0)  # a section download: file time + offset = source time
             return float(win["start_s"]) + offset, float(win["end_s"]) + offset
     start = float(clip.start_s or 0.0)
     if clip.end_s is not None:
         return start, float(clip.end_s)
-    if audio.get("duration_s") is not None:
-        return start, start + float(audio["duration_s"])
+    if audio.duration_s is not None:
+        return start, start + float(audio.duration_s)
     if info.get("duration") is not None and float(info["duration"]) >= start:
         return start, float(info["duration"])
     return start, start  # an image, or nothing measured the length
@@ -168,13 +169,15 @@ def _fps_from_times(times: list[float]) -> float | None:
 
 
 def _load_tokens(work: WorkDir, key: str, name: str) -> np.ndarray:
-    path = work.item_dir("quantize", key) / name
-    if not path.exists():
-        raise ItemError("missing_tokens", f"{path} does not exist though quantize's meta.json lists its modality")
+    where = f"{work.root}/quantize: {key}/{name}"
     try:
-        return np.load(path, allow_pickle=False)
+        data = work.read_file("quantize", key, name)
+    except FileNotFoundError:
+        raise ItemError("missing_output_file", f"{where} does not exist though quantize's meta lists its modality") from None
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ItemError("corrupt_tokens", f"{path} is not a readable .npy file: {e}") from e
+        raise ItemError("corrupt_tokens", f"{where} is not a readable .npy file: {e}") from e
 
 
 def _check_tokenizer_hashes(key: str, mods: list[str], used: dict[str, str], tokenizers: TokenizerSet) -> None:
@@ -184,23 +187,22 @@ def _check_tokenizer_hashes(key: str, mods: list[str], used: dict[str, str], tok
                         + "; re-run quantize or pass the matching --tokenizers folder")
 
 
-def _extras(work: WorkDir, key: str, keep: tuple[str, ...], mods: list[str], frames: dict,
-            audio: dict) -> dict[str, bytes]:
+def _extras(work: WorkDir, key: str, keep: tuple[str, ...], mods: list[str], frames: FramesOutput,
+            audio: AudioOutput) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
-    if "frames" in keep and "vision" in mods and frames.get("present", True):
-        folder = work.item_dir("frames", key)
-        for i, name in enumerate(frames.get("files", [])):
-            out[frame_field(i)] = _read(folder / name)
-    if "audio" in keep and "speech" in mods and audio.get("present") and audio.get("file"):
-        out["flac"] = _read(work.item_dir("audio", key) / audio["file"])
+    if "frames" in keep and "vision" in mods and frames.present:
+        files = work.item_files("frames", key)  # one read for all of them
+        for i, name in enumerate(frames.files):
+            out[frame_field(i)] = _read(files, "frames", key, name)
+    if "audio" in keep and "speech" in mods and audio.present and audio.file:
+        out["flac"] = _read(work.item_files("audio", key), "audio", key, audio.file)
     return out
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ItemError("missing_file", f"{path} cannot be read: {e}") from e
+def _read(files: dict[str, bytes], stage: str, key: str, name: str) -> bytes:
+    if name not in files:
+        raise ItemError("missing_output_file", f"{stage} output {key}/{name} is listed in its meta but not stored")
+    return files[name]
 
 
 # --- the schema -------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mmdata.shards.index import TOKEN_FIELDS, ShardIndex
-from mmdata.shards.reader import iter_samples
+from mmdata.shards.reader import iter_stored_samples
+from mmdata.store.fs import as_store
 from mmdata.shards.sample import decode_fields
 
 PLOTS = {  # plot name -> how the html page calls it
@@ -105,9 +106,9 @@ def corpus_stats(out: str | Path, work: str | Path | None = None, progress: bool
     else from what index.json recorded when the shards were written."""
     from tqdm import tqdm
 
-    out = Path(out)
+    out = as_store(out)
     index = ShardIndex.read(out)
-    stats = CorpusStats(str(out), shards=len(index.shards), bytes=index.bytes, vocab=index.vocab_sizes(),
+    stats = CorpusStats(out.url, shards=len(index.shards), bytes=index.bytes, vocab=index.vocab_sizes(),
                         failures=index.failures, left_out=index.left_out)
     if work is not None:
         from mmdata.shards.parts import FailureTable
@@ -116,7 +117,7 @@ def corpus_stats(out: str | Path, work: str | Path | None = None, progress: bool
         stats.failures = FailureTable(WorkDir(work)).counts()
     with tqdm(total=index.samples, desc="stats", unit="sample", disable=not progress) as bar:
         for info in index.shards:
-            for _, fields in iter_samples(out / info.name):
+            for _, fields in iter_stored_samples(out, info.name):
                 stats.add(fields)
                 bar.update(1)
     return stats

@@ -9,6 +9,7 @@ from mmdata.shards.index import SIZES, ShardIndex, TokenizerSet, read_sizes
 from mmdata.shards.reader import ShardReadError, iter_samples
 from mmdata.shards.sample import check_sample, decode_fields
 from mmdata.shards.writer import ShardInfo
+from mmdata.store.fs import Store, as_store, local_file
 from mmdata.utils import sha256_file
 
 
@@ -46,12 +47,13 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(out: str | Path, progress: bool = True) -> VerifyReport:
+def verify(out: str | Path | Store, progress: bool = True) -> VerifyReport:
+    """`out`: a folder or an fsspec URL (each shard is then fetched once, to a temporary file)."""
     from tqdm import tqdm
 
-    out = Path(out)
+    out = as_store(out)
     index = ShardIndex.read(out)
-    report = VerifyReport(str(out), shards=len(index.shards))
+    report = VerifyReport(out.url, shards=len(index.shards))
     report.problems += _check_folder(out, index)
     bar = tqdm(total=index.samples, desc="verify", unit="sample", disable=not progress, dynamic_ncols=True)
     seen: set[str] = set()
@@ -61,7 +63,7 @@ def verify(out: str | Path, progress: bool = True) -> VerifyReport:
     return report
 
 
-def _check_folder(out: Path, index: ShardIndex) -> list[Problem]:
+def _check_folder(out: Store, index: ShardIndex) -> list[Problem]:
     problems = []
     listed = {s.name for s in index.shards}
     try:
@@ -71,23 +73,30 @@ def _check_folder(out: Path, index: ShardIndex) -> list[Problem]:
             problems.append(Problem(SIZES, "", f"does not match index.json: {sizes} vs {expected}"))
     except (OSError, ValueError) as e:
         problems.append(Problem(SIZES, "", f"missing or unreadable: {e}"))
-    for p in sorted(out.glob("*.tar")):
-        if p.name not in listed:
-            problems.append(Problem(p.name, "", "shard file not listed in index.json"))
-    for p in sorted(out.glob(".*.tmp")):
-        problems.append(Problem(p.name, "", "temporary file of an interrupted `mmdata shard`; run it again"))
+    names = out.list()
+    for name in names:
+        if name.endswith(".tar") and name not in listed:
+            problems.append(Problem(name, "", "shard file not listed in index.json"))
+    for name in names:
+        if name.startswith(".") and name.endswith(".tmp"):
+            problems.append(Problem(name, "", "temporary file of an interrupted `mmdata shard`; run it again"))
     return problems
 
 
-def _check_shard(out: Path, info: ShardInfo, index: ShardIndex, report: VerifyReport, seen: set[str],
+def _check_shard(out: Store, info: ShardInfo, index: ShardIndex, report: VerifyReport, seen: set[str],
                  bar) -> None:
-    """Check one shard. Keys rise inside a shard (each chunk's samples are in key order) and no key is in two
-    samples of the corpus (`seen`: the keys of the shards checked before)."""
-    path = out / info.name
     add = lambda key, what: report.problems.append(Problem(info.name, key, what))  # noqa: E731
-    if not path.exists():
+    if not out.exists(info.name):
         add("", "listed in index.json but missing")
         return
+    with local_file(out, info.name) as path:
+        _check_file(path, info, index, report, seen, bar, add)
+
+
+def _check_file(path: Path, info: ShardInfo, index: ShardIndex, report: VerifyReport, seen: set[str], bar,
+                add) -> None:
+    """Check one shard. Keys rise inside a shard (each chunk's samples are in key order) and no key is in two
+    samples of the corpus (`seen`: the keys of the shards checked before)."""
     size = path.stat().st_size
     if size != info.bytes:
         add("", f"{size} bytes, index.json says {info.bytes} (truncated or replaced)")

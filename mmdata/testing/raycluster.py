@@ -23,7 +23,8 @@ def _ray_bin() -> str:
 
 
 class LocalRayCluster:
-    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, tmp_dir: str | None = None, gpus_per_node: int = 0):
+    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, tmp_dir: str | None = None, gpus_per_node: int = 0,
+                 node_env: list[dict[str, str]] | None = None):
         # gpus_per_node > 0 declares logical GPUs: Ray schedules GPU actors on them as if they existed (and
         # sets CUDA_VISIBLE_DEVICES for them); torch in those actors still sees no GPU on a CPU machine
         self.nodes, self.cpus, self.gpus = nodes, cpus_per_node, gpus_per_node
@@ -32,12 +33,15 @@ class LocalRayCluster:
         self.procs: list[subprocess.Popen] = []
         self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
         self.tmp_dir = tmp_dir
+        # per node, extra environment its workers inherit (e.g. MMDATA_SCRATCH: each "machine" its own disk)
+        self.node_env = node_env or [{} for _ in range(nodes)]
 
     def _start(self, args: list[str]) -> None:
         # --block keeps `ray start` in the foreground as the parent of the node's processes; its own
         # session lets us stop exactly this node (and nothing else on the machine) with one killpg.
         proc = subprocess.Popen([_ray_bin(), "start", "--block", f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}",
-                                 "--disable-usage-stats"] + args, env=self.env, start_new_session=True,
+                                 "--disable-usage-stats"] + args, env={**self.env, **self.node_env[len(self.procs)]},
+                                start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
 

@@ -1,5 +1,5 @@
-"""Build work folders by hand for stage tests: a clip table and 'downloaded' sources, through the same
-WorkDir API the download stage uses."""
+"""Build work folders by hand for stage tests: a clip table and 'downloaded' sources, committed to the
+work store as the download stage commits them."""
 from __future__ import annotations
 
 import shutil
@@ -24,7 +24,8 @@ def add_downloaded(work: WorkDir, video_id: str, media: Path, kind: str = "video
         shutil.copyfile(path, tmp / fname)
         subs.append({"file": fname, "lang": lang, "origin": origin, "ext": Path(path).suffix.lstrip(".")})
     meta = {"media": name, "kind": kind, "subtitles": subs, "info": info or {}, "bytes": media.stat().st_size}
-    return work.commit_item(tmp, "download", video_id, meta)
+    work.put_item("download", video_id, tmp, meta)
+    return work.item_dir("download", video_id)
 
 
 def make_work(root: Path, clips: list[Clip]) -> WorkDir:
@@ -41,3 +42,39 @@ def work_with(root: Path, media: Path, windows=((None, None),), kind: str = "vid
     work = make_work(root, clips)
     add_downloaded(work, video_id, media, kind=kind)
     return work, clips
+
+
+def copy_work(work: WorkDir, dst: Path, drop: tuple[str, ...] = ()) -> WorkDir:
+    """A copy of a local work folder without the stages in `drop` (and without its scratch)."""
+    shutil.copytree(work.root, dst, ignore=shutil.ignore_patterns(".scratch", *drop))
+    return WorkDir(dst)
+
+
+def stage_files(work: WorkDir, stage: str) -> dict[str, bytes]:
+    """Every committed file of a stage, as `<key>/<name>`: what tests compare byte for byte."""
+    out: dict[str, bytes] = {}
+    for chunk in work.table_chunks(stage):
+        for key in sorted(work.read_table(stage, chunk).spans):
+            out.update({f"{key}/{name}": data for name, data in sorted(work.item_files(stage, key).items())})
+    return out
+
+
+def edit_item(work: WorkDir, stage: str, key: str, files: dict[str, bytes | None] | None = None,
+              meta: dict | None = None) -> None:
+    """Change a committed item (to damage it on purpose): files replaced (None: removed), a new meta; its
+    chunk is committed again."""
+    have = work.item_files(stage, key)
+    for name, data in (files or {}).items():
+        if data is None:
+            have.pop(name, None)
+        else:
+            have[name] = data
+    tmp = work.temp_item_dir(stage, key)
+    for n, d in have.items():
+        (tmp / n).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / n).write_bytes(d)
+    work.put_item(stage, key, tmp, work.meta(stage, key) if meta is None else meta)
+
+
+def replace_file(work: WorkDir, stage: str, key: str, name: str, data: bytes) -> None:
+    edit_item(work, stage, key, {name: data})

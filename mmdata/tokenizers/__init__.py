@@ -22,8 +22,10 @@ def _registry() -> dict[str, Any]:
 
 
 def load_tokenizers(path: str | Path, device: str = "auto") -> dict[str, Any]:
-    """{name: tokenizer} for every tokenizer in the set folder (hash-checked on load)."""
-    path = Path(path)
+    """{name: tokenizer} for every tokenizer in the set folder or URL (hash-checked on load)."""
+    from mmdata.store.fs import local_copy
+
+    path = local_copy(path)
     registry = _registry()
     names = load_tokenizer_set(path)  # raises a clear ConfigError for a missing / empty folder
     out = {}

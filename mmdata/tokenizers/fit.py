@@ -18,6 +18,7 @@ import numpy as np
 from mmdata.errors import ConfigError, ItemError
 from mmdata.media_io import read_audio
 from mmdata.records import Clip
+from mmdata.store.records import AlignOutput, AudioOutput, FramesOutput
 from mmdata.tokenizers.kmeans import pick_device
 from mmdata.workdir import WorkDir
 
@@ -39,27 +40,26 @@ class FramesInput:
 
 def audio_input(work: WorkDir, key: str) -> AudioInput | None:
     """The audio stage's output for a clip, or None when the clip has no audio."""
-    meta = work.meta("audio", key)
-    if not meta or not meta.get("present"):
+    out: AudioOutput | None = work.output("audio", key)
+    if out is None or not out.present or not out.file:
         return None
-    path = work.item_dir("audio", key) / meta.get("file", "audio.flac")
-    return AudioInput(key, path, int(meta.get("sample_rate", 0)))
+    return AudioInput(key, work.item_dir("audio", key) / out.file, int(out.sample_rate or 0))
 
 
 def frames_input(work: WorkDir, key: str) -> FramesInput | None:
     """The frames stage's JPEGs for a clip, or None when the clip has no video."""
-    meta = work.meta("frames", key)
-    if not meta or not meta.get("present") or not meta.get("files"):
+    out: FramesOutput | None = work.output("frames", key)
+    if out is None or not out.present or not out.files:
         return None
     folder = work.item_dir("frames", key)
-    return FramesInput(key, tuple(folder / f for f in meta["files"]))
+    return FramesInput(key, tuple(folder / f for f in out.files))
 
 
 def clip_text(work: WorkDir, clip: Clip) -> str | None:
     """The clip's transcript: the align stage's text, else the manifest's transcript, else its caption."""
-    meta = work.meta("align", clip.key)
-    if meta and meta.get("present") and (meta.get("text") or "").strip():
-        return meta["text"]
+    out: AlignOutput | None = work.output("align", clip.key)
+    if out is not None and out.present and (out.text or "").strip():
+        return out.text
     for t in (clip.text, clip.caption):
         if t and t.strip():
             return t
@@ -67,8 +67,8 @@ def clip_text(work: WorkDir, clip: Clip) -> str | None:
 
 
 def clip_words(work: WorkDir, key: str) -> list[dict[str, Any]]:
-    meta = work.meta("align", key)
-    return list(meta.get("words") or []) if meta and meta.get("present") else []
+    out: AlignOutput | None = work.output("align", key)
+    return [w.to_dict() for w in out.words] if out is not None and out.present else []
 
 
 def _visit_order(n: int, max_clips: int, rng: np.random.Generator) -> np.ndarray:

@@ -80,8 +80,10 @@ def load_array(files: dict[str, bytes], name: str) -> np.ndarray:
 
 def load_tokenizer_set(path: str | Path) -> dict[str, dict[str, Any]]:
     """{name: config (with "hash" and "vocab_size")} of every tokenizer in a set folder, hash-checked.
-    This is what the shard writer puts into the shards' index.json."""
-    path = Path(path)
+    This is what the shard writer puts into the shards' index.json. `path`: a folder or an fsspec URL."""
+    from mmdata.store.fs import local_copy
+
+    path = local_copy(path)
     if not path.is_dir():
         raise ConfigError(f"tokenizers folder {path} does not exist; fit tokenizers with `mmdata tokenizers fit-...`")
     out = {name: load_folder(path / name)[0] for name in NAMES if (path / name / CONFIG).exists()}

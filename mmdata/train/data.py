@@ -19,7 +19,6 @@ One stream, as a flat pipeline (what the stream holds at each point in the comme
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import random
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from mmdata.errors import ConfigError, ItemError
+from mmdata.store.fs import Store, storage_options_from_env
 from mmdata.train.config import TrainConfig
 from mmdata.train.samples import Batch, Preprocess, collate, merge
 
@@ -41,15 +41,38 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def _gopen_fsspec(url, mode="rb", bufsize=8192, **kw):
+    """webdataset's opener for s3:// shards: through fsspec (s3fs), with the same credentials, endpoint and
+    storage options as every other mmdata store (webdataset itself opens s3 only through `pipe:` commands)."""
+    import fsspec
+
+    return fsspec.open(url, mode, **storage_options_from_env()).open()
+
+
+def register_store_schemes() -> None:
+    from webdataset.gopen import gopen_schemes
+
+    gopen_schemes.setdefault("s3", _gopen_fsspec)
+
+
+def _index_store(spec: str) -> Store | None:
+    """The shard folder `spec` names (a path or a URL) when it holds an index.json written by `mmdata shard`."""
+    if spec.startswith("pipe:") or "{" in spec or spec.endswith(".tar"):
+        return None
+    store = Store(spec)
+    return store if store.exists("index.json") else None
+
+
 def expand_shards(spec: str) -> list[str]:
-    """Brace and '::' expansion as webdataset does it, or a folder written by `mmdata shard` (the shards its
-    index.json lists, in order); local shards must exist."""
+    """Brace and '::' expansion as webdataset does it, or a folder (or URL) written by `mmdata shard` (the
+    shards its index.json lists, in order); local shards must exist."""
     from webdataset.shardlists import expand_urls
 
-    folder = Path(spec)
-    if "://" not in spec and (folder / "index.json").is_file():
+    register_store_schemes()
+    store = _index_store(spec)
+    if store is not None:
         try:
-            urls = [str(folder / s["name"]) for s in json.loads((folder / "index.json").read_text())["shards"]]
+            urls = [store.join(s["name"]) for s in store.read_json("index.json")["shards"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"train: data shards {spec!r}: cannot read the shard list of its index.json: "
                               f"{e}") from e
@@ -64,13 +87,14 @@ def expand_shards(spec: str) -> list[str]:
 
 def read_vocab(urls: list[str]) -> dict[str, dict]:
     """Tokenizer entries {modality: {vocab_size, hash, ..}} from index.json beside the shards, or {}."""
-    if "://" in urls[0] or urls[0].startswith("pipe:"):
+    if urls[0].startswith("pipe:") or ("://" in urls[0] and not urls[0].startswith("s3://")):
         return {}
-    index = Path(urls[0]).parent / "index.json"
-    if not index.is_file():
+    folder = Store(urls[0].rsplit("/", 1)[0] if "/" in urls[0] else ".")
+    index = folder.join("index.json")
+    if not folder.exists("index.json"):
         return {}
     try:
-        doc = json.loads(index.read_text())
+        doc = folder.read_json("index.json")
     except (OSError, ValueError) as e:
         raise ConfigError(f"train: cannot read {index}: {e}") from e
     toks, sizes = doc.get("tokenizers") or {}, doc.get("vocab_sizes") or {}
@@ -154,6 +178,7 @@ def _raw_samples(urls: Iterator[str], n_urls: int, name: str) -> Iterator[dict]:
     no sample in a whole round of shards stops with an error instead of spinning forever."""
     import webdataset as wds
 
+    register_store_schemes()  # in this process: a DataLoader worker may be a fresh one
     empty_run = 0
     for url in urls:
         n = 0

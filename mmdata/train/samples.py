@@ -90,7 +90,7 @@ class Preprocess:
             if tok.size:
                 arrays[name] = tok
         if not arrays:
-            raise ItemError("no_modalities", f"sample {key}: no non-empty vtok/stok/ttok token array")
+            raise ItemError("no_modality", f"sample {key}: no non-empty vtok/stok/ttok token array")
         return arrays
 
     def _listed_modalities(self, raw: dict, key: str) -> list[str]:
@@ -114,7 +114,7 @@ class Preprocess:
             raise ItemError("bad_token_dtype", f"sample {key}: {FIELDS[name]} has dtype {tok.dtype}, expected integers")
         if name == "vision":
             if tok.ndim != 3 or tok.shape[1] > self.m.grid or tok.shape[2] > self.m.grid:
-                raise ItemError("bad_vision_shape", f"sample {key}: vtok.npy shape {tok.shape}, expected "
+                raise ItemError("bad_token_shape", f"sample {key}: vtok.npy shape {tok.shape}, expected "
                                 f"[T, h, w] with h, w <= {self.m.grid}")
             tok = tok[: self.m.max_frames]
         else:
@@ -147,7 +147,7 @@ def _load_npy(data: bytes, key: str, field_name: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ItemError("corrupt_npy", f"sample {key}: {field_name} is not a readable .npy array: {e}") from e
+        raise ItemError("corrupt_tokens", f"sample {key}: {field_name} is not a readable .npy array: {e}") from e
 
 
 def _flatten(name: str, tok: np.ndarray, inp: np.ndarray, tgt: np.ndarray) -> tuple:

@@ -43,7 +43,7 @@ def parse_file(path: str | Path, origin: str = "manual", ext: str | None = None)
     wrong_encoding, empty_file, unparsable_timestamp, cue_end_before_start, unparsable_json."""
     path = Path(path)
     if not path.is_file():
-        raise ItemError("missing_file", f"subtitle file {path} does not exist")
+        raise ItemError("missing_output_file", f"subtitle file {path} does not exist")
     text = read_text(path)
     fmt = sniff_format(text, (ext or path.suffix.lstrip(".")).lower())
     return PARSERS[fmt](text, path.name, origin)

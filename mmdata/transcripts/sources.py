@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+from mmdata.store.records import DownloadOutput
 from mmdata.transcripts.assign import WordIndex
 from mmdata.transcripts.formats import parse_file
 from mmdata.transcripts.model import Transcript
@@ -49,17 +50,6 @@ def pick_subtitle(subs: list[dict[str, Any]], languages: tuple[str, ...],
     return best
 
 
-def source_duration(dl_meta: dict[str, Any]) -> float | None:
-    """The whole source's duration: yt-dlp's info, else the probe of the file (plus its section offset)."""
-    d = (dl_meta.get("info") or {}).get("duration")
-    if isinstance(d, (int, float)) and d > 0:
-        return float(d)
-    probed = (dl_meta.get("probe") or {}).get("duration_s")
-    if isinstance(probed, (int, float)) and probed > 0:
-        return float(probed) + float(dl_meta.get("offset_s") or 0.0)
-    return None
-
-
 @dataclass
 class Loaded:
     """A source's chosen subtitle file, parsed and validated, with its word index."""
@@ -80,14 +70,14 @@ class TranscriptCache:
         self.size = size
         self._items: collections.OrderedDict[tuple[str, str], Loaded | ItemError] = collections.OrderedDict()
 
-    def load(self, work: WorkDir, video_id: str, dl_meta: dict[str, Any]) -> Loaded | None:
-        entry = pick_subtitle(dl_meta.get("subtitles") or [], self.languages, self.origins)
+    def load(self, work: WorkDir, video_id: str, dl: DownloadOutput) -> Loaded | None:
+        entry = pick_subtitle([s.to_dict() for s in dl.subtitles], self.languages, self.origins)
         if entry is None:
             return None
         path = work.item_dir("download", video_id) / entry["file"]
         key = (str(work.root), f"{video_id}/{entry['file']}")
         if key not in self._items:
-            self._items[key] = self._parse(path, entry, source_duration(dl_meta))
+            self._items[key] = self._parse(path, entry, dl.duration_s)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         self._items.move_to_end(key)

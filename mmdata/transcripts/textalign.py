@@ -4,9 +4,9 @@ without word times and the reason is said."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mmdata.records import Word
+from mmdata.store.records import AudioOutput
 from mmdata.transcripts.energy import align_by_energy
 from mmdata.transcripts.forced import ForcedAligner
 from mmdata.transcripts.text import normalize, split_words
@@ -14,7 +14,7 @@ from mmdata.transcripts.text import normalize, split_words
 FALLBACK_SAMPLE_RATE = 16000
 
 
-def align_text(text: str, audio_dir: Path, audio_meta: dict[str, Any] | None, aligner: ForcedAligner | None,
+def align_text(text: str, audio_dir: Path, audio: AudioOutput | None, aligner: ForcedAligner | None,
                fallback: bool) -> tuple[str, list[Word], list[str], str]:
     """-> (normalised text, clip-relative words, tags, method: forced | energy | no_audio | no_aligner |
     silent_audio)."""
@@ -25,16 +25,16 @@ def align_text(text: str, audio_dir: Path, audio_meta: dict[str, Any] | None, al
     clean = " ".join(words)  # the text is exactly its words, as for subtitle sources
     if not words:
         return clean, [], tags, "no_words"
-    if not audio_meta or not audio_meta.get("present") or not audio_meta.get("file"):
+    if audio is None or not audio.present or not audio.file:
         return clean, [], tags, "no_audio"
     if aligner is None and not fallback:
         return clean, [], tags, "no_aligner"
     sr = aligner.sample_rate if aligner is not None else FALLBACK_SAMPLE_RATE
-    audio = read_audio(audio_dir / audio_meta["file"], sr)
+    wav = read_audio(audio_dir / audio.file, sr)
     if aligner is not None:
-        timed = aligner.align(words, audio)
+        timed = aligner.align(words, wav)
         if timed is not None:
             return clean, timed, tags, "forced"
         if not fallback:  # more text than the audio can hold at the model's frame rate
             return clean, [], tags, "text_longer_than_audio"
-    return clean, align_by_energy(words, audio, sr), tags, "energy"
+    return clean, align_by_energy(words, wav, sr), tags, "energy"

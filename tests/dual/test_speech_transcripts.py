@@ -19,6 +19,7 @@ from mmdata.pipelines.frames import FramesStage
 from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
 from mmdata.shards.build import ShardConfig, build_shards
 from mmdata.testing.server import MediaServer
+from mmdata.testing.workdirs import copy_work
 from mmdata.tokenizers import load_tokenizers
 from mmdata.tokenizers.fit import fit_speech, fit_text
 from mmdata.tokenizers.speech import SpeechFitConfig
@@ -144,8 +145,7 @@ def test_forced_alignment_path(speech_corpus, tmp_path):
     from tests.transcripts.test_aligners import TINY
 
     work = speech_corpus[0]
-    copy = WorkDir(tmp_path / "work")
-    shutil.copytree(work.root, copy.root, ignore=shutil.ignore_patterns("align", "quantize", "status"))
+    copy = copy_work(work, tmp_path / "work", drop=("align", "quantize"))
     torch.manual_seed(0)
     params = {**torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H._params, **TINY}
     torch.save(torchaudio.models.wav2vec2_model(**params).state_dict(), tmp_path / "tiny.pt")

@@ -17,7 +17,6 @@ less than a one-sample slip at 16 kHz would give (62.5 us).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmdata.store.records import as_meta
 from mmdata.errors import ItemError
 from mmdata.media.audio import levels
 from mmdata.media.audio_spans import MAX_GAP_S, MAX_SPAN_CLIPS, plan_spans
@@ -38,7 +38,7 @@ from mmdata.pipelines.audio import AudioStage
 from mmdata.pipelines.runner import run_chunk
 from mmdata.records import Clip
 from mmdata.testing.media import audio_file, box_video, ffmpeg, make_video, truncate_file
-from mmdata.testing.workdirs import add_downloaded, make_work
+from mmdata.testing.workdirs import add_downloaded, edit_item, make_work
 from mmdata.workdir import WorkDir
 from tests.media.helpers import read_flac
 
@@ -89,15 +89,15 @@ def work_of(root: Path, media: Path, clips: list[Clip], offset_s: float = 0.0) -
     work = make_work(root, clips)
     add_downloaded(work, clips[0].video_id, media)
     if offset_s:  # as a section download (--sections) records it
-        meta_file = work.item_dir("download", clips[0].video_id) / "meta.json"
-        meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "offset_s": offset_s}))
+        vid = clips[0].video_id
+        edit_item(work, "download", vid, meta={**work.meta("download", vid), "offset_s": offset_s})
     return work
 
 
 def alone(work: WorkDir, clip: Clip, cfg: AudioConfig, tmp_path: Path) -> tuple[dict, np.ndarray]:
     """The clip extracted on its own: a fresh stage, the clip without its source's other clips."""
     out = Path(tempfile.mkdtemp(prefix="alone-", dir=tmp_path))
-    meta = AudioStage(cfg).process(clip, out, work)
+    meta = as_meta(AudioStage(cfg).process(clip, out, work))
     return meta, read_flac(out / meta["file"])[0]
 
 

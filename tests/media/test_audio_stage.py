@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmdata.store.records import as_meta
 from mmdata.errors import ItemError
 from mmdata.media.config import AudioConfig
 from mmdata.pipelines.audio import AudioStage
@@ -19,7 +20,7 @@ from tests.media.helpers import read_flac
 def run(stage: AudioStage, work, clip, tmp_path: Path) -> tuple[dict, Path]:
     out = Path(tempfile.mkdtemp(prefix=f"out-{clip.key}-", dir=tmp_path))
     stage.setup()
-    return stage.process(clip, out, work), out
+    return as_meta(stage.process(clip, out, work)), out
 
 
 @pytest.fixture(scope="module")

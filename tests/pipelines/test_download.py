@@ -1,4 +1,5 @@
 """The download stage against a real HTTP server on 127.0.0.1, through the real CLI and yt-dlp."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from mmdata.manifests.normalize import source_id
@@ -15,16 +15,14 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.records import Source
 from mmdata.testing.server import MediaServer
 from mmdata.utils import sha256_file
+from mmdata.pipelines.status import read_all_status
 from mmdata.workdir import WorkDir
 
 CLI = [sys.executable, "-m", "mmdata.cli"]
 
 
 def status_rows(work: Path, stage="download"):
-    rows = []
-    for p in sorted((work / "status" / stage).glob("chunk-*.parquet")):
-        rows += pq.read_table(p).to_pylist()
-    return {r["key"]: r for r in rows}
+    return {r.key: r.to_dict() for r in read_all_status(WorkDir(work), stage)}
 
 
 def write_manifest(path: Path, rows: list[str]) -> Path:
@@ -70,7 +68,7 @@ def test_mixed_manifest_good_outputs_and_error_reasons(tmp_path, served_dir):
     assert c["subtitles"] == [] and c["subtitle_error"]["reason"] == "http_404"
     assert "404" in rows[source_id(u("missing.mp4"))]["detail"]
     assert "failures by reason" in proc.stdout and "http_404" in proc.stdout and "ok 3, failed 5" in proc.stdout
-    assert not list((work / "download").glob(".tmp-*"))  # no half-written items
+    assert not list(WorkDir(work).staged_dir("download", "x").parent.iterdir())  # nothing left staged
 
 
 def test_local_and_private_urls_are_refused_without_allow_local(tmp_path, served_dir):
@@ -95,7 +93,7 @@ def test_local_files_are_copied_with_allow_local(tmp_path, served_dir):
                           capture_output=True, text=True)
     assert proc.returncode == 3
     rows = status_rows(tmp_path / "w")
-    assert sorted((r["status"], r["reason"]) for r in rows.values()) == [("error", "file_not_found"), ("ok", "")]
+    assert sorted((r["status"], r["reason"]) for r in rows.values()) == [("error", "local_file_not_found"), ("ok", "")]
 
 
 def test_size_cap_and_wrong_config_value(tmp_path, served_dir):
@@ -132,8 +130,10 @@ def test_retry_failed_reruns_only_failed_items(tmp_path, served_dir):
 
 def _comparable(work: Path):
     rows = {k: (r["status"], r["reason"], r["bytes"]) for k, r in status_rows(work).items()}
-    files = sorted(str(p.relative_to(work)) for p in (work / "download").rglob("*") if p.is_file())
-    return rows, files
+    w = WorkDir(work)
+    packs = {c: w.store.read_bytes(f"download/{w.read_table('download', c).pack}") for c in w.table_chunks("download")
+             if w.read_table("download", c).pack}
+    return rows, packs
 
 
 def test_killed_run_resumes_to_the_same_result_without_refetching(tmp_path, served_dir):
@@ -149,12 +149,14 @@ def test_killed_run_resumes_to_the_same_result_without_refetching(tmp_path, serv
         proc = subprocess.Popen(CLI + ["download", str(m), "--work", str(work)] + args,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list((work / "status" / "download").glob("*.parquet"))) < 1:
+        while time.monotonic() < deadline and not list(work.glob("download/chunk-*.parquet")):
             time.sleep(0.05)
         time.sleep(0.4)  # let it get into the middle of the next chunk
         proc.kill()
         proc.wait()
-        done_before = {p.name for p in (work / "download").iterdir() if (p / "meta.json").exists()}
+        w = WorkDir(work)  # committed chunks, and the items the killed chunk had finished (staged)
+        done_before = {k for c in w.table_chunks("download") for k in w.read_table("download", c).spans} | \
+            {p.name for p in w.staged_dir("download", "x").parent.iterdir() if (p / "meta.json").exists()}
         counts_before = dict(srv.counts)
         assert 0 < len(done_before) < 6, "the kill must land part-way"
         again = subprocess.run(CLI + ["download", str(m), "--work", str(work)] + args, capture_output=True)
@@ -246,8 +248,8 @@ def test_a_direct_media_link_is_one_plain_get_without_yt_dlp(tmp_path, served_di
         meta = DownloadStage(DownloadConfig(allow_local=True)).process(src, out, WorkDir(tmp_path / "w"))
         counts = dict(srv.counts)
     assert counts == {"/a.mp4": 1}
-    assert sha256_file(out / "media.mp4") == sha256_file(served_dir / "a.mp4") and meta["media"] == "media.mp4"
-    assert meta["info"] == {"id": "a", "title": "a", "ext": "mp4", "webpage_url": srv.url("a.mp4"), "extractor": "direct"}
+    assert sha256_file(out / "media.mp4") == sha256_file(served_dir / "a.mp4") and meta.media == "media.mp4"
+    assert meta.info == {"id": "a", "title": "a", "ext": "mp4", "webpage_url": srv.url("a.mp4"), "extractor": "direct"}
 
 
 def test_a_direct_fetch_that_drips_gives_up_after_its_total_time(tmp_path):
@@ -287,5 +289,5 @@ def test_frames_and_audio_read_the_probe_the_download_check_made(tmp_path, serve
     vid = work.clips()[0].video_id
     media = work.item_dir("download", vid) / work.meta("download", vid)["media"]
     cached = json.loads(probe_cache_file(work, vid).read_text())
-    assert Probe.from_dict(cached["probe"]) == probe(media)
-    assert cached["key"] == [str(media), media.stat().st_size, media.stat().st_mtime_ns]
+    assert dataclasses.replace(Probe.from_dict(cached["probe"]), path=str(media)) == probe(media)
+    assert (cached["media"], cached["size"]) == (media.name, media.stat().st_size)

@@ -5,7 +5,6 @@ CUDA_VISIBLE_DEVICES; torch inside the actors sees none and computes on the CPU.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from mmdata.pipelines.pools import plan_pool
 from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.testing.corpus import make_corpus
+from mmdata.testing.workdirs import copy_work, stage_files
 from mmdata.testing.raycluster import LocalRayCluster
 from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
 from mmdata.tokenizers.speech import SpeechFitConfig
@@ -84,8 +84,7 @@ def test_gpus_per_worker_is_validated():
 def _quantize_ready(root: Path) -> tuple[WorkDir, Path]:
     """A 6-chunk work folder (2 clips each) up to align, and tokenizers fitted on it for real."""
     corpus = make_corpus(root, n_clips=12, clips_per_chunk=2)
-    shutil.rmtree(corpus.work.root / "quantize")
-    shutil.rmtree(corpus.work.root / "status" / "quantize")
+    corpus.work.reset_stage("quantize")
     tok = root / "fitted"
     fit_text(corpus.work, tok, TextFitConfig(vocab_size=280))
     fit_speech(corpus.work, tok, SpeechFitConfig(k=8, iters=5, device="cpu"))
@@ -94,14 +93,13 @@ def _quantize_ready(root: Path) -> tuple[WorkDir, Path]:
 
 
 def _tokens(work) -> dict[str, bytes]:
-    root = work.root / "quantize"
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.npy"))}
+    return {k: v for k, v in stage_files(work, "quantize").items() if k.endswith(".npy")}
 
 
 @pytest.mark.slow
 def test_quantize_on_a_cluster_with_two_logical_gpus_and_six_chunks(tmp_path):
     work, tok = _quantize_ready(tmp_path / "c")
-    local = WorkDir(shutil.copytree(work.root, tmp_path / "local"))
+    local = copy_work(work, tmp_path / "local")
     run_stage(QuantizeStage(QuantizeConfig(tokenizers=str(tok))), local, RunnerConfig(progress=False))
     cmd = [sys.executable, "-m", "mmdata.cli", "quantize", "--work", str(work.root), "--tokenizers", str(tok),
            "--no-progress"]
@@ -121,8 +119,7 @@ def test_quantize_on_a_cluster_with_two_logical_gpus_and_six_chunks(tmp_path):
         assert _tokens(work) == _tokens(local)
 
         # half a GPU each: four workers share the two GPUs
-        shutil.rmtree(work.root / "status" / "quantize")
-        shutil.rmtree(work.root / "quantize")
+        work.reset_stage("quantize")
         res = subprocess.run([*cmd, "--ray-address", cluster.address, "--gpus-per-worker", "0.5"],
                              capture_output=True, text=True, env=cluster.env, timeout=400)
         assert res.returncode == 0, res.stdout + res.stderr

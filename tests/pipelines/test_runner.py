@@ -1,5 +1,4 @@
 """The runner with a small real stage: error rows, internal errors, item- and chunk-level resume, retries."""
-import json
 
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import Stage
@@ -37,13 +36,17 @@ def test_error_rows_internal_errors_and_summary(tmp_path):
     work = make_work(tmp_path, clips(["ok", "bad", "bug", "fine"]))
     summary = run_stage(Upper(), work, RunnerConfig(progress=False))
     rows = {r.key: r for r in read_all_status(work, "upper")}
-    assert (rows["v0_0_1000"].status, rows["v0_0_1000"].bytes) == ("ok", (work.item_dir("upper", "v0_0_1000") /
-                                                                        "meta.json").stat().st_size + 2)
+    assert (rows["v0_0_1000"].status, rows["v0_0_1000"].bytes) == ("ok", 2)  # the item's files: "OK"
     assert (rows["v1_0_1000"].reason, rows["v1_0_1000"].detail) == ("bad_caption", "clip v1_0_1000: caption 'bad' is not allowed")
     assert rows["v2_0_1000"].reason == "internal_error" and "ZeroDivisionError" in rows["v2_0_1000"].detail
     assert (work.item_dir("upper", "v3_0_1000") / "caption.txt").read_text() == "FINE"
-    assert json.loads((work.item_dir("upper", "v3_0_1000") / "meta.json").read_text()) == {"length": 4}
-    assert not work.item_dir("upper", "v1_0_1000").exists()  # a failed item leaves no folder
+    assert work.meta("upper", "v3_0_1000") == {"length": 4}
+    assert work.meta("upper", "v1_0_1000") is None and not work.item_dir("upper", "v1_0_1000").exists()
+    # two objects per chunk: the pack of its items and its table, the commit; nothing is left staged
+    stored = [n for n in work.store.list("upper") if not n.startswith(".")]  # .markers: empty folders
+    assert stored == sorted([f"chunk-{c:06d}.parquet" for c in (0, 1)] + [work.read_table("upper", c).pack
+                                                                          for c in (0, 1)])
+    assert not any(work.staged_dir("upper", "x").parent.iterdir())
     assert (summary.ok, summary.failed, summary.exit_code) == (2, 2, 3)
     assert summary.reasons == {"bad_caption": 1, "internal_error": 1}
     text = summary.render()
@@ -61,11 +64,13 @@ def test_chunk_and_item_resume_and_retry_failed(tmp_path):
     s = run_stage(again, work, RunnerConfig(progress=False, workers=1))
     assert again.calls == [] and s.chunks_skipped == 2 and s.failed == 1
 
-    # a chunk killed after one item: its status table is gone, the finished item's folder stays
-    work.status_path("upper", 1).unlink()
-    import shutil
-
-    shutil.rmtree(work.item_dir("upper", "v3_0_1000"))
+    # a chunk killed after one item: no table, the finished item staged in this machine's scratch
+    files = work.item_files("upper", "v2_0_1000")
+    work.drop_table("upper", 1)
+    assert work.meta("upper", "v2_0_1000") is None
+    tmp = work.temp_item_dir("upper", "v2_0_1000")
+    (tmp / "caption.txt").write_bytes(files["caption.txt"])
+    work.commit_item(tmp, "upper", "v2_0_1000", {"length": 1})
     resumed = Upper()
     run_stage(resumed, work, RunnerConfig(progress=False, workers=1))
     assert resumed.calls == ["v3_0_1000"]  # v2 was done: not processed again
@@ -105,7 +110,7 @@ def test_local_pool_uses_several_processes_and_survives_a_worker_crash(tmp_path)
                     for i, c in enumerate(captions)}
     assert (s.ok, s.failed, s.processed_now, s.chunks_run) == (7, 1, 8, 4)
     assert s.pool == "2 worker process(es) on this machine"
-    pids = {(work.item_dir("crashy", k) / "pid.txt").read_text() for k, (st, _) in rows.items() if st == "ok"}
+    pids = {work.read_file("crashy", k, "pid.txt").decode() for k, (st, _) in rows.items() if st == "ok"}
     assert str(os.getpid()) not in pids and 2 <= len(pids) <= 3  # two workers, plus the crashed one's successor
     # the crashed item's chunk was run again: its other item is there, and the crash is not retried on resume
     again = run_stage(Crashy(), work, RunnerConfig(progress=False, workers=2))
@@ -119,7 +124,6 @@ def test_pool_and_in_process_runs_give_the_same_rows_and_files(tmp_path):
         work = make_work(tmp_path / str(workers), clips(captions))
         run_stage(Upper(), work, RunnerConfig(progress=False, workers=workers))
         out[workers] = ([(r.key, r.status, r.reason, r.detail) for r in read_all_status(work, "upper")],
-                        {p.relative_to(work.root).as_posix(): p.read_bytes() for p in sorted((work.root / "upper").rglob("*"))
-                         if p.is_file()})
-    assert out[1] == out[2]
-    assert len(out[2][1]) == 8  # 4 ok items x (caption.txt, meta.json)
+                        {n: work.store.read_bytes(f"upper/{n}") for n in work.store.list("upper") if n.endswith(".tar")})
+    assert out[1] == out[2]  # the same packs, byte for byte (the tables differ only in timings)
+    assert len(out[2][1]) == 3  # one pack per chunk (each has an ok item)

@@ -88,13 +88,15 @@ def test_backpressure_bounds_the_chunks_in_flight(tmp_path):
 def test_resume_runs_only_what_is_missing(tmp_path):
     work, stages, graph = _setup(tmp_path, n_chunks=3)
     stream_stages(stages, work, InProcessPool(stages, work), graph, _fit, progress=False)
-    # as if killed after quantize of chunk 1 committed its items, before its status table: chunk 2 not begun
-    import shutil
-
+    # as if killed after quantize of chunk 1 staged its items, before its table: chunk 2 not begun
     for c in (1, 2):
-        work.status_path("quantize", c).unlink()
-    for key in ("v4_0_1000", "v5_0_1000"):
-        shutil.rmtree(work.item_dir("quantize", key))
+        staged = {k: (work.item_files("quantize", k), work.meta("quantize", k)) for k in work.read_table("quantize", c).spans}
+        work.drop_table("quantize", c)
+        for k, (item_files, meta) in staged.items() if c == 1 else ():
+            tmp = work.temp_item_dir("quantize", k)
+            for name, data in item_files.items():
+                (tmp / name).write_bytes(data)
+            work.commit_item(tmp, "quantize", k, meta)
     stages = {n: Step(n) for n in NAMES}
     tasks = {n: {t.chunk: t for t in plan(s, work, False)[0]} for n, s in stages.items()}
     LOG.clear()
@@ -169,10 +171,10 @@ def files(out):
 
 
 class LoggedShard(ShardStage):
-    def run_chunk(self, work_root, chunk, clips, on_item=None):
+    def run_chunk(self, work, chunk, clips, on_item=None):
         with LOCK:
             LOG.append(("shard", chunk))
-        return super().run_chunk(work_root, chunk, clips, on_item)
+        return super().run_chunk(work, chunk, clips, on_item)
 
 
 def test_streamed_shards_equal_mmdata_shard_run_afterwards(tmp_path, monkeypatch):
@@ -186,8 +188,10 @@ def test_streamed_shards_equal_mmdata_shard_run_afterwards(tmp_path, monkeypatch
     LOG.clear()
     c = make_corpus(tmp_path / "c", 10, media=False, clips_per_chunk=4, failures={5: ("frames", "no_video_stream")})
     aside = tmp_path / "aside"
-    shutil.move(c.work.root / "quantize", aside)
-    shutil.rmtree(c.work.root / "status" / "quantize")
+    for key in c.work.clip_keys():  # the quantize outputs, kept aside as folders
+        if c.work.has_output("quantize", key):
+            shutil.copytree(c.work.item_dir("quantize", key), aside / key)
+    c.work.reset_stage("quantize")
     monkeypatch.setitem(pipeline.STAGE_MAKERS, "quantize", lambda cfg, work: Requantize(aside))
     real_shard = pipeline.STAGE_MAKERS["shard"]
     monkeypatch.setitem(pipeline.STAGE_MAKERS, "shard", lambda cfg, work: LoggedShard(

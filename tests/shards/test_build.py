@@ -1,6 +1,5 @@
 import io
 import json
-import shutil
 import tarfile
 
 import numpy as np
@@ -11,6 +10,8 @@ from mmdata.errors import ConfigError
 from mmdata.shards.build import ShardConfig, build_shards, parse_size
 from mmdata.shards.index import ShardIndex
 from mmdata.testing.corpus import make_corpus, make_tokenizers
+from mmdata.testing.workdirs import edit_item
+from mmdata.utils import npy_bytes
 from mmdata.utils import sha256_file
 from mmdata.workdir import WorkDir
 
@@ -126,16 +127,16 @@ def test_bad_clip_outputs_are_rejected_with_reasons(tmp_path):
     c = make_corpus(tmp_path / "c", 5, media=False)
     work = c.work
     keys = sorted(c.modalities)
-    np.save(work.item_dir("quantize", keys[4]) / "vtok.npy", np.zeros((3, 14, 14), dtype=np.uint16))
+    edit_item(work, "quantize", keys[4], {"vtok.npy": npy_bytes(np.zeros((3, 14, 14), dtype=np.uint16))})
     # a word ending before it starts; a token id past the vocabulary; a deleted token file
     meta = work.meta("align", keys[0])
     meta["words"][-1]["start"], meta["words"][-1]["end"] = 1.9, 1.8
-    (work.item_dir("align", keys[0]) / "meta.json").write_text(json.dumps(meta))
-    np.save(work.item_dir("quantize", keys[1]) / "ttok.npy", np.array([1, 5000], dtype=np.int32))
-    (work.item_dir("quantize", keys[2]) / "vtok.npy").unlink()
+    edit_item(work, "align", keys[0], meta=meta)
+    edit_item(work, "quantize", keys[1], {"ttok.npy": npy_bytes(np.array([1, 5000], dtype=np.int32))})
+    edit_item(work, "quantize", keys[2], {"vtok.npy": None})
     s = build_shards(work, tmp_path / "o", ShardConfig(tokenizers=str(c.tokenizers)), progress=False)
     assert s.samples == 1 and s.exit_code == 3
-    assert s.failed == {"invalid_sample": 3, "missing_tokens": 1}
+    assert s.failed == {"invalid_sample": 3, "missing_output_file": 1}
     text = "\n".join(s.examples)
     assert "vtok.npy: 3 token grids for 4 frame times" in text
     assert "'garden' at 1.9-1.8 s outside the clip (0-2.0 s) or reversed" in text and "token id 5000 >= vocabulary size 1000" in text
@@ -150,7 +151,7 @@ def test_words_past_a_clamped_window_are_trimmed(tmp_path):
         meta["window"].update(end_s=1.5, clamped=True)
         if stage == "frames":
             meta["times"] = [0.25, 0.75, 1.25, 1.45]
-        (work.item_dir(stage, key) / "meta.json").write_text(json.dumps(meta))
+        edit_item(work, stage, key, meta=meta)
     s = build_shards(work, tmp_path / "o", ShardConfig(), progress=False)
     assert s.samples == 1
     meta = json.loads(_plain_webdataset(tmp_path / "o")[0]["json"])
@@ -197,9 +198,10 @@ def test_config_errors(kw):
         ShardConfig(**kw)
 
 
-def test_work_dir_without_status_tables(tmp_path):
+def test_clip_with_neither_output_nor_error_row_is_left_out_as_missing_quantize(tmp_path):
     c = make_corpus(tmp_path / "c", 2, media=False)
-    shutil.rmtree(c.work.root / "status")
-    shutil.rmtree(c.work.root / "quantize" / c.clips[1].key)
+    chunk = c.clips[1].chunk  # its quantize chunk committed again without the clip's row
+    c.work.commit_chunk("quantize", chunk, [r for r in c.work.read_table("quantize", chunk).rows
+                                            if r.key != c.clips[1].key])
     s = build_shards(WorkDir(c.work.root), tmp_path / "o", ShardConfig(), progress=False)
-    assert s.samples == 1 and s.left_out == {"not_quantized": 1}
+    assert s.samples == 1 and s.left_out == {"missing_quantize": 1}

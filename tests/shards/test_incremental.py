@@ -3,8 +3,6 @@ whatever the number of workers), a re-run that rewrites only the chunks whose in
 failed or removed chunks removed, and an index merged from the chunks' records in chunk order."""
 import dataclasses
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +17,9 @@ from mmdata.shards.index import ShardIndex
 from mmdata.shards.inspect import find_sample
 from mmdata.shards.verify import verify
 from mmdata.testing.corpus import make_corpus
+from mmdata.testing.workdirs import edit_item
+from mmdata.utils import npy_bytes
+from mmdata.workdir import table_name
 from mmdata.workdir import WorkDir
 
 # 12 clips of 6 videos, 4 clips (2 videos) per chunk: chunks 0, 1, 2; clip 5 fails at frames
@@ -90,7 +91,7 @@ def test_a_changed_chunk_alone_is_rewritten(corpus, tmp_path):
     old = _files(out)
     untouched = {c: _stats(out, c) for c in (0, 2)}
     key = corpus.clips[6].key  # chunk 1
-    np.save(corpus.work.item_dir("quantize", key) / "ttok.npy", np.array([7, 8, 9], dtype=np.int32))
+    edit_item(corpus.work, "quantize", key, {"ttok.npy": npy_bytes(np.array([7, 8, 9], dtype=np.int32))})
     s = _build(corpus, out)
     assert (s.chunks_run, s.chunks_skipped) == (1, 2)
     assert {c: _stats(out, c) for c in (0, 2)} == untouched  # same files, not rewritten
@@ -109,19 +110,16 @@ def _copy_built_fresh(corpus, out):
 
 def test_a_new_chunk_is_added_and_merged(corpus, tmp_path):
     """Chunk 2 not quantized yet: its clips are left out; once it is, only chunk 2 is sharded."""
-    work, out, aside = corpus.work, tmp_path / "o", tmp_path / "aside"
-    keys = [c.key for c in corpus.clips if c.chunk == 2]
-    aside.mkdir()
-    for key in keys:
-        os.rename(work.item_dir("quantize", key), aside / key)
-    os.rename(work.status_path("quantize", 2), aside / "status.parquet")
+    work, out = corpus.work, tmp_path / "o"
+    pack = work.read_table("quantize", 2).pack  # chunk 2's quantize kept aside: pack, then table (the commit)
+    saved = {n: work.store.read_bytes(f"quantize/{n}") for n in (pack, table_name(2))}
+    work.drop_table("quantize", 2)
     first = _build(corpus, out)
-    assert first.samples == 7 and first.left_out == {"frames:no_video_stream": 1, "not_quantized": 4}
+    assert first.samples == 7 and first.left_out == {"frames:no_video_stream": 1, "missing_quantize": 4}
     assert not list(out.glob("shard-000002-*.tar"))
     untouched = {c: _stats(out, c) for c in (0, 1)}
-    for key in keys:
-        os.rename(aside / key, work.item_dir("quantize", key))
-    os.rename(aside / "status.parquet", work.status_path("quantize", 2))
+    for name, data in saved.items():
+        work.store.write_bytes(f"quantize/{name}", data)
     s = _build(corpus, out)
     assert (s.chunks_run, s.chunks_skipped, s.samples) == (1, 2, 11)
     assert {c: _stats(out, c) for c in (0, 1)} == untouched
@@ -132,8 +130,7 @@ def test_a_failed_chunk_loses_its_stale_shards(corpus, tmp_path):
     out = tmp_path / "o"
     _build(corpus, out)
     chunk2 = [c for c in corpus.clips if c.chunk == 2]
-    for c in chunk2:  # quantize re-run on chunk 2, and every clip failed
-        shutil.rmtree(corpus.work.item_dir("quantize", c.key))
+    # quantize re-run on chunk 2, and every clip failed
     write_status(corpus.work, "quantize", 2, [StatusRow(c.key, "error", "oom", "test") for c in chunk2])
     s = _build(corpus, out)
     assert (s.chunks_run, s.samples) == (1, 7) and s.left_out["quantize:oom"] == 4
@@ -178,10 +175,9 @@ def test_chunks_out_of_key_order_verify_and_inspect(tmp_path):
     swapped = [dataclasses.replace(clip, chunk=1 - clip.chunk) for clip in c.clips]
     write_clip_table(c.work, swapped)
     for st in ("download", "frames", "audio", "align", "quantize"):
-        a, b = c.work.status_path(st, 0), c.work.status_path(st, 1)
-        os.rename(a, a.with_suffix(".tmp"))
-        os.rename(b, a)
-        os.rename(a.with_suffix(".tmp"), b)
+        a, b = (c.work.store.read_bytes(f"{st}/{table_name(n)}") for n in (0, 1))  # a table names its pack
+        c.work.store.write_bytes(f"{st}/{table_name(0)}", b)
+        c.work.store.write_bytes(f"{st}/{table_name(1)}", a)
     out = tmp_path / "o"
     build_shards(WorkDir(c.work.root), out, ShardConfig(fsync=False), progress=False)
     keys = _keys(out)

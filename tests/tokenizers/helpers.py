@@ -14,7 +14,7 @@ def commit(work: WorkDir, stage: str, key: str, meta: dict, files: dict[str, byt
     tmp = work.temp_item_dir(stage, key)
     for name, data in (files or {}).items():
         (tmp / name).write_bytes(data)
-    work.commit_item(tmp, stage, key, meta)
+    work.put_item(stage, key, tmp, meta)
 
 
 def put_audio(work: WorkDir, key: str, wav: np.ndarray | None, sample_rate: int = 16000) -> None:

@@ -1,6 +1,5 @@
 """Batched quantize: a clip's tokens do not depend on what it is batched with; audio decodes in-process to
 ffmpeg's samples; speech encoders see long clips in bounded windows."""
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.pipelines.status import read_all_status
 from mmdata.testing.media import audio_file, scene
 from mmdata.testing.speech import flac_bytes
-from mmdata.testing.workdirs import make_work
+from mmdata.testing.workdirs import copy_work, make_work, replace_file, stage_files
 from mmdata.tokenizers.fit import fit_speech, fit_vision
 from mmdata.tokenizers.speech import SpeechFitConfig, SpeechTokenizer, make_speech_features
 from mmdata.tokenizers.vision import PatchFeatures, VisionFitConfig, VisionTokenizer
@@ -43,16 +42,15 @@ def many(tmp_path_factory):
     tok = root / "tok"
     fit_speech(work, tok, SpeechFitConfig(k=16, iters=4, device="cpu"))
     fit_vision(work, tok, VisionFitConfig(k=32, iters=4, pca_dim=16, max_patches=2000, device="cpu"))
-    (work.item_dir("frames", clips[7].key) / "000000.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    replace_file(work, "frames", clips[7].key, "000000.jpg", b"\xff\xd8 not a jpeg")
     return work, tok
 
 
 def _run(work: WorkDir, tok, dst, batch_clips: int):
-    w = WorkDir(shutil.copytree(work.root, dst))
+    w = copy_work(work, dst)
     s = run_stage(QuantizeStage(QuantizeConfig(tokenizers=str(tok), device="cpu", batch_clips=batch_clips)), w,
                   RunnerConfig(progress=False, workers=1))
-    files = {p.relative_to(w.root).as_posix(): p.read_bytes() for p in sorted((w.root / "quantize").rglob("*"))
-             if p.is_file()}
+    files = stage_files(w, "quantize") | {f"{k}/meta": w.meta("quantize", k) for k in w.clip_keys()}
     rows = [(r.key, r.status, r.reason, r.detail.replace(str(w.root), "WORK")) for r in read_all_status(w, "quantize")]
     return s, files, rows
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from mmdata.commands.tokenizers import quantize_cmd, tokenizers_group
 from mmdata.testing.speech import spoken_corpus
 from mmdata.testing.workdirs import make_work
+from mmdata.workdir import WorkDir
 from tests.tokenizers.helpers import clip, put_align, put_audio, put_frames, scene
 
 
@@ -49,9 +50,9 @@ def test_fit_report_quantize(work, tmp_path):
 
     code, out = run(quantize_cmd, ["--work", root, "--no-progress"])
     assert code == 0 and "ok 2, failed 0" in out
-    stok = np.load(root / "quantize" / "a_0_2000" / "stok.npy")
+    stok = np.load(WorkDir(root).item_dir("quantize", "a_0_2000") / "stok.npy")
     assert stok.dtype == np.uint16 and stok.max() < 12
-    assert np.load(root / "quantize" / "b_0_2000" / "vtok.npy").shape == (2, 14, 14)
+    assert np.load(WorkDir(root).item_dir("quantize", "b_0_2000") / "vtok.npy").shape == (2, 14, 14)
 
 
 def test_usage_errors_exit_2(work, tmp_path):

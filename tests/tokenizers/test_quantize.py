@@ -1,6 +1,5 @@
 """The quantize stage through the runner: files, dtypes, shapes, hashes, odd clips, determinism, Ray."""
 import pickle
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
 from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.pipelines.status import read_all_status
 from mmdata.testing.speech import spoken_corpus
-from mmdata.testing.workdirs import make_work
+from mmdata.testing.workdirs import copy_work, make_work, stage_files
 from mmdata.tokenizers import load_tokenizer_set, load_tokenizers
 from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
 from mmdata.tokenizers.speech import SpeechFitConfig
@@ -46,12 +45,11 @@ def corpus(tmp_path_factory, espeak_cache):
 
 
 def _copy_work(work: WorkDir, dst) -> WorkDir:
-    shutil.copytree(work.root, dst, ignore=shutil.ignore_patterns("quantize", "status"))
-    return WorkDir(dst)
+    return copy_work(work, dst, drop=("quantize",))
 
 
 def _files(work: WorkDir) -> dict[str, bytes]:
-    return {str(p.relative_to(work.root)): p.read_bytes() for p in sorted((work.root / "quantize").rglob("*.npy"))}
+    return {k: v for k, v in stage_files(work, "quantize").items() if k.endswith(".npy")}
 
 
 def test_quantize_writes_tokens_for_every_clip(corpus, tmp_path):

@@ -68,7 +68,7 @@ def test_bad_frame_files_are_item_errors(tmp_path):
     assert e.value.reason == "corrupt_file" and "bad.jpg" in e.value.detail
     with pytest.raises(ItemError) as e:
         load_frames([tmp_path / "gone.jpg"])
-    assert e.value.reason == "missing_file"
+    assert e.value.reason == "missing_output_file"
 
 
 def test_fit_vision_from_work_folder(tmp_path):

@@ -53,13 +53,13 @@ def test_crops_to_model_limits(tiny):
 
 @pytest.mark.parametrize("raw, reason", [
     (_raw("k", ["vision"]), "missing_field"),
-    (_raw("k", ["vision"], **{"vtok.npy": np.zeros((1, 20, 20), np.uint16)}), "bad_vision_shape"),
+    (_raw("k", ["vision"], **{"vtok.npy": np.zeros((1, 20, 20), np.uint16)}), "bad_token_shape"),
     (_raw("k", ["language"], **{"ttok.npy": np.array([1, 10_000], np.int32)}), "token_out_of_range"),
     (_raw("k", ["language"], **{"ttok.npy": np.array([0.5])}), "bad_token_dtype"),
-    (_raw("k", ["language"], **{"ttok.npy": np.array([], np.int32)}), "no_modalities"),
+    (_raw("k", ["language"], **{"ttok.npy": np.array([], np.int32)}), "no_modality"),
     (_raw("k", ["smell"]), "unknown_modality"),
     ({"__key__": "k", "json": b"{not json", "ttok.npy": b"x"}, "corrupt_json"),
-    ({"__key__": "k", "json": b"{}", "ttok.npy": b"not an npy"}, "corrupt_npy"),
+    ({"__key__": "k", "json": b"{}", "ttok.npy": b"not an npy"}, "corrupt_tokens"),
 ])
 def test_bad_samples_raise_item_errors(tiny, raw, reason):
     with pytest.raises(ItemError) as e:

@@ -1,6 +1,5 @@
 """The align stage over real work folders: subtitles of every kind, manifest text aligned to audio,
 broken files as error rows, per-source parse caching, segmentation, and the CLI command."""
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from mmdata.records import Clip
 from mmdata.testing.captions import expected_words, random_lines, rolling_vtt
 from mmdata.testing.speech import spoken_words
 from mmdata.testing.media import make_video
-from mmdata.testing.workdirs import add_downloaded, make_work
+from mmdata.testing.workdirs import add_downloaded, edit_item, make_work
 
 RUN = RunnerConfig(progress=False)
 HERE = RunnerConfig(progress=False, workers=1)  # in this process: the tests count calls made in the stage
@@ -97,14 +96,13 @@ def test_broken_subtitles_are_error_rows(tmp_path: Path, media: Path):
 def test_subtitle_fetch_failure_and_missing_download(tmp_path: Path, media: Path):
     work = make_work(tmp_path / "work", [_clip("f", "failed"), _clip("n", "never")])
     add_downloaded(work, "failed", media)
-    meta_path = work.item_dir("download", "failed") / "meta.json"
-    meta = json.loads(meta_path.read_text())
+    meta = work.meta("download", "failed")
     meta["subtitle_error"] = {"url": "http://127.0.0.1:9/s.vtt", "reason": "http_404", "detail": "gone"}
-    meta_path.write_text(json.dumps(meta))
+    edit_item(work, "download", "failed", meta=meta)
     run_stage(AlignStage(), work, RUN)
     rows = _rows(work)
     assert rows["f"].reason == "subtitle_fetch_failed" and "http_404" in rows["f"].detail
-    assert rows["n"].reason == "not_downloaded"
+    assert rows["n"].reason == "missing_download"
 
 
 def test_each_source_file_is_parsed_once(tmp_path: Path, media: Path, monkeypatch):
@@ -137,7 +135,7 @@ def _place_audio(work, key: str, flac: Path, present: bool = True) -> None:
     tmp = work.temp_item_dir("audio", key)
     if present:
         shutil.copyfile(flac, tmp / "audio.flac")
-    work.commit_item(tmp, "audio", key, {"present": present, "file": "audio.flac" if present else None,
+    work.put_item("audio", key, tmp, {"present": present, "file": "audio.flac" if present else None,
                                          "sample_rate": 16000, "duration_s": 5.0})
 
 

@@ -3,7 +3,8 @@ from mmdata.records import Clip, Word
 from mmdata.transcripts.assign import WordIndex
 from mmdata.transcripts.model import Segment, Transcript, dominant_timing
 from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
-from mmdata.transcripts.sources import pick_subtitle, source_duration
+from mmdata.store.records import DownloadOutput
+from mmdata.transcripts.sources import pick_subtitle
 from mmdata.transcripts.validate import coverage
 
 WORDS = [Word("a", 0.0, 1.0), Word("b", 1.0, 2.0), Word("c", 2.6, 3.6), Word("d", 4.0, 4.2)]
@@ -67,9 +68,9 @@ def test_pick_subtitle_preference():
 
 
 def test_source_duration_and_coverage():
-    assert source_duration({"info": {"duration": 12}}) == 12.0
-    assert source_duration({"info": {}, "probe": {"duration_s": 3.0}, "offset_s": 10.0}) == 13.0
-    assert source_duration({}) is None
+    assert DownloadOutput(media="m.mp4", kind="video", info={"duration": 12}).duration_s == 12.0
+    assert DownloadOutput(media="m.mp4", kind="video", info={}, probe={"duration_s": 3.0}, offset_s=10.0).duration_s == 13.0
+    assert DownloadOutput(media="m.mp4", kind="video").duration_s is None
     assert coverage(WORDS, 0.0, 5.0) == round((2.0 + 1.0 + 0.2) / 5.0, 4)
     assert coverage([], 0.0, 5.0) == 0.0
 

@@ -1,0 +1,293 @@
+"""Every error reason mmdata writes, in one table: its name, the stage(s) that emit it, what it means and
+what to do about it.
+
+A reason is the `reason` of an error row (`ItemError(reason, detail)` in a stage, `worker_crashed` and
+`internal_error` from the runner), of a sample `mmdata shard` rejects or leaves out (`<stage>:<reason>`
+keys), or of a sample training skips. Each meaning has one name. A few reasons are families built from a
+part: `http_<status>`, `missing_<stage>`, `<step>_timeout`; their entry says which parts exist.
+
+    describe("http_404")              # the http_<status> entry
+    describe("frames:corrupt_file")   # a shard's left_out key: the reason after the stage
+
+The README table "What each error reason means" is this table: `python -m mmdata.reasons --markdown`
+prints it, and tests/test_reasons.py checks that the README holds exactly that, and that every reason the
+code raises is here.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reason:
+    name: str  # as written in the rows; a family has one <part>, e.g. "http_<status>"
+    stages: tuple[str, ...]  # where it is emitted ("any": every stage)
+    meaning: str  # one line
+    action: str  # what to do, one line
+    parts: str = ""  # a family only: a regular expression for its <part>
+
+    @property
+    def is_family(self) -> bool:
+        return "<" in self.name
+
+    def matches(self, reason: str) -> bool:
+        if not self.is_family:
+            return reason == self.name
+        before, _, rest = self.name.partition("<")
+        after = rest.partition(">")[2]
+        return re.fullmatch(re.escape(before) + f"(?:{self.parts})" + re.escape(after), reason) is not None
+
+
+UPSTREAM_STAGES = "download|frames|audio|align|quantize"
+TOOL_STEPS = "probe|scan|decode|remux|audio|encode"  # the `what` of mmdata.tools.run_tool calls
+
+REASONS: tuple[Reason, ...] = (
+    # --- download ---------------------------------------------------------------------------------------
+    Reason("http_<status>", ("download",),
+           "the server answered that HTTP status (404 not found, 403 forbidden, 429 too many requests, 5xx)",
+           "404/410: a dead link, drop the row; 403: the site refuses downloads; 429 and 5xx are retried "
+           "with backoff: re-run later with `--retry-failed`", parts=r"\d{3}"),
+    Reason("timeout", ("download",),
+           "the server sent no data for `--timeout` seconds, or the download ran far too long (after `--retries`)",
+           "a slow or stalled server: raise `--timeout`, or re-run with `--retry-failed`"),
+    Reason("connection_error", ("download",),
+           "the host refused or dropped the connection, or cannot be reached",
+           "check the URL and the network; re-run with `--retry-failed`"),
+    Reason("dns_error", ("download",),
+           "the URL's host name does not resolve",
+           "check the host name in the URL, and DNS on this machine"),
+    Reason("bad_url", ("download",),
+           "the URL has no host",
+           "fix the URL in the manifest"),
+    Reason("refused_url", ("download",),
+           "a `file://` URL, a local path, a scheme other than http/https, or a private/loopback host",
+           "refused for safety; pass `--allow-local` for a local corpus"),
+    Reason("local_file_not_found", ("download",),
+           "a local path in the manifest (with `--allow-local`) does not exist",
+           "fix the path in the manifest (relative paths are relative to the manifest)"),
+    Reason("unsupported_url", ("download",),
+           "yt-dlp finds no video on that page (an HTML page, a playlist)",
+           "give the video's own URL (a playlist: one row per video), or `kind: image` for images"),
+    Reason("unavailable", ("download",),
+           "the video is private, removed or not available (as the site tells yt-dlp)",
+           "drop the row"),
+    Reason("no_suitable_format", ("download",),
+           "the site offers no format that fits the options (`--max-height`, `--container`)",
+           "relax those options, or drop the row"),
+    Reason("download_failed", ("download",),
+           "yt-dlp failed for another reason, or wrote no media file (its message is in the detail)",
+           "read the detail; a site change is often fixed by a newer yt-dlp (`make upgrade`)"),
+    Reason("over_size_cap", ("download",),
+           "the file is larger than `--max-filesize-mb`",
+           "raise the cap, or `--sections` to fetch only the clips' span"),
+    Reason("over_duration_cap", ("download",),
+           "the media is longer than `--max-duration`",
+           "raise the cap, or `--sections` to fetch only the clips' span"),
+    Reason("not_media", ("download", "frames", "audio"),
+           "the file is neither audio nor video: text, HTML, unknown bytes, or a container with no audio or "
+           "video stream",
+           "the URL does not point at media: fix or drop the row"),
+    Reason("corrupt_media", ("download", "frames", "audio"),
+           "a media container that does not parse (a truncated download, a damaged file)",
+           "re-download with `--retry-failed`; if it persists, the source itself is broken"),
+    Reason("not_an_image", ("download", "frames"),
+           "an image row whose file does not decode as an image",
+           "fix the row's URL, or drop the row"),
+    Reason("image_too_small", ("download",),
+           "the image is under `download.min_image_side` pixels on a side",
+           "drop the row, or lower `download.min_image_side`"),
+    Reason("wrong_content_type", ("download",),
+           "an image URL served as something else, e.g. text/html (an error or login page, an expired link)",
+           "refresh the link, or drop the row"),
+    # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
+    Reason("<step>_timeout", ("download", "frames", "audio", "align", "quantize", "tokenizers"),
+           "ffprobe or ffmpeg ran over its time allowance on the file (step: probe, scan, decode, remux, audio "
+           "or encode) and was killed",
+           "a huge or pathological file: raise the stage's `--timeout` (`timeout_s`) where it has one, or drop "
+           "the row",
+           parts=TOOL_STEPS),
+    # --- reading what earlier stages left -----------------------------------------------------------------
+    Reason("missing_<stage>", ("frames", "audio", "align", "quantize", "shard"),
+           "the clip (or its source) has no output of that earlier stage: it failed there, or that stage has "
+           "not run on it yet",
+           "see that stage's error row for the clip; run that stage (or `--retry-failed`) first",
+           parts=UPSTREAM_STAGES),
+    Reason("missing_output_file", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
+           "a file an earlier stage recorded in its meta is no longer in the work store",
+           "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
+    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard"),
+           "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
+           "written by another mmdata version)",
+           "re-run that stage (delete its folder in the work store) with this mmdata version"),
+    Reason("corrupt_file", ("frames", "align", "quantize", "tokenizers"),
+           "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
+           "stage's output file does not decode",
+           "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),
+    Reason("bad_kind", ("frames", "audio"),
+           "the download recorded a kind other than video, audio or image",
+           "fix the manifest's `kind` and re-run download"),
+    # --- frames and audio: the clip's window ------------------------------------------------------------
+    Reason("bad_window", ("frames", "audio"),
+           "the clip's window is empty or negative (end not after start), or starts before a section download",
+           "fix the clip's `start`/`end` in the manifest"),
+    Reason("unknown_duration", ("frames", "audio"),
+           "the clip has no end and neither the header nor the packets give the media's duration",
+           "give the clip an `end` in the manifest, or re-encode the file"),
+    Reason("window_beyond_end", ("frames", "audio"),
+           "the clip starts after the media's end, or (with `--window reject`) ends past it",
+           "check the manifest's times against the media's duration; `--window clamp` cuts at the end"),
+    Reason("window_too_short", ("frames", "audio"),
+           "what is left of the window after clamping at the media's end is under the minimum clip length",
+           "check the manifest's times against the media's duration"),
+    # --- frames -------------------------------------------------------------------------------------------
+    Reason("video_size_zero", ("frames",),
+           "the video stream reports a 0x0 picture",
+           "the file is broken; re-encode it if you need it"),
+    Reason("unsupported_codec", ("frames",),
+           "a video codec decord (FFmpeg 4.1) cannot decode, e.g. AV1",
+           "download H.264/VP9 instead, or re-encode the file to H.264"),
+    Reason("undecodable_video", ("frames",),
+           "no video frame decodes at all",
+           "the video stream is broken; re-encode it to H.264 if you need it"),
+    Reason("remux_failed", ("frames",),
+           "ffmpeg cannot copy the video stream into a container decord can index",
+           "the stream is damaged or unusual; re-encode it"),
+    Reason("no_frames_in_window", ("frames",),
+           "no video frame starts inside the clip's window",
+           "check the clip's times (a window shorter than one frame interval may hold none)"),
+    # --- audio --------------------------------------------------------------------------------------------
+    Reason("audio_decode_failed", ("audio",),
+           "ffmpeg cannot decode the audio stream (less than half the clip decodes)",
+           "the audio is damaged; a file with no audio track at all is not an error (speech is marked absent)"),
+    Reason("no_audio_in_window", ("audio",),
+           "the audio stream has no samples inside the clip's window",
+           "check the clip's times against the audio's length"),
+    Reason("audio_encode_failed", ("audio",),
+           "ffmpeg cannot write the clip's FLAC",
+           "check free space in the scratch folder; the detail has ffmpeg's message"),
+    # --- align --------------------------------------------------------------------------------------------
+    Reason("subtitle_fetch_failed", ("align",),
+           "the manifest's `subtitles` file could not be fetched at download",
+           "fix its URL/path and re-run download with `--retry-failed`"),
+    Reason("unknown_subtitle_format", ("align",),
+           "the subtitle file is none of json3, WebVTT, SRT, word alignment or word JSON",
+           "convert it to one of those, or drop it"),
+    Reason("wrong_encoding", ("align",),
+           "the subtitle file is not text in the expected encoding (the detail names the byte)",
+           "re-save it as UTF-8"),
+    Reason("empty_file", ("align",),
+           "the subtitle file is empty, or has no cues or words",
+           "fix or drop the subtitle file; a video without subtitles is normal (language absent)"),
+    Reason("unparsable_timestamp", ("align",),
+           "a cue or word time in the subtitle file does not parse (the detail names the line)",
+           "fix or drop the subtitle file"),
+    Reason("unparsable_json", ("align",),
+           "a JSON subtitle or word file does not parse, or lacks the expected fields",
+           "fix or drop the subtitle file"),
+    Reason("cue_end_before_start", ("align",),
+           "a cue or word ends before it starts, or has a negative duration",
+           "fix or drop the subtitle file"),
+    Reason("non_monotone_times", ("align",),
+           "the words' start times go backwards",
+           "fix or drop the subtitle file"),
+    Reason("times_beyond_media", ("align",),
+           "the subtitle's times run past the end of the media (beyond the tolerance)",
+           "the subtitle belongs to another cut of the video: fix or drop it"),
+    # --- quantize -----------------------------------------------------------------------------------------
+    Reason("no_modality", ("quantize", "train", "eval"),
+           "the clip (or sample) has nothing to tokenise: no frames, no speech and no text",
+           "nothing to fix for such a clip: it cannot be a sample"),
+    # --- shard --------------------------------------------------------------------------------------------
+    Reason("corrupt_tokens", ("shard", "train", "eval"),
+           "a token array is not a readable `.npy` (quantize's output, or a shard's field)",
+           "re-run quantize for the clip (shard), or rebuild the shard (train)"),
+    Reason("tokenizer_mismatch", ("shard",),
+           "the clip's tokens were made with another tokenizer set than the one sharded with",
+           "re-run quantize with the set you shard with, or pass the matching `--tokenizers` folder"),
+    Reason("invalid_sample", ("shard",),
+           "the sample fails the shard schema (the detail lists each problem)",
+           "a damaged output or a bug: read the detail, and please report a bug"),
+    # --- train and eval: samples read from shards ---------------------------------------------------------
+    Reason("corrupt_json", ("train", "eval"),
+           "a sample's `json` field does not parse",
+           "the shard is damaged: rebuild it with `mmdata shard`"),
+    Reason("missing_field", ("train", "eval"),
+           "a sample's metadata lists a modality whose token field is absent",
+           "the shard is damaged: rebuild it with `mmdata shard`"),
+    Reason("unknown_modality", ("train", "eval"),
+           "a sample's metadata names a modality other than vision, speech and language",
+           "shards from another tool or version: rebuild them with `mmdata shard`"),
+    Reason("bad_token_dtype", ("train", "eval"),
+           "a token array does not hold integers",
+           "shards from another tool or version: rebuild them with `mmdata shard`"),
+    Reason("bad_token_shape", ("train", "eval"),
+           "a token array has the wrong shape (vision: not `[T, h, w]` within `model.grid`; others: not 1-D)",
+           "shard with the tokenizers the model is configured for"),
+    Reason("token_out_of_range", ("train", "eval"),
+           "a token id is outside the model's vocabulary",
+           "usually shards made with another tokenizer: shard with the ones the model is configured for"),
+    Reason("unreadable_shard_data", ("eval",),
+           "a held-out shard, or a member of it, cannot be read (a truncated tar)",
+           "rebuild or copy the shard again; `mmdata verify` finds it"),
+    # --- any stage: made by the runner --------------------------------------------------------------------
+    Reason("worker_crashed", ("any",),
+           "the worker process (local or Ray) died while on this item (a native decoder crashing on a file); "
+           "the rest of its chunk ran again",
+           "inspect the file; `--retry-failed` tries it once more (with `--workers 1` a crash stops the run)"),
+    Reason("internal_error", ("any",),
+           "a bug in mmdata (the traceback is in the log)",
+           "please report it with the detail"),
+)
+
+# Names earlier versions wrote for a meaning that now has one name: older work stores and shard records
+# still hold them, so describe() resolves them too. Code must not raise them (tests/test_reasons.py).
+RENAMED: dict[str, str] = {
+    "file_not_found": "local_file_not_found",
+    "missing_file": "missing_output_file",
+    "missing_tokens": "missing_output_file",
+    "not_downloaded": "missing_download",
+    "not_quantized": "missing_quantize",
+    "unreadable_media": "corrupt_media",
+    "no_media_streams": "not_media",
+    "corrupt_image": "not_an_image",
+    "decoder_error": "undecodable_video",
+    "corrupt_npy": "corrupt_tokens",
+    "no_modalities": "no_modality",
+    "bad_vision_shape": "bad_token_shape",
+}
+
+_BY_NAME = {r.name: r for r in REASONS}
+
+
+def describe(reason: str) -> Reason | None:
+    """The entry of `reason`: an exact name, a family member (`http_404`), a shard's `<stage>:<reason>`
+    key, or an old name (RENAMED); None for a reason mmdata does not write."""
+    reason = reason.rpartition(":")[2]
+    reason = RENAMED.get(reason, reason)
+    if reason in _BY_NAME:
+        return _BY_NAME[reason]
+    return next((r for r in REASONS if r.is_family and r.matches(reason)), None)
+
+
+def markdown() -> str:
+    """The README table "What each error reason means", one row per reason."""
+    lines = ["| stage | reason | meaning | what to do |", "|---|---|---|---|"]
+    for r in REASONS:
+        lines.append(f"| {', '.join(r.stages)} | `{r.name}` | {r.meaning} | {r.action} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["--markdown"]:
+        print("usage: python -m mmdata.reasons --markdown   (prints the README table of error reasons)",
+              file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
