@@ -146,8 +146,9 @@ REASONS: tuple[Reason, ...] = (
            "the video stream reports a 0x0 picture",
            "the file is broken; re-encode it if you need it"),
     Reason("unsupported_codec", ("frames",),
-           "a video codec decord (FFmpeg 4.1) cannot decode, e.g. AV1",
-           "download H.264/VP9 instead, or re-encode the file to H.264"),
+           "a video codec neither decord (FFmpeg 4.1) nor the system ffmpeg decodes (AV1 is read with the "
+           "system ffmpeg when it has an AV1 decoder, e.g. libdav1d)",
+           "install an ffmpeg with a decoder for it, download H.264/VP9 instead, or re-encode the file to H.264"),
     Reason("undecodable_video", ("frames",),
            "no video frame decodes at all",
            "the video stream is broken; re-encode it to H.264 if you need it"),

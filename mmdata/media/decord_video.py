@@ -35,6 +35,8 @@ def coded_size(geom: Geometry, rotation: int) -> tuple[int, int]:
 class DecordVideo:
     """`starts`/`ends`: presentation interval of every frame (pts order), container timeline, seconds."""
 
+    decoder = "decord"
+
     def __init__(self, path: Path, probe: Probe, geom: Geometry, threads: int, remuxed: str | None = None,
                  manual_rotation: int = 0):
         import decord

@@ -1,12 +1,15 @@
 """Frame extraction for one clip: pick frames of the window, decode them (decord; ffmpeg for damaged
-files), crop, and write `000000.jpg`...; still images go through PIL. The picking (`plan_picks`) and the
-assembling of a clip's result (`frames_result`) stand apart from the decoding, so that the clips of one
-source can be decoded in one pass (mmdata/media/frames_passes.py) and each still get what it gets alone.
+files and for codecs decord lacks, e.g. AV1), crop, and write `000000.jpg`...; still images go through
+PIL. The picking (`plan_picks`) and the assembling of a clip's result (`frames_result`) stand apart from
+the decoding, so that the clips of one source can be decoded in one pass (mmdata/media/frames_passes.py)
+and each still get what it gets alone.
 
 decord is handed only files the probe has vetted: a video stream with a size, a pixel format (ffprobe
 decoded a frame) and a codec decord's bundled FFmpeg 4.1 can decode. A file whose duration is missing
 or implausible (decord cannot count its frames) is remuxed first, stream copy into NUT, which keeps every
-timestamp exact; a file decord cannot index (a truncated MP4) is remuxed as a fallback.
+timestamp exact; a file decord cannot index (a truncated MP4) is remuxed as a fallback. A codec decord
+lacks (AV1) that the system ffmpeg decodes is read by ffmpeg throughout (mmdata/media/ffmpeg_video.py),
+its frame times computed from ffprobe's packets as decord computes them from its index.
 """
 from __future__ import annotations
 
@@ -19,12 +22,16 @@ from mmdata.errors import ItemError
 from mmdata.media import ffmpeg_frames
 from mmdata.media.config import FramesConfig
 from mmdata.media.decord_video import DecordVideo, remux_to_nut
+from mmdata.media.ffmpeg_video import FfmpegVideo, ffmpeg_decodes
 from mmdata.media.probe import Probe, probe
 from mmdata.media.sampling import Geometry, crop, geometry, pick_frames
 from mmdata.media.window import Window
 
-# Codecs newer than decord's bundled FFmpeg 4.1 (no AV1 decoder there; VVC/EVC are newer still).
+# Codecs newer than decord's bundled FFmpeg 4.1 (no AV1 decoder there; VVC/EVC are newer still): read
+# with the system ffmpeg instead (mmdata/media/ffmpeg_video.py) when it decodes them.
 DECORD_UNSUPPORTED = ("av1", "vvc", "evc")
+
+Video = DecordVideo | FfmpegVideo
 
 
 @dataclass
@@ -38,24 +45,32 @@ class FramesResult:
     remuxed: str | None = None
 
 
-def check_decodable(p: Probe) -> None:
-    """Decide, from the probe, whether decord may open the file; an ItemError with a reason otherwise."""
+def check_decodable(p: Probe, timeout_s: float = 60.0) -> str:
+    """Decide, from the probe, which decoder reads the file: "decord", or "ffmpeg" for a codec decord lacks
+    that the system ffmpeg decodes; an ItemError with a reason otherwise."""
     v, name = p.video, Path(p.path).name
     if v.width <= 0 or v.height <= 0:
         raise ItemError("video_size_zero", f"{name}: video stream {v.index} ({v.codec}) reports a "
                                            f"{v.width}x{v.height} picture")
     if v.codec in DECORD_UNSUPPORTED:
-        raise ItemError("unsupported_codec", f"{name}: {v.codec} video cannot be decoded by decord (FFmpeg 4.1); "
-                                             "download an H.264/VP9 format instead")
+        ok, why = ffmpeg_decodes(v.codec, Path(p.path), v.index, timeout_s)
+        if not ok:
+            raise ItemError("unsupported_codec", f"{name}: {v.codec} video cannot be decoded by decord (FFmpeg "
+                                                 f"4.1) nor by the system ffmpeg ({why}); download an H.264/VP9 "
+                                                 "format instead")
     if not v.pix_fmt:
         raise ItemError("undecodable_video", f"{name}: ffprobe could not decode any {v.codec} frame (no pixel "
                                              "format); the bitstream is broken")
+    return "ffmpeg" if v.codec in DECORD_UNSUPPORTED else "decord"
 
 
-def open_video(path: Path, p: Probe, cfg: FramesConfig, scratch: Path) -> DecordVideo:
-    """Vet the file, then open it with the output geometry (remuxing when decord needs it)."""
-    check_decodable(p)
+def open_video(path: Path, p: Probe, cfg: FramesConfig, scratch: Path) -> Video:
+    """Vet the file, then open it with the output geometry (remuxing when decord needs it; with the system
+    ffmpeg when decord lacks the codec)."""
+    decoder = check_decodable(p, cfg.timeout_s)
     g = geometry(*p.video.display_size, cfg)
+    if decoder == "ffmpeg":
+        return FfmpegVideo(path, p, g, cfg.timeout_s)
     if p.duration_source != "header":
         return _open_remuxed(path, p, g, cfg, scratch, "untrusted_duration")
     try:
@@ -73,7 +88,7 @@ def _open_remuxed(path: Path, p: Probe, g: Geometry, cfg: FramesConfig, scratch:
     return DecordVideo(nut, p, g, cfg.decode_threads, remuxed=why, manual_rotation=lost)
 
 
-def sample_video(video: DecordVideo, window: Window, cfg: FramesConfig) -> FramesResult:
+def sample_video(video: Video, window: Window, cfg: FramesConfig) -> FramesResult:
     """Pick and decode the frames of one window. A damaged tail is tolerated when at least
     `cfg.min_decoded_fraction` of the window decodes; the frames are then picked within that part.
 
@@ -83,7 +98,7 @@ def sample_video(video: DecordVideo, window: Window, cfg: FramesConfig) -> Frame
     picks = plan_picks(video, window, cfg)
     frames, failed, err = video.decode(picks.unique)
     if failed is not None:
-        picks, frames = _ffmpeg_frames(video, window, picks, cfg, f"decord: {err}")
+        picks, frames = _ffmpeg_frames(video, window, picks, cfg, f"{video.decoder}: {err}")
     return frames_result(video, picks, frames)
 
 
@@ -108,7 +123,7 @@ class Picks:
         return sorted(set(self.idx.tolist()))
 
 
-def plan_picks(video: DecordVideo, window: Window, cfg: FramesConfig) -> Picks:
+def plan_picks(video: Video, window: Window, cfg: FramesConfig) -> Picks:
     """The window's picks before any decoding (a damaged file's decodable part is measured first). They
     depend on the window and the video alone, so clips decoded together pick what each would alone."""
     span_end = _span_end(video, window)
@@ -118,7 +133,7 @@ def plan_picks(video: DecordVideo, window: Window, cfg: FramesConfig) -> Picks:
                  truncated)
 
 
-def frames_result(video: DecordVideo, picks: Picks, frames: dict[int, np.ndarray]) -> FramesResult:
+def frames_result(video: Video, picks: Picks, frames: dict[int, np.ndarray]) -> FramesResult:
     """The window's result from its picks and decoded frames (by index; it may hold other windows' too)."""
     idx, cut = picks.idx.tolist(), picks.truncated
     return FramesResult(
@@ -128,7 +143,7 @@ def frames_result(video: DecordVideo, picks: Picks, frames: dict[int, np.ndarray
         remuxed=video.remuxed)
 
 
-def _ffmpeg_frames(video: DecordVideo, window: Window, picks: Picks, cfg: FramesConfig,
+def _ffmpeg_frames(video: Video, window: Window, picks: Picks, cfg: FramesConfig,
                    why: str) -> tuple[Picks, dict[int, np.ndarray]]:
     """decord failed on the window: its picks (within the decodable part, when some lie past it) decoded
     by ffmpeg."""
@@ -143,12 +158,12 @@ def _ffmpeg_frames(video: DecordVideo, window: Window, picks: Picks, cfg: Frames
                                                          video.source_name)))
 
 
-def _span_end(video: DecordVideo, window: Window) -> float:
+def _span_end(video: Video, window: Window) -> float:
     """Where the window's video ends: its end, or the last frame's when the stream stops first."""
     return min(window.end_s, float(video.ends[-1]))
 
 
-def _decodable(video: DecordVideo, window: Window, span_end: float, cfg: FramesConfig, why: str) -> Decodable:
+def _decodable(video: Video, window: Window, span_end: float, cfg: FramesConfig, why: str) -> Decodable:
     """How much of the video decodes (ffprobe); corrupt_file when that is under cfg.min_decoded_fraction
     of the window."""
     if video.decodable is None:  # once per opened source, however many clips it has
@@ -160,7 +175,7 @@ def _decodable(video: DecordVideo, window: Window, span_end: float, cfg: FramesC
     return Decodable(count, until, error or why)
 
 
-def _check_share(video: DecordVideo, window: Window, decodable_until: float, cfg: FramesConfig, why: str) -> None:
+def _check_share(video: Video, window: Window, decodable_until: float, cfg: FramesConfig, why: str) -> None:
     share = max(0.0, decodable_until - window.start_s) / window.duration_s
     if share < cfg.min_decoded_fraction:
         raise ItemError("corrupt_file", f"{video.source_name}: frames decode only until {decodable_until:.3f} s, "

@@ -16,7 +16,7 @@ from typing import Any
 from mmdata.environment import check_needs
 from mmdata.errors import ItemError
 from mmdata.media.config import FramesConfig
-from mmdata.media.decord_video import DecordVideo
+from mmdata.media.frames import Video
 from mmdata.media.frames import FramesResult, open_video, read_image, sample_video, write_jpegs
 from mmdata.media.frames_passes import FramePasses
 from mmdata.media.probe import Probe
@@ -42,7 +42,7 @@ class FramesStage(ShipsConfigOnly, PerSourceStage):
         self._probes = ProbeCache()
         # The last opened video: clips of one source come one after another, and opening costs an index
         # of every packet. (identity, video, scratch dir holding a remuxed copy when one was needed)
-        self._open: tuple[tuple, DecordVideo, tempfile.TemporaryDirectory] | None = None
+        self._open: tuple[tuple, Video, tempfile.TemporaryDirectory] | None = None
         self._passes = FramePasses(self.cfg)  # frames decoded for the open video's clips, not yet taken
         self._closed_decodes = 0
 
@@ -92,7 +92,7 @@ class FramesStage(ShipsConfigOnly, PerSourceStage):
             "decode_error": res.decode_error, "remuxed": res.remuxed, "duration_source": probe.duration_source,
         }
 
-    def _sample(self, video: DecordVideo, window: Window, clip: Clip, source_clips: tuple[Clip, ...],
+    def _sample(self, video: Video, window: Window, clip: Clip, source_clips: tuple[Clip, ...],
                 probe: Probe) -> FramesResult:
         """The clip's frames: from the pass that decodes its source's clips at once, else on its own."""
         if len(source_clips) > 1 and self._passes.wants(video, clip.key, window):
@@ -107,7 +107,7 @@ class FramesStage(ShipsConfigOnly, PerSourceStage):
         return {"present": True, "files": files, "times": [0.0], "width": g.out_w, "height": g.out_h,
                 "source_fps": None, "still_image": True}
 
-    def _video(self, path: Path, probe: Probe) -> DecordVideo:
+    def _video(self, path: Path, probe: Probe) -> Video:
         st = path.stat()
         ident = (str(path), st.st_size, st.st_mtime_ns)
         if self._open is not None and self._open[0] == ident:
