@@ -6,6 +6,9 @@ yt-dlp's own retries are off: the stage retries with backoff, so every attempt i
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -13,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+
+log = logging.getLogger(__name__)
+SUBTITLE_FAILURE = "Unable to download video subtitles"  # yt-dlp's message when a subtitle file fails
+ROUTINE_WARNINGS = ("[generic] Falling back on generic information extractor",)
+SUBTITLE_EXT = {"json3", "vtt", "srt", "ttml", "srv1", "srv2", "srv3", "ass", "lrc"}
 
 INFO_FIELDS = ("id", "title", "uploader", "uploader_id", "channel", "license", "duration", "webpage_url",
                "upload_date", "description", "language", "width", "height", "fps", "ext", "extractor")
@@ -37,10 +45,13 @@ class YtdlpResult:
     media: Path
     info: dict[str, Any]
     subtitles: list[dict[str, str]] = field(default_factory=list)  # {file, lang, origin, ext}
+    # side files that failed while the media did not: {"what": "subtitles", "reason", "detail"}
+    side_errors: list[dict[str, str]] = field(default_factory=list)
 
 
 class _Logger:
-    """Collects yt-dlp's messages instead of printing them; the last error explains a failure."""
+    """Collects yt-dlp's messages instead of printing them; the last error explains a failure, warnings go
+    to mmdata's log."""
 
     def __init__(self):
         self.errors: list[str] = []
@@ -52,7 +63,8 @@ class _Logger:
         pass
 
     def warning(self, msg):
-        pass
+        # routine notes at debug level, so that a corpus of generic pages does not bury the real warnings
+        log.log(logging.DEBUG if msg.startswith(ROUTINE_WARNINGS) else logging.WARNING, "yt-dlp: %s", msg)
 
     def error(self, msg):
         self.errors.append(msg)
@@ -103,7 +115,7 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         "socket_timeout": req.timeout_s,
         "retries": 0, "fragment_retries": 0, "extractor_retries": 0, "file_access_retries": 0,
         "noplaylist": True, "overwrites": True, "cachedir": False, "noprogress": True,
-        "quiet": True, "no_warnings": True, "logger": log, "progress_hooks": [cap_hook],
+        "quiet": True, "logger": log, "progress_hooks": [cap_hook],
         "max_filesize": req.max_bytes,
         "buffersize": 1 << 18,  # yt-dlp starts at 1 KiB blocks; per-block Python work then dominates
     }
@@ -185,17 +197,32 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     from yt_dlp import YoutubeDL
     from yt_dlp.utils import DownloadError
 
-    log = _Logger()
+    logger = _Logger()
+    side_errors: list[dict[str, str]] = []
     try:
-        with YoutubeDL(_options(req, out_dir, log)) as ydl:
-            info = ydl.process_ie_result(_extract(ydl, req), download=True)
+        with YoutubeDL(_options(req, out_dir, logger)) as ydl:
+            extracted = _extract(ydl, req)
+            try:
+                info = ydl.process_ie_result(copy.deepcopy(extracted), download=True)
+            except DownloadError as e:
+                # yt-dlp writes subtitles before the media and stops at the first that fails (YouTube's
+                # timedtext endpoint often answers 429): a side file must never cost the video, so the
+                # same info is processed again without subtitles, and the failure is recorded
+                msg = _message(logger, e)
+                if not msg.startswith(SUBTITLE_FAILURE):
+                    raise
+                side_errors.append({"what": "subtitles", "reason": classify(msg), "detail": msg})
+                log.warning("%s: subtitles not fetched, media kept: %s", req.url, msg)
+                _remove_partial_subtitles(out_dir)
+                bare = dataclasses.replace(req, subtitles=False, auto_subtitles=False)
+                with YoutubeDL(_options(bare, out_dir, logger)) as again:
+                    info = again.process_ie_result(copy.deepcopy(extracted), download=True)
     except _OverCap as e:
         raise ItemError("over_size_cap", f"{req.url}: {e}") from e
     except TimeoutError as e:
         raise ItemError("timeout", f"{req.url}: {e}") from e
     except DownloadError as e:
-        msg = (log.errors[-1] if log.errors else str(e)).replace("ERROR: ", "")
-        msg = re.sub(r"^\s*(\[[a-z]+\]\s*)+(Got error:\s*)?", "", msg.strip())
+        msg = _message(logger, e)
         raise ItemError(classify(msg), msg) from e
     downloads = info.get("requested_downloads") or []
     media = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
@@ -207,4 +234,17 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     kept = {k: info.get(k) for k in INFO_FIELDS if info.get(k) is not None}
     if info.get("extractor") == "generic":  # its upload_date is the server's Last-Modified or today: not data
         kept.pop("upload_date", None)
-    return YtdlpResult(media=media, info=kept, subtitles=subs)
+    return YtdlpResult(media=media, info=kept, subtitles=subs, side_errors=side_errors)
+
+
+def _message(logger: _Logger, e: Exception) -> str:
+    """yt-dlp's own words for a failure, without its ERROR:/[extractor] prefixes."""
+    msg = (logger.errors[-1] if logger.errors else str(e)).replace("ERROR: ", "")
+    return re.sub(r"^\s*(\[[a-z]+\]\s*)+(Got error:\s*)?", "", msg.strip())
+
+
+def _remove_partial_subtitles(out_dir: Path) -> None:
+    """Subtitle files the failed attempt wrote (`media.<lang>.<ext>`): the retry fetches none."""
+    for p in Path(out_dir).glob("media.*.*"):
+        if p.suffix.lstrip(".") in SUBTITLE_EXT or p.name.endswith(".part"):
+            p.unlink(missing_ok=True)

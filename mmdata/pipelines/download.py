@@ -157,12 +157,13 @@ class DownloadStage(Stage):
             media, ctype = direct.fetch(location, out_dir / f"media{suffix}", cfg.timeout_s, cfg.max_bytes)
             info: dict[str, Any] = {"content_type": ctype} if ctype else {}
             subs: list[dict[str, str]] = []
+            side_errors: list[dict[str, str]] = []
         else:
             section = (item.start_s, item.end_s) if cfg.sections and item.end_s is not None else None
             req = YtdlpRequest(location, cfg.max_height, cfg.container, cfg.subtitles, cfg.auto_subtitles,
                                cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s)
             res = ytdlp_download(req, out_dir)
-            media, info, subs = res.media, res.info, res.subtitles
+            media, info, subs, side_errors = res.media, res.info, res.subtitles, res.side_errors
             if section:
                 info["section"] = list(section)
         if kind == "video" and kind_from == "manifest" and item.kind == "video" and says_nothing(location):
@@ -181,12 +182,15 @@ class DownloadStage(Stage):
                 raise ItemError("over_duration_cap", f"{item.url} lasts {duration:.0f} s, over the cap of "
                                 f"{cfg.max_duration_s:.0f} s")
         (out_dir / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
-        return {
+        meta = {
             "url": item.url, "kind": kind, "kind_from": kind_from, "media": media.name, "subtitles": subs,
             "info": info, "probe": probe, "bytes": media.stat().st_size, "clip_keys": list(item.clip_keys),
             # source time of the file's first sample: 0, or the section start when only a section was fetched
             "offset_s": float(info["section"][0]) if "section" in info else 0.0,
-        }, ffprobe
+        }
+        if side_errors:  # side files yt-dlp could not fetch (the media was kept): {what, reason, detail}
+            meta["side_errors"] = side_errors
+        return meta, ffprobe
 
     def _fetch_subtitles(self, url: str, out_dir: Path, meta: dict[str, Any]) -> dict[str, str] | None:
         """A missing side file must not cost the video: record why, and the align stage reports it."""

@@ -291,3 +291,37 @@ def test_frames_and_audio_read_the_probe_the_download_check_made(tmp_path, serve
     cached = json.loads(probe_cache_file(work, vid).read_text())
     assert dataclasses.replace(Probe.from_dict(cached["probe"]), path=str(media)) == probe(media)
     assert (cached["media"], cached["size"]) == (media.name, media.stat().st_size)
+
+
+def test_a_subtitle_that_fails_costs_the_subtitles_not_the_video(tmp_path, served_dir):
+    """yt-dlp writes subtitles before the media and stops at the first that fails (YouTube's timedtext
+    endpoint often answers 429). The video is kept, fetched once, and the failure recorded with its reason."""
+    import shutil
+
+    from mmdata.manifests.table import import_manifest
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(served_dir / "a.mp4", served / "a.mp4")
+    (served / "good.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nhello world\n")
+    page = ('<html><head><title>t</title></head><body><video controls><source src="a.mp4" type="video/mp4">'
+            '<track kind="subtitles" srclang="en" src="/{track}"></video></body></html>')
+    (served / "good.html").write_text(page.format(track="good.vtt"))
+    (served / "busy.html").write_text(page.format(track="status/429"))
+    with MediaServer(served) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url('good.html')},0,1,", f"{srv.url('busy.html')},0,1,"])
+        work = WorkDir(tmp_path / "w")
+        import_manifest(work, m, 256)
+        s = run_stage(DownloadStage(DownloadConfig(allow_local=True)), work, RunnerConfig(progress=False, workers=1))
+        counts = dict(srv.counts)
+    assert (s.ok, s.failed) == (2, 0)
+    good, busy = (work.meta("download", source_id(srv.url(f"{n}.html"))) for n in ("good", "busy"))
+    assert good["subtitles"] == [{"file": "subs.en.manual.vtt", "lang": "en", "origin": "manual", "ext": "vtt"}]
+    assert "side_errors" not in good
+    assert busy["subtitles"] == [] and busy["side_errors"] == [
+        {"what": "subtitles", "reason": "http_429",
+         "detail": "Unable to download video subtitles for 'en': HTTP Error 429: Too Many Requests"}]
+    assert sha256_file(work.item_dir("download", source_id(srv.url("busy.html"))) / busy["media"]) == \
+        sha256_file(served / "a.mp4")
+    # each page read once (the retry reuses its info), the media twice (once per page), the 429 once
+    assert (counts["/good.html"], counts["/busy.html"], counts["/a.mp4"], counts["/status/429"]) == (1, 1, 2, 1)
