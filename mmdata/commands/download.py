@@ -31,6 +31,12 @@ Example:
 @click.option("--chunk-size", type=int, default=None, help="Clips per chunk (unit of work and resume). [256]")
 @click.option("--allow-local", is_flag=True, default=None, help="Allow file paths, file:// and private/loopback hosts.")
 @click.option("--max-height", type=int, default=None, help="Highest video height to fetch. [480]")
+@click.option("--strict-height", is_flag=True, default=None,
+              help="Never a larger format: a source without one at or under --max-height is an error row "
+                   "(no_format_under_cap). Default: the smallest larger one then.")
+@click.option("--format", "format", default=None, help="Your own yt-dlp format selector (yt-dlp -f).")
+@click.option("--format-sort", "format_sort", default=None,
+              help="Your own yt-dlp sort order, comma-separated (yt-dlp -S). [res:<max-height>,vcodec:h264]")
 @click.option("--container", default=None, help="Container after merging: mp4, mkv, webm. [mp4]")
 @click.option("--languages", default=None, help="Subtitle languages, comma-separated. [en]")
 @click.option("--no-subtitles", "no_subtitles", is_flag=True, default=False, help="Skip manual subtitles.")

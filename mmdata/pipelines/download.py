@@ -44,6 +44,9 @@ DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* name
 class DownloadConfig:
     allow_local: bool = False  # file paths, file:// and private/loopback addresses (tests, local corpora)
     max_height: int = 480
+    strict_height: bool = False  # never a format over max_height: an error row no_format_under_cap instead
+    format: str | None = None  # your own yt-dlp format selector (overrides max_height's)
+    format_sort: tuple[str, ...] | None = None  # your own yt-dlp sort order (default: H.264, VP9, AV1)
     container: str = "mp4"
     subtitles: bool = True  # manual subtitles
     auto_subtitles: bool = True  # automatic (ASR) captions
@@ -59,6 +62,10 @@ class DownloadConfig:
 
     def __post_init__(self):
         n = "DownloadConfig"
+        if isinstance(self.format_sort, str):  # the command line's comma-separated form
+            self.format_sort = tuple(s.strip() for s in self.format_sort.split(",") if s.strip())
+        elif self.format_sort is not None:
+            self.format_sort = tuple(self.format_sort)
         check(self.max_height >= 32, n, "max_height", self.max_height, "at least 32 pixels")
         check(self.container in CONTAINERS, n, "container", self.container, f"one of {CONTAINERS}")
         check(self.concurrency >= 1, n, "concurrency", self.concurrency, "at least 1")
@@ -161,7 +168,8 @@ class DownloadStage(Stage):
         else:
             section = (item.start_s, item.end_s) if cfg.sections and item.end_s is not None else None
             req = YtdlpRequest(location, cfg.max_height, cfg.container, cfg.subtitles, cfg.auto_subtitles,
-                               cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s)
+                               cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s,
+                               cfg.strict_height, cfg.format, cfg.format_sort)
             res = ytdlp_download(req, out_dir)
             media, info, subs, side_errors = res.media, res.info, res.subtitles, res.side_errors
             if section:
