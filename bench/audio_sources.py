@@ -123,14 +123,20 @@ def probe_cost(sources: dict[str, Path]) -> float:
     return cpu_now() - c0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def source_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks on generated sources cut into clips (this one and frames_sources.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sources", type=int, default=4)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--clips", type=int, default=20, help="clips per source")
     ap.add_argument("--clip-seconds", type=float, default=3.0)
-    ap.add_argument("--rate", type=int, default=16000)
     ap.add_argument("--repeat", type=int, default=3)
+    return ap
+
+
+def main() -> None:
+    ap = source_arguments(__doc__)
+    ap.add_argument("--rate", type=int, default=16000)
     args = ap.parse_args()
     cfg = AudioConfig(sample_rate=args.rate)
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-audio-") as tmp:

@@ -22,7 +22,6 @@ index and the JPEGs on top of decoding the source once).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audio_sources import build, cpu_now, probe_cost  # noqa: E402
+from audio_sources import build, cpu_now, probe_cost, source_arguments  # noqa: E402
 from mmdata.environment import require_tool  # noqa: E402
 from mmdata.media.config import PRESETS, FramesConfig  # noqa: E402
 from mmdata.pipelines.frames import FramesStage  # noqa: E402
@@ -120,13 +119,7 @@ def report(best: dict, best_ff: float, passes: dict, probe_s: float, n: int, out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sources", type=int, default=4)
-    ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--clips", type=int, default=20, help="clips per source")
-    ap.add_argument("--clip-seconds", type=float, default=3.0)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = source_arguments(__doc__).parse_args()
     cfg = FramesConfig(**PRESETS["icode"]["frames"])
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-frames-") as tmp:
         tmp = Path(tmp)

@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,13 @@ from typing import Any
 
 from mmdata.errors import ConfigError
 from mmdata.records import Clip, StatusRow
-from mmdata.store.fs import Store
+from mmdata.store.fs import SCRATCH_ENV, Store, machine_scratch
 from mmdata.store.packs import ItemSpan, PackWriter, folder_files, split_item, write_files
 from mmdata.utils import fresh_dir, replace_dir
 
 META = "meta.json"
 LAYOUT = "layout.json"
 LAYOUT_VERSION = 2
-SCRATCH_ENV = "MMDATA_SCRATCH"
 _INSTANCES = itertools.count()
 _READ_DIRS: set[Path] = set()  # unpacked-item folders of this process, removed at exit if not closed before
 
@@ -103,7 +101,6 @@ class ChunkTable:
 
     @classmethod
     def from_parquet(cls, data: bytes) -> ChunkTable:
-
         table = cls([])
         for rec in read_parquet_bytes(data).to_pylist():
             table.rows.append(StatusRow.from_dict(rec))
@@ -122,16 +119,10 @@ class ChunkTable:
 
 
 def default_scratch(store: Store) -> Path:
-    env = os.environ.get(SCRATCH_ENV)
-    if env:
-        import hashlib
-
-        return Path(env) / hashlib.sha1(store.url.encode()).hexdigest()[:12]
-    if store.is_local:
+    """MMDATA_SCRATCH (per store) when set; else WORK/.scratch for a local folder, $TMPDIR for a URL."""
+    if store.is_local and not os.environ.get(SCRATCH_ENV):
         return store.local_path(".scratch")
-    import hashlib
-
-    return Path(tempfile.gettempdir()) / "mmdata-scratch" / hashlib.sha1(store.url.encode()).hexdigest()[:12]
+    return machine_scratch(store.url)
 
 
 class WorkDir:
@@ -143,7 +134,8 @@ class WorkDir:
         self.scratch = Path(scratch) if scratch else default_scratch(self.store)
         self._tables: dict[tuple[str, int], ChunkTable | None] = {}
         self._chunk_maps: tuple[dict[str, int], dict[str, int]] | None = None
-        self._ran: dict[tuple[str, str], bool] = {}
+        self._ran: dict[str, bool] = {}
+        self._stages: list[str] | None = None
         self._reads = self.scratch / "read" / f"{os.getpid()}-{next(_INSTANCES)}"
         self._lock = threading.Lock()
 
@@ -266,16 +258,18 @@ class WorkDir:
         return sorted(out)
 
     def stages(self) -> list[str]:
-        """Top-level folders holding committed chunks: the stages that ran, by name."""
-        return [n for n in self.store.list() if not n.startswith(".") and n != "tokenizers"
-                and "." not in n and self.table_chunks(n)]
+        """Top-level folders holding committed chunks: the stages that ran, by name (listed once per
+        WorkDir: a job's view)."""
+        if self._stages is None:
+            self._stages = [n for n in self.store.list() if not n.startswith(".") and n != "tokenizers"
+                            and "." not in n and self.table_chunks(n)]
+        return self._stages
 
     def stage_ran(self, stage: str) -> bool:
         """Whether `stage` has committed any chunk (asked once per WorkDir)."""
-        k = ("ran", stage)
-        if k not in self._ran:
-            self._ran[k] = bool(self.table_chunks(stage))
-        return self._ran[k]
+        if stage not in self._ran:
+            self._ran[stage] = bool(self.table_chunks(stage))
+        return self._ran[stage]
 
     def drop_table(self, stage: str, chunk: int) -> None:
         """Forget a committed chunk (its stage runs on it again); its pack goes too."""
@@ -291,7 +285,8 @@ class WorkDir:
         self.store.remove_tree(stage)
         shutil.rmtree(self._staging(stage), ignore_errors=True)
         self._tables = {k: v for k, v in self._tables.items() if k[0] != stage}
-        self._ran.pop(("ran", stage), None)
+        self._ran.pop(stage, None)
+        self._stages = None
 
     def _entry(self, stage: str, key: str) -> tuple[ChunkTable, ItemSpan] | None:
         chunk = self.chunk_of(stage, key)

@@ -17,7 +17,7 @@ import numpy as np
 
 from mmdata.errors import ItemError
 from mmdata.media.probe import Probe
-from mmdata.media.sampling import Geometry, crop
+from mmdata.media.sampling import Geometry, crop, measured_fps
 from mmdata.tools import run_tool, stderr_tail
 from mmdata.environment import require_tool
 
@@ -83,10 +83,7 @@ class DecordVideo:
 
     @property
     def source_fps(self) -> float | None:
-        """Measured from the timestamps (headers give timebases like 1000 as 'frame rates')."""
-        if len(self.starts) < 2 or self.starts[-1] <= self.starts[0]:
-            return None
-        return float((len(self.starts) - 1) / (self.starts[-1] - self.starts[0]))
+        return measured_fps(self.starts)
 
     def decode(self, indices: list[int]) -> tuple[dict[int, np.ndarray], int | None, str | None]:
         """Decode sorted unique indices in order, stopping at the first failure: (frames, failed index, error).

@@ -22,7 +22,7 @@ from mmdata.environment import require_tool
 from mmdata.errors import ItemError
 from mmdata.media import ffmpeg_frames
 from mmdata.media.probe import Probe
-from mmdata.media.sampling import Geometry
+from mmdata.media.sampling import Geometry, measured_fps
 from mmdata.tools import run_tool, stderr_tail
 
 # decoders that need a device (a GPU, a hardware block): they are listed by `ffmpeg -decoders` whether or
@@ -120,9 +120,7 @@ class FfmpegVideo:
 
     @property
     def source_fps(self) -> float | None:
-        if len(self.starts) < 2 or self.starts[-1] <= self.starts[0]:
-            return None
-        return float((len(self.starts) - 1) / (self.starts[-1] - self.starts[0]))
+        return measured_fps(self.starts)
 
     def decode(self, indices: list[int]) -> tuple[dict[int, np.ndarray], int | None, str | None]:
         """Frames `indices` (sorted, unique) in one ffmpeg run: (frames, None, None), or ({}, first index,

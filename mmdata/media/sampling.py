@@ -28,6 +28,13 @@ class Geometry:
     out_h: int = 0
 
 
+def measured_fps(starts: np.ndarray) -> float | None:
+    """Frames per second from the frames' start times (headers give timebases like 1000 as 'frame rates')."""
+    if len(starts) < 2 or starts[-1] <= starts[0]:
+        return None
+    return float((len(starts) - 1) / (starts[-1] - starts[0]))
+
+
 def crop(frame: np.ndarray, g: Geometry) -> np.ndarray:
     """The output picture of a frame at the scale size (a copy, so the larger frame can be freed)."""
     return np.ascontiguousarray(frame[g.crop_top:g.crop_top + g.out_h, g.crop_left:g.crop_left + g.out_w])

@@ -183,7 +183,6 @@ def run_chunk(stage: Stage, work: WorkDir | str, chunk: int, clips: list[Clip], 
 def _run_chunk(stage: Stage, work: WorkDir, chunk: int, clips: list[Clip], only_keys: list[str] | None,
                on_item: Callable[[StatusRow], None] | None) -> list[StatusRow]:
     items = stage.items(work, clips)
-    previous = read_status(work, stage.name, chunk) or []
     if only_keys is not None:
         wanted = set(only_keys)
         items = [it for it in items if it.key in wanted]
@@ -201,9 +200,9 @@ def _run_chunk(stage: Stage, work: WorkDir, chunk: int, clips: list[Clip], only_
             rows = list(pool.map(one, items))
     else:
         rows = [one(it) for it in items]
-    if only_keys is not None:
+    if only_keys is not None:  # a retry: the chunk's other rows stand as they were
         redone = {r.key for r in rows}
-        rows = [r for r in previous if r.key not in redone] + rows
+        rows = [r for r in read_status(work, stage.name, chunk) or [] if r.key not in redone] + rows
     write_status(work, stage.name, chunk, rows)
     return rows
 
@@ -274,7 +273,8 @@ class Summary:
             lines.append("  failures by reason:")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"    {reason:<24} {n}")
-            lines.append("  (details: the chunk tables WORK/" + self.stage + "/chunk-*.parquet; rerun with --retry-failed)")
+            lines.append(f"  (details: the chunk tables WORK/{self.stage}/chunk-*.parquet; "
+                         "rerun with --retry-failed)")
         return "\n".join(lines)
 
 

@@ -3,8 +3,9 @@
 A chunk's samples (its quantized clips, in key order) go into that chunk's own tars,
 `OUT/<prefix>-<chunk:06d>-<part:06d>.tar`, and a small record `OUT/.chunks/chunk-<chunk:06d>.json`: the
 shards, the counts, and a fingerprint of what they were built from (the chunk's clips, its chunk table in
-each stage, the shard options and the tokenizer configs). `shard_chunk` runs on a worker (pipelines/shard.py); it skips a chunk whose record has the same
-fingerprint and whose shards are all there, and otherwise rewrites the chunk and removes its stale shards.
+each stage, the shard options and the tokenizer configs). `shard_chunk` runs on a worker
+(pipelines/shard.py); it skips a chunk whose record has the same fingerprint and whose shards are all
+there, and otherwise rewrites the chunk and removes its stale shards.
 
 On the driver, `prepare_out` runs before any chunk (index.json goes: it marks a complete corpus) and
 `merge_index` after the last: index.json and sizes.json from every chunk's record, in chunk order, and no
@@ -68,11 +69,10 @@ class FailureTable:
     """Error rows of every stage's status tables (of one chunk, or of all): why a clip has no quantize output."""
 
     def __init__(self, work: WorkDir, chunk: int | None = None):
-        from mmdata.pipelines.status import read_all_status, read_status
+        from mmdata.pipelines.status import read_all_status
 
         self.stages = status_stages(work)
-        rows = {st: read_all_status(work, st) if chunk is None else read_status(work, st, chunk) or []
-                for st in self.stages}
+        rows = {st: read_all_status(work, st) if chunk is None else _rows(work, st, chunk) for st in self.stages}
         self.errors: dict[str, dict[str, str]] = {
             st: {r.key: r.reason for r in rows[st] if r.status == "error"} for st in self.stages}
 
@@ -148,14 +148,20 @@ class ChunkRecord:
         return True
 
 
+def _rows(work: WorkDir, stage: str, chunk: int) -> list:
+    table = work.table(stage, chunk)
+    return table.rows if table is not None else []
+
+
 def fingerprint(work: WorkDir, cfg: "ShardConfig", tokenizers: TokenizerSet, chunk: int, clips: list[Clip]) -> str:
     """A digest of everything the chunk's shards are made from: the options, the tokenizers, the clips, and
     each stage's chunk table (rows, metas, and the pack each item lies in: a pack is named by its sha256,
-    so changed files give another fingerprint without reading them)."""
+    so changed files give another fingerprint without reading them). Tables are read through `work`'s
+    cache: the shard job reads each once for its fingerprint, its failures and its samples."""
     h = hashlib.sha256(json_bytes({"format": RECORD_FORMAT, "shard": shard_options(cfg),
                                    "tokenizers": tokenizers.to_dict(), "clips": [c.to_dict() for c in clips]}))
     for stage in status_stages(work):
-        table = work.read_table(stage, chunk)
+        table = work.table(stage, chunk)
         if table is not None:
             h.update(f"\n{stage} ".encode() + json_bytes(table.fingerprint_rows()))
     return h.hexdigest()
@@ -244,12 +250,13 @@ def plan_chunks(work: WorkDir, out: str | Path | Store, cfg: "ShardConfig", chun
     """The chunks to shard (`pending` ones always: a stage still runs on them), and how many are skipped
     because their record is up to date."""
     out = as_store(out)
+    view = work.fresh()  # its table cache stays here, not in the caller's WorkDir, which outlives the plan
     tokenizers = TokenizerSet.load(cfg.tokenizers)
     todo, skipped = [], 0
     for chunk, clips in chunks.items():
         old = None if chunk in pending else ChunkRecord.read(out, chunk)
         if old is not None and old.intact(out) and \
-                old.fingerprint == fingerprint(work, cfg, tokenizers, chunk, unique_clips(clips)):
+                old.fingerprint == fingerprint(view, cfg, tokenizers, chunk, unique_clips(clips)):
             skipped += 1
         else:
             todo.append(chunk)

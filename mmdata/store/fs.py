@@ -23,6 +23,17 @@ from mmdata.errors import ConfigError
 from mmdata.utils import atomic_path, atomic_write_bytes
 
 STORAGE_OPTIONS_ENV = "MMDATA_STORAGE_OPTIONS"
+SCRATCH_ENV = "MMDATA_SCRATCH"
+
+
+def machine_scratch(url: str) -> Path:
+    """This machine's scratch folder for the store or folder at `url`: under MMDATA_SCRATCH when set, else
+    under $TMPDIR/mmdata-scratch, named by a digest of the URL."""
+    import hashlib
+    import tempfile
+
+    root = Path(os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "mmdata-scratch")
+    return root / hashlib.sha1(url.encode()).hexdigest()[:12]
 
 
 def is_url(root: str | Path) -> bool:
@@ -36,10 +47,12 @@ def storage_options_from_env() -> dict[str, Any]:
     try:
         opts = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{STORAGE_OPTIONS_ENV} is not JSON ({e}); expected e.g. "
+        raise ConfigError(f"storage options (--storage-options or {STORAGE_OPTIONS_ENV}) are not JSON ({e}); "
+                          "expected e.g. "
                           '\'{"client_kwargs": {"region_name": "us-east-1"}}\'') from None
     if not isinstance(opts, dict):
-        raise ConfigError(f"{STORAGE_OPTIONS_ENV} must be a JSON object, got {type(opts).__name__}")
+        raise ConfigError(f"storage options (--storage-options or {STORAGE_OPTIONS_ENV}) must be a JSON object, "
+                          f"got {type(opts).__name__}")
     return opts
 
 
@@ -80,12 +93,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Store) and (self.url, self.options) == (other.url, other.options)
-
-    def __hash__(self) -> int:
-        return hash(self.url)
 
     @property
     def is_local(self) -> bool:
@@ -264,15 +271,11 @@ def local_copy(where: str | Path, storage_options: dict[str, Any] | None = None)
     load a tokenizer folder or a checkpoint want paths)."""
     if not is_url(where):
         return Path(str(where).removeprefix("file://"))
-    import hashlib
-    import tempfile
-
     store = Store(where, storage_options)
     files = {name: store.size(name) for name in store.walk_files()}
     if not files:
         raise ConfigError(f"{store.url}: nothing is stored there")
-    root = Path(os.environ.get("MMDATA_SCRATCH") or Path(tempfile.gettempdir()) / "mmdata-scratch")
-    dest = root / "copies" / hashlib.sha1(store.url.encode()).hexdigest()[:16]
+    dest = machine_scratch(store.url) / "copy"
     stamp = dest / ".listing.json"
     if stamp.exists() and json.loads(stamp.read_text()) == files:
         return dest
