@@ -17,11 +17,19 @@ identical; vision tokens agree except in float near-ties (printed). Target: rati
 
     .venv/bin/python bench/quantize.py                 # 4 sources x 20 clips
     .venv/bin/python bench/quantize.py --sources 2 --repeat 2
+    .venv/bin/python bench/quantize.py --sources 8 --save .gpuwork     # build once, here (needs ffmpeg)
+    python3 bench/quantize.py --prepared .gpuwork --no-v1 --gpu-batches 32,128   # on a GPU machine
+
+On a CUDA machine the stage then runs on the GPU at each of `--gpu-batches` clips per batch: clips/s, the
+share of the wall time spent encoding (the rest is reading inputs that the encode did not hide), the device's
+utilisation (nvidia-smi), and whether the tokens equal this run's CPU tokens exactly.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -89,18 +97,38 @@ def run_v1(work: WorkDir, clips, toks) -> tuple[float, dict]:
     return cpu_now() - c0, out
 
 
-def run_mmdata(work: WorkDir, clips, tokdir: Path, batch_clips: int) -> tuple[float, dict]:
+class TimedQuantize(QuantizeStage):
+    """The stage as it is, with the time spent in `process_batch` (the encode, device included) summed."""
+
+    encode_s = 0.0
+
+    def process_batch(self, *args):
+        t0 = time.perf_counter()
+        try:
+            return super().process_batch(*args)
+        finally:
+            self.encode_s += time.perf_counter() - t0
+
+
+def quantize(work: WorkDir, clips, tokdir: Path, batch_clips: int, device: str, load_threads: int = 1
+             ) -> tuple[TimedQuantize, dict]:
+    """The stage through runner.run_chunk; its tokens (speech units, vision tokens) per clip."""
     work.reset_stage("quantize")
-    stage = QuantizeStage(QuantizeConfig(tokenizers=str(tokdir), device="cpu", batch_clips=batch_clips))
+    stage = TimedQuantize(QuantizeConfig(tokenizers=str(tokdir), device=device, batch_clips=batch_clips,
+                                         load_threads=load_threads))
     stage.setup()
-    c0 = cpu_now()
     rows = run_chunk(stage, str(work.root), 0, clips)
-    spent = cpu_now() - c0
     bad = [r for r in rows if r.status != "ok"]
     if bad:
         sys.exit(f"mmdata quantize failed on {len(bad)} clips, e.g. {bad[0]}")
-    return spent, {c.key: (np.load(work.item_dir("quantize", c.key) / "stok.npy"),
+    return stage, {c.key: (np.load(work.item_dir("quantize", c.key) / "stok.npy"),
                            np.load(work.item_dir("quantize", c.key) / "vtok.npy")) for c in clips}
+
+
+def run_mmdata(work: WorkDir, clips, tokdir: Path, batch_clips: int) -> tuple[float, dict]:
+    c0 = cpu_now()
+    _, tokens = quantize(work, clips, tokdir, batch_clips, "cpu")
+    return cpu_now() - c0, tokens
 
 
 def prepare(root: Path, n_sources: int) -> tuple[WorkDir, list, Path]:
@@ -118,6 +146,24 @@ def prepare(root: Path, n_sources: int) -> tuple[WorkDir, list, Path]:
     return work, clips, tok
 
 
+def save(work: WorkDir, clips, tokdir: Path, dest: Path) -> None:
+    """What the quantize stage reads (clip table, frames, audio, tokenizers) copied to `dest`, to run on
+    a GPU machine: the download stage and the scratch space stay behind."""
+    if dest.exists():
+        sys.exit(f"{dest} exists; remove it first")
+    shutil.copytree(work.root, dest / "work", ignore=lambda d, names: [n for n in names if n in ("download", ".scratch")])
+    shutil.copytree(tokdir, dest / "tokenizers")
+    (dest / "clips.json").write_text(json.dumps([c.to_dict() for c in clips]))
+
+
+def load_saved(src: Path, tmp: Path) -> tuple[WorkDir, list, Path]:
+    from mmdata.records import Clip
+
+    shutil.copytree(src / "work", tmp / "work")  # the runs write quantize outputs: never into the source
+    clips = [Clip(**c) for c in json.loads((src / "clips.json").read_text())]
+    return WorkDir(tmp / "work"), clips, src / "tokenizers"
+
+
 def main() -> None:
     from mmdata.tokenizers import load_tokenizers
 
@@ -125,38 +171,56 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=4)
     ap.add_argument("--batch-clips", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--save", type=Path, help="after building, copy the quantize inputs here, and stop")
+    ap.add_argument("--prepared", type=Path, help="quantize inputs saved by --save (built elsewhere)")
+    ap.add_argument("--no-v1", action="store_true", help="skip mmdata 0.1's path (the CPU ratio)")
+    ap.add_argument("--gpu-batches", default="32", help="clips per batch on the GPU, comma-separated")
+    ap.add_argument("--gpu-load-threads", default="4", help="threads reading inputs on the GPU runs, comma-separated")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-quantize-") as tmp:
         t0 = time.perf_counter()
-        work, clips, tokdir = prepare(Path(tmp), args.sources)
+        if args.prepared:
+            work, clips, tokdir = load_saved(args.prepared, Path(tmp))
+        else:
+            work, clips, tokdir = prepare(Path(tmp), args.sources)
+        if args.save:
+            save(work, clips, tokdir, args.save)
+            print(f"saved {len(clips)} clips' quantize inputs to {args.save}")
+            return
         # every chunk-0 clip is one chunk here: the table's chunk numbers do not matter to run_chunk
         n = len(clips)
-        print(f"{args.sources} sources x 20 clips of 3 s (8 frames, 16 kHz audio each), tokenizers fitted "
+        print(f"{n // 20} sources x 20 clips of 3 s (8 frames, 16 kHz audio each), tokenizers fitted "
               f"(speech k=100, vision k=1024), in {time.perf_counter() - t0:.0f} s", flush=True)
         toks = load_tokenizers(tokdir, device="cpu")
         best_m = best_v = float("inf")
         for _ in range(args.repeat):
             m, got = run_mmdata(work, clips, tokdir, args.batch_clips)
-            v, ref = run_v1(work, clips, toks)
-            best_m, best_v = min(best_m, m), min(best_v, v)
-        same_units = all(np.array_equal(got[k][0], ref[k][0]) for k in got)
-        vt = np.concatenate([got[k][1].ravel() for k in got]), np.concatenate([ref[k][1].ravel() for k in got])
-        agree = float((vt[0] == vt[1]).mean())
-        print(f"speech units identical: {same_units}; vision tokens equal: {agree:.4%} of {vt[0].size}")
+            best_m = min(best_m, m)
+            if not args.no_v1:
+                v, ref = run_v1(work, clips, toks)
+                best_v = min(best_v, v)
         print(f"{'':<8}{'cpu s':>8}{'cpu ms/clip':>13}")
         print(f"{'mmdata':<8}{best_m:>8.2f}{best_m / n * 1000:>13.1f}   (batch_clips={args.batch_clips})")
-        print(f"{'v1':<8}{best_v:>8.2f}{best_v / n * 1000:>13.1f}")
-        print(f"ratio mmdata/v1 (cpu per clip): {best_m / best_v:.3f}   target <= 0.25 "
-              f"({best_v / best_m:.1f}x cheaper per clip)")
-        gpu(work, clips, tokdir, args.batch_clips, best_m / n)
+        if not args.no_v1:
+            same_units = all(np.array_equal(got[k][0], ref[k][0]) for k in got)
+            vt = np.concatenate([got[k][1].ravel() for k in got]), np.concatenate([ref[k][1].ravel() for k in got])
+            print(f"speech units identical: {same_units}; vision tokens equal: {float((vt[0] == vt[1]).mean()):.4%} "
+                  f"of {vt[0].size}")
+            print(f"{'v1':<8}{best_v:>8.2f}{best_v / n * 1000:>13.1f}")
+            print(f"ratio mmdata/v1 (cpu per clip): {best_m / best_v:.3f}   target <= 0.25 "
+                  f"({best_v / best_m:.1f}x cheaper per clip)")
+        gpu(work, clips, tokdir, [(int(b), int(t)) for b in args.gpu_batches.split(",")
+                                  for t in args.gpu_load_threads.split(",")], best_m / n, got)
 
 
-def gpu(work: WorkDir, clips, tokdir: Path, batch_clips: int, cpu_s_per_clip: float) -> None:
-    """On a CUDA machine: the same stage on the GPU, clips/s against this run's CPU figure, and the device's
-    utilisation (nvidia-smi, sampled every 0.2 s while it runs)."""
+def gpu(work: WorkDir, clips, tokdir: Path, runs: list[tuple[int, int]], cpu_s_per_clip: float,
+        cpu_tokens: dict) -> None:
+    """On a CUDA machine: the same stage on the GPU at each (clips per batch, reading threads); clips/s against this run's CPU
+    figure, the share of the wall time spent encoding, the device's utilisation (nvidia-smi, sampled every
+    0.2 s while it runs), and the tokens against the CPU's."""
     import subprocess
     import threading
 
@@ -165,32 +229,36 @@ def gpu(work: WorkDir, clips, tokdir: Path, batch_clips: int, cpu_s_per_clip: fl
     if not torch.cuda.is_available():
         print("GPU: skipped (torch sees no CUDA device)")
         return
-    samples: list[int] = []
-    stop = threading.Event()
+    print(f"GPU: {torch.cuda.get_device_name(0)}; CPU reference {1 / cpu_s_per_clip:.1f} clips/s per core "
+          f"(one torch thread)")
+    print(f"{'batch':>6}{'threads':>8}{'wall s':>8}{'clips/s':>9}{'encode':>8}{'util mean/peak':>16}  tokens vs CPU")
+    for run, (batch, threads) in enumerate([runs[0], *runs]):  # run 0 warms CUDA up (context, kernels): not printed
+        samples: list[int] = []
+        stop = threading.Event()
 
-    def sample() -> None:
-        while not stop.is_set():
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                  "-i", "0"], capture_output=True, text=True)
-            if out.returncode == 0 and out.stdout.strip().isdigit():
-                samples.append(int(out.stdout.strip()))
-            stop.wait(0.2)
+        def sample() -> None:
+            while not stop.is_set():
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", "0"], capture_output=True, text=True)
+                if out.returncode == 0 and out.stdout.strip().isdigit():
+                    samples.append(int(out.stdout.strip()))
+                stop.wait(0.2)
 
-    work.reset_stage("quantize")
-    stage = QuantizeStage(QuantizeConfig(tokenizers=str(tokdir), device="cuda", batch_clips=batch_clips))
-    stage.setup()
-    t = threading.Thread(target=sample, daemon=True)
-    t0 = time.perf_counter()
-    t.start()
-    rows = run_chunk(stage, str(work.root), 0, clips)
-    wall = time.perf_counter() - t0
-    stop.set()
-    t.join()
-    ok = sum(r.status == "ok" for r in rows)
-    util = f"{np.mean(samples):.0f}% mean, {max(samples)}% peak" if samples else "not measured (no nvidia-smi)"
-    print(f"GPU ({torch.cuda.get_device_name(0)}): {ok}/{len(clips)} clips in {wall:.2f} s, "
-          f"{len(clips) / wall:.1f} clips/s ({1 / cpu_s_per_clip:.1f} clips/s per CPU core above); "
-          f"utilisation {util}")
+        t = threading.Thread(target=sample, daemon=True)
+        t0 = time.perf_counter()
+        t.start()
+        stage, got = quantize(work, clips, tokdir, batch, "cuda", threads)
+        wall = time.perf_counter() - t0
+        stop.set()
+        t.join()
+        if run == 0:
+            continue
+        units = all(np.array_equal(got[k][0], cpu_tokens[k][0]) for k in got)
+        vt = np.concatenate([got[k][1].ravel() for k in got]), np.concatenate([cpu_tokens[k][1].ravel() for k in got])
+        util = f"{np.mean(samples):.0f}%/{max(samples)}%" if samples else "n/a"
+        print(f"{batch:>6}{threads:>8}{wall:>8.2f}{len(clips) / wall:>9.1f}{stage.encode_s / wall:>8.0%}{util:>16}  "
+              f"speech {'identical' if units else 'DIFFERENT'}, vision {float((vt[0] == vt[1]).mean()):.4%} equal",
+              flush=True)
 
 
 if __name__ == "__main__":

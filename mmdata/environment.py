@@ -42,7 +42,9 @@ STEP_NEEDS: dict[str, Needs] = {
     "audio": Needs((), MEDIA_TOOLS),
     "align": Needs(),
     "tokenizers": Needs(("torch", "torchaudio", "tokenizers"), ("ffmpeg",)),
-    "quantize": Needs(("torch", "torchaudio", "tokenizers"), ("ffmpeg",)),
+    # no ffmpeg: the audio stage's FLAC at 16 kHz decodes in-process, so a GPU node needs no media tools;
+    # other audio (another rate, several channels) becomes `missing_ffmpeg` rows there
+    "quantize": Needs(("torch", "torchaudio", "tokenizers")),
     "shard": Needs(("webdataset",)),
     "train": Needs(("torch", "webdataset")),
 }

@@ -3,17 +3,18 @@
 Audio goes through ffmpeg (argument lists, never a shell string) because torchaudio 2.11 has no I/O
 backends, except the files the audio stage writes itself (mono FLAC/WAV already at the wanted rate): those
 decode in-process with libsndfile, to the very same samples, without an ffmpeg process per clip (which
-costs ~80 ms, more than tokenizing the clip). Bad files become `ItemError`s naming the file.
+costs ~80 ms, more than tokenizing the clip), and on a machine without ffmpeg. Bad files become `ItemError`s
+naming the file.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from mmdata.errors import ItemError
 from mmdata.tools import run_tool, stderr_tail
-from mmdata.environment import require_tool
 
 
 def read_audio(path: str | Path, sample_rate: int = 16000, timeout_s: float = 600.0) -> np.ndarray:
@@ -29,7 +30,11 @@ def read_audio(path: str | Path, sample_rate: int = 16000, timeout_s: float = 60
         wav = _read_sndfile(path, sample_rate)
         if wav is not None:
             return wav
-    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:  # the quantize stage does not ask for ffmpeg up front: a GPU node may have none
+        raise ItemError("missing_ffmpeg", f"{path} needs ffmpeg to become {sample_rate} Hz mono audio, and this "
+                        f"machine has no ffmpeg on PATH")
+    args = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
             "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = run_tool(args, timeout_s, "decode", path)  # a hang: ItemError("decode_timeout")
     if proc.returncode != 0:

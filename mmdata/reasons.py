@@ -128,6 +128,11 @@ REASONS: tuple[Reason, ...] = (
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
            "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),
+    Reason("missing_ffmpeg", ("quantize",),
+           "the clip's audio is not the audio stage's mono FLAC/WAV at 16 kHz, so it needs ffmpeg to convert it, "
+           "and the worker's machine has none (quantize asks for no media tools up front: GPU nodes may lack them)",
+           "install ffmpeg on the GPU nodes and run quantize with `--retry-failed`, or have the audio stage write "
+           "16 kHz (its default)"),
     Reason("bad_kind", ("frames", "audio"),
            "the download recorded a kind other than video, audio or image",
            "fix the manifest's `kind` and re-run download"),

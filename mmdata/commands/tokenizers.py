@@ -179,6 +179,10 @@ def report_cmd(work, tokdir, max_clips, seed, as_json):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="auto: a GPU when the worker has one; cpu: never ask for one. [auto]")
 @click.option("--memory-mb", "memory_mb", type=int, default=None, help="Memory per worker; sizes batches. [2048]")
+@click.option("--batch-clips", "batch_clips", type=int, default=None,
+              help="Clips encoded together on the device. [32]")
+@click.option("--load-threads", "load_threads", type=int, default=None,
+              help="Threads per worker reading the next batch's inputs while one encodes. [4]")
 def quantize_cmd(run_opts: common.RunOptions, **opts):
     from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
     from mmdata.tokenizers import load_tokenizer_set

@@ -6,9 +6,9 @@ a dict of the same keys also does), which becomes the item's meta in the chunk t
 runner does (mmdata/pipelines/runner.py).
 
 A stage that keeps a device busy (quantize) is *batched*: `batch_size > 1`, and the runner hands it
-`batch_size` items at a time in two steps. `load(item, work)` reads one item's inputs on the CPU (in a
-thread, while the previous batch is on the device); `process_batch(items, loaded, out_dirs, work)` does
-them all at once and returns one meta or one exception per item, so one bad item never fails its batch.
+`batch_size` items at a time in two steps. `load(item, work)` reads one item's inputs and does its CPU-side
+work (in `load_threads` threads, while the previous batch is on the device); `process_batch(items, loaded,
+out_dirs, work)` does them all at once and returns one meta or one exception per item, so one bad item never fails its batch.
 
 A stage that decodes a source once for several of its clips (frames, audio) takes `SourceItem`s: each clip
 with the other clips of its source in the chunk, so the first of them processed can do the work for all.
@@ -38,6 +38,8 @@ class Stage:
     concurrency: int = 1
     # items handed to process_batch at once: >1 only for stages that batch work across items (see above)
     batch_size: int = 1
+    # threads that run `load` for a batch's items at once (decoders release the GIL); batched stages only
+    load_threads: int = 1
 
     def needs(self) -> Needs:
         """Libraries and tools this stage needs with its config; the runner checks them before any work."""

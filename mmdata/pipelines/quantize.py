@@ -38,12 +38,14 @@ class QuantizeConfig:
     device: str = "auto"  # auto: a GPU when the worker has one
     memory_mb: int = 2048  # per-worker memory; frame batches are sized to a quarter of it
     batch_clips: int = 32  # clips encoded together (their inputs are read while the previous batch encodes)
+    load_threads: int = 4  # threads reading a batch's inputs (JPEG and FLAC decode, CPU speech features)
 
     def __post_init__(self):
         check(bool(self.tokenizers), "QuantizeConfig", "tokenizers", self.tokenizers, "a tokenizer set folder")
         check(self.device in DEVICES, "QuantizeConfig", "device", self.device, f"one of {DEVICES}")
         check(self.memory_mb >= 256, "QuantizeConfig", "memory_mb", self.memory_mb, "256 or more")
         check(self.batch_clips >= 1, "QuantizeConfig", "batch_clips", self.batch_clips, "1 or more")
+        check(self.load_threads >= 1, "QuantizeConfig", "load_threads", self.load_threads, "1 or more")
 
     @property
     def batch_frames(self) -> int:
@@ -58,7 +60,8 @@ class QuantizeConfig:
 class QuantizeInput:
     """One clip's inputs, read on the CPU ahead of the device work (QuantizeStage.load)."""
     frames: np.ndarray | None = None  # uint8 [T, 224, 224, 3]
-    wav: np.ndarray | None = None  # 16 kHz mono float32
+    wav: np.ndarray | None = None  # 16 kHz mono float32 (for a speech encoder model, which runs on the device)
+    speech_features: np.ndarray | None = None  # normalised [L, D], for features computed on the CPU (MFCC)
     text: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # modality -> why the clip has none
 
@@ -84,6 +87,10 @@ class QuantizeStage(Stage):
     @property
     def batch_size(self) -> int:
         return self.cfg.batch_clips
+
+    @property
+    def load_threads(self) -> int:
+        return self.cfg.load_threads
 
     def __getstate__(self):  # ship the config to Ray workers, never loaded models
         return {"cfg": self.cfg, "resources": self.resources, "toks": None, "hashes": {}}
@@ -131,6 +138,9 @@ class QuantizeStage(Stage):
                 x.skipped["speech"] = "no audio"
             else:
                 x.wav = read_audio(a.path, SAMPLE_RATE)  # ffmpeg resamples when the audio stage used another rate
+                speech = self.toks["speech"]
+                if speech.features_on_cpu:  # here, in the reading threads, not between device batches
+                    x.speech_features, x.wav = speech.frame_features(x.wav), None
         if "text" in self.toks:
             x.text = clip_text(work, item)
             if x.text is None:
@@ -152,6 +162,10 @@ class QuantizeStage(Stage):
         has = [k for k, x in enumerate(loaded) if x.wav is not None]
         if has:
             for k, t in zip(has, self.toks["speech"].encode_batch([loaded[k].wav for k in has])):
+                tokens[k]["speech"] = t
+        has = [k for k, x in enumerate(loaded) if x.speech_features is not None]
+        if has:
+            for k, t in zip(has, self.toks["speech"].encode_features([loaded[k].speech_features for k in has])):
                 tokens[k]["speech"] = t
         for k, x in enumerate(loaded):
             if x.text is not None:

@@ -104,15 +104,20 @@ def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
 
 
 def _load_batch(stage: Stage, batch: list[Any], work: WorkDir) -> list[Any]:
-    """`stage.load` of each item, its exception in its place; the items are in flight from here on."""
-    out = []
+    """`stage.load` of each item (`stage.load_threads` at once), its exception in its place; the items are
+    in flight from here on."""
+    def load(item: Any) -> Any:
+        try:
+            return stage.load(item, work)
+        except Exception as e:
+            return e
+
     for item in batch:
         work.mark(stage.name, "inflight", item.key)
-        try:
-            out.append(stage.load(item, work))
-        except Exception as e:
-            out.append(e)
-    return out
+    if stage.load_threads <= 1 or len(batch) <= 1:
+        return [load(item) for item in batch]
+    with ThreadPoolExecutor(min(stage.load_threads, len(batch)), thread_name_prefix=f"{stage.name}-read") as pool:
+        return list(pool.map(load, batch))
 
 
 def _run_batch(stage: Stage, batch: list[Any], loaded: list[Any], work: WorkDir, t0: float) -> list[StatusRow]:

@@ -130,13 +130,21 @@ class SpeechTokenizer(Codebook):
         """16 kHz mono float32 audio [N] -> units uint16 [N // 320]."""
         return self.encode_batch([wav])[0]
 
+    @property
+    def features_on_cpu(self) -> bool:
+        """MFCC runs on the CPU clip by clip: the quantize stage computes it while reading the clip."""
+        return isinstance(self.features, MfccFeatures)
+
     def encode_batch(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
         """Units of many clips: features per clip (an encoder model batches their windows), then one
         nearest-centroid pass over all their frames. A frame's unit does not depend on the batch."""
-        feats = [self.normalise(f) for f in self.features.many(wavs)]
+        return self.encode_features([self.normalise(f) for f in self.features.many(wavs)])
+
+    def encode_features(self, feats: list[np.ndarray]) -> list[np.ndarray]:
+        """Units of many clips from their normalised features [L_i, D]: one nearest-centroid pass."""
         counts = [len(f) for f in feats]
         if not sum(counts):
-            return [np.zeros(0, np.uint16) for _ in wavs]
+            return [np.zeros(0, np.uint16) for _ in feats]
         return np.split(self.nearest(np.concatenate(feats)), np.cumsum(counts)[:-1])
 
     def save(self, root: str | Path) -> dict[str, Any]:

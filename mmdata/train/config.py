@@ -167,7 +167,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "icode": {
         "model": {"d_model": 768, "n_heads": 12, "enc_layers": 6, "fusion_layers": 6, "ffn_mult": 4,
                   "max_frames": 8, "grid": 14, "max_speech": 1500, "max_text": 256},
-        "batch_size": 256, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 1000, "steps": 100_000, "workers": 4,
+        # 256 samples per step as 8 micro-batches of 32: a micro-batch of 64 clips of 830 tokens took 37 GiB on
+        # an H200 (bench/attention.py), so 256 at once does not fit even its 141 GB; 32 clips of 8 frames
+        # (~1,700 tokens) take about as much, and fit 40 and 80 GB cards. Ranks divide it further.
+        "batch_size": 256, "accum_steps": 8, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 1000, "steps": 100_000,
+        "workers": 4,
         "beta2": 0.98, "weight_decay": 0.01, "ckpt_every": 1000, "log_every": 20,
     },
 }

@@ -146,6 +146,25 @@ def test_other_rates_and_channels_still_go_through_ffmpeg(tmp_path):
     assert e.value.reason == "corrupt_file"
 
 
+def test_quantize_needs_no_ffmpeg_for_the_audio_stages_own_files(many, tmp_path, monkeypatch):
+    """A GPU node without media tools: the audio stage's 16 kHz FLAC quantizes to the same tokens; audio at
+    another rate is a `missing_ffmpeg` row, and the other clips are unaffected."""
+    work, tok = many
+    _, ref, _ = _run(work, tok, tmp_path / "ref", 32)
+    w = copy_work(work, tmp_path / "w")
+    other = w.clip_keys()[5]
+    put_audio(w, other, np.zeros(22050, np.float32), sample_rate=22050)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    s = run_stage(QuantizeStage(QuantizeConfig(tokenizers=str(tok), device="cpu")), w,
+                  RunnerConfig(progress=False, workers=1))
+    rows = {r.key: (r.status, r.reason) for r in read_all_status(w, "quantize")}
+    assert rows[other] == ("error", "missing_ffmpeg") and (s.ok, s.failed) == (10, 2)
+    got = stage_files(w, "quantize")
+    assert {k: v for k, v in ref.items() if k.endswith(".npy") and not k.startswith(other)} == \
+        {k: v for k, v in got.items() if k.endswith(".npy")}
+
+
 class CrashyBatch(Stage):
     """Batches of 3; segfaults its worker when a batch holds the clip captioned 'crash'."""
 
