@@ -72,6 +72,7 @@ def build_access(cfg: "DownloadConfig") -> Access:
     if "ratelimit" in options:  # a worker's cap, shared by the downloads it runs at once
         options["ratelimit"] = max(1, options["ratelimit"] // cfg.concurrency)
     if tuple(cfg.js_runtimes) != DEFAULT_JS_RUNTIMES:
+        _check_runtimes(cfg.js_runtimes)
         argv = ["--no-js-runtimes"] + [a for r in cfg.js_runtimes for a in ("--js-runtimes", r)]
         options["js_runtimes"] = _ytdlp_option("js_runtimes", list(cfg.js_runtimes), argv)["js_runtimes"]
     return Access(options, read_cookies(cfg.cookies, cfg.cookies_from_browser), read_proxies(cfg.proxy))
@@ -92,6 +93,33 @@ def _ytdlp_option(name: str, value: Any, argv: list[str]) -> dict[str, Any]:
                           f"{said[-1].split('error: ')[-1] if said else e}") from e
 
 
+def _check_runtimes(names: tuple[str, ...]) -> None:
+    """yt-dlp only warns about a runtime it does not know, and then runs without it: refuse it here."""
+    import yt_dlp  # noqa: F401  (registers the runtimes)
+    from yt_dlp.globals import supported_js_runtimes
+
+    known = tuple(supported_js_runtimes.value)
+    unknown = [n for n in names if n.split(":", 1)[0].lower() not in known]
+    if unknown:
+        raise ConfigError(f"DownloadConfig.js_runtimes = {list(names)!r} is invalid: {', '.join(unknown)} is not a "
+                          f"runtime yt-dlp supports ({', '.join(known)}; NAME:PATH to give its location)")
+
+
+class _Quiet:
+    """A yt-dlp logger that keeps its last error instead of printing it."""
+
+    def __init__(self):
+        self.error_text = ""
+
+    def debug(self, msg):
+        pass
+
+    info = warning = debug
+
+    def error(self, msg):
+        self.error_text = msg.removeprefix("ERROR: ")
+
+
 def read_cookies(path: str | None, from_browser: str | None) -> str:
     """The cookies of a cookies.txt file and/or a browser's profile on this machine, as one cookies.txt text
     (read by yt-dlp's own loaders; '' when neither is given)."""
@@ -99,8 +127,10 @@ def read_cookies(path: str | None, from_browser: str | None) -> str:
         return ""
     from yt_dlp import YoutubeDL
     from yt_dlp.cookies import CookieLoadError
+    from yt_dlp.utils import DownloadError
 
-    params: dict[str, Any] = {"quiet": True, "no_warnings": True}
+    quiet = _Quiet()
+    params: dict[str, Any] = {"quiet": True, "no_warnings": True, "logger": quiet}
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
@@ -111,8 +141,8 @@ def read_cookies(path: str | None, from_browser: str | None) -> str:
         params["cookiesfrombrowser"] = _browser_spec(from_browser)
     try:
         jar = YoutubeDL(params).cookiejar  # not closed: closing would write the jar back
-    except CookieLoadError as e:
-        cause = e.__cause__ or e.__context__ or e
+    except (CookieLoadError, DownloadError) as e:
+        cause = quiet.error_text or e.__cause__ or e.__context__ or e
         what = f"cookies = {path!r}" if path and not from_browser else f"cookies_from_browser = {from_browser!r}"
         raise ConfigError(f"DownloadConfig.{what} is invalid: {cause}") from e
     out = io.StringIO()
