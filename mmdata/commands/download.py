@@ -54,7 +54,7 @@ Example:
               help="Read cookies from a browser profile on this machine (as yt-dlp does); sent to every worker.")
 @click.option("--proxy", multiple=True, metavar="URL|FILE",
               help="A proxy (http://, socks5://...), or a file listing one a line; repeat for several. Each "
-                   "source always uses the same one (by a hash of its id); a retry after a refusal the next.")
+                   "source always uses the same one (by a hash of its id); each retry the next.")
 @click.option("--sleep-requests", "sleep_requests_s", type=float, default=None,
               help="Seconds between yt-dlp's requests while it reads a page (yt-dlp --sleep-requests). [0]")
 @click.option("--sleep-interval", "sleep_interval_s", type=float, default=None,

@@ -190,7 +190,7 @@ class DownloadStage(ShipsConfigOnly, Stage):
 
     def _fetch_with_retries(self, item: Source, location: str, out_dir: Path) -> tuple[dict, dict | None, int]:
         """`_fetch` with retries: transient failures wait `backoff_s`, refusals `block_backoff_s`, doubling
-        (bounded); each retry of a refusal goes through the next proxy. -> (meta, ffprobe, last attempt)."""
+        (bounded); each retry goes through the next proxy. -> (meta, ffprobe, last attempt)."""
         cfg = self.cfg
         for attempt in range(cfg.retries + 1):
             try:
