@@ -237,6 +237,40 @@ def check_ytdlp(today: dt.date | None = None) -> Check:
     return Check("yt-dlp", OK, f"{version} ({age} days old)")
 
 
+JS_INSTALL = ("`make setup` installs deno from PyPI (yt-dlp[deno] in pyproject.toml); elsewhere `pip install "
+              "deno yt-dlp-ejs`, or a node >= 22 / bun / quickjs you have with `--js-runtimes node` (download)")
+
+
+def check_js_runtime(paths: dict[str, str] | None = None) -> Check:
+    """Whether yt-dlp can run YouTube's JavaScript challenges: a supported runtime it finds (where it looks:
+    this Python's scripts folder, then PATH; or `paths`, per runtime, as `--js-runtimes NAME:PATH` gives)
+    and the challenge solver scripts. Without them YouTube formats go missing (`js_runtime_missing` rows);
+    other sites do not need them."""
+    try:
+        import yt_dlp  # noqa: F401  (registers the runtimes)
+        from yt_dlp.dependencies import yt_dlp_ejs
+        from yt_dlp.globals import supported_js_runtimes
+    except Exception as e:  # an old yt-dlp without runtimes, or a broken install: the yt-dlp check says which
+        return Check("js-runtime", WARN, f"yt-dlp's JavaScript runtime support does not load ({e})",
+                     "update yt-dlp: `make lock` and `make setup`")
+    scripts = f"yt-dlp-ejs {yt_dlp_ejs.version}" if yt_dlp_ejs else "the solver scripts built into yt-dlp"
+    found, too_old = [], []
+    for name, runtime in supported_js_runtimes.value.items():  # in yt-dlp's order of preference
+        info = runtime(path=(paths or {}).get(name)).info
+        if info is not None:
+            (found if info.supported else too_old).append((name, f"{info.name} {info.version} ({info.path})"))
+    if any(name == "deno" for name, _ in found):
+        return Check("js-runtime", OK, f"{dict(found)['deno']} runs YouTube's challenges, with {scripts}")
+    old = "; too old for yt-dlp: " + ", ".join(d for _, d in too_old) if too_old else ""
+    if found:
+        name, detail = found[0]
+        return Check("js-runtime", WARN, f"no deno, but {detail}: yt-dlp enables only deno unless told{old}",
+                     f"download with `--js-runtimes {name}` (YAML: `download: {{js_runtimes: [{name}]}}`), or: "
+                     + JS_INSTALL)
+    return Check("js-runtime", WARN, "yt-dlp finds no JavaScript runtime: YouTube downloads will miss formats "
+                 f"or fail with js_runtime_missing (other sites are unaffected){old}", JS_INSTALL)
+
+
 _RAY_CODE = r"""
 import json, logging, sys
 import ray
@@ -267,7 +301,8 @@ def check_ray(address: str | None) -> Check:
 
 CHECKS: dict[str, Callable[..., Check | list[Check]]] = {
     "python": check_python, "packages": check_packages, "ffmpeg": check_ffmpeg, "espeak-ng": check_espeak,
-    "torch": check_torch, "decord": check_decord, "yt-dlp": check_ytdlp, "ray": check_ray,
+    "torch": check_torch, "decord": check_decord, "yt-dlp": check_ytdlp, "js-runtime": check_js_runtime,
+    "ray": check_ray,
 }
 
 

@@ -46,9 +46,10 @@ TOOL_STEPS = "probe|scan|decode|remux|audio|encode"  # the `what` of mmdata.tool
 REASONS: tuple[Reason, ...] = (
     # --- download ---------------------------------------------------------------------------------------
     Reason("http_<status>", ("download",),
-           "the server answered that HTTP status (404 not found, 403 forbidden, 429 too many requests, 5xx)",
-           "404/410: a dead link, drop the row; 403: the site refuses downloads; 429 and 5xx are retried "
-           "with backoff: re-run later with `--retry-failed`", parts=r"\d{3}"),
+           "the server answered that HTTP status (404 not found, 403 forbidden, 5xx; 429 is `rate_limited`)",
+           "404/410: a dead link, drop the row; 403: the site refuses downloads (on YouTube, see "
+           "`js_runtime_missing`); 5xx is retried with backoff: re-run later with `--retry-failed`",
+           parts=r"\d{3}"),
     Reason("timeout", ("download",),
            "the server sent no data for `--timeout` seconds, or the download ran far too long (after `--retries`)",
            "a slow or stalled server: raise `--timeout`, or re-run with `--retry-failed`"),
@@ -70,11 +71,46 @@ REASONS: tuple[Reason, ...] = (
     Reason("unsupported_url", ("download",),
            "yt-dlp finds no video on that page (an HTML page, a playlist)",
            "give the video's own URL (a playlist: one row per video), or `kind: image` for images"),
-    Reason("unavailable", ("download",),
-           "the video is private, removed or not available (as the site tells yt-dlp)",
-           "drop the row"),
+    # --- download: a site that refuses this machine or this video (README "Downloading from YouTube") -----
+    Reason("bot_check", ("download",),
+           "YouTube asks to sign in to confirm this is not a bot, or blocks this IP address (a datacenter IP, "
+           "too many requests)",
+           "retried with backoff, the worker pauses when most recent sources get it; pass `--cookies` of a "
+           "logged-in browser, a `--proxy` on another network, slower `--sleep-requests`; then `--retry-failed`"),
+    Reason("rate_limited", ("download",),
+           "the site answered 429 Too Many Requests, or YouTube says this session is rate-limited (for up to "
+           "an hour)",
+           "retried with backoff, the worker pauses when most recent sources get it; lower `--concurrency` and "
+           "`--workers`, add `--sleep-requests`/`--sleep-interval`, spread over `--proxy` addresses; then "
+           "`--retry-failed`"),
+    Reason("private_video", ("download",),
+           "the video is private",
+           "drop the row, or pass `--cookies` of an account it is shared with"),
+    Reason("members_only", ("download",),
+           "the video is for the channel's members (or for signed-in users) only",
+           "drop the row, or pass `--cookies` of an account with access"),
+    Reason("age_restricted", ("download",),
+           "the video is age-restricted: YouTube asks to sign in to confirm the viewer's age",
+           "pass `--cookies` of a signed-in, age-verified account, or drop the row"),
+    Reason("geo_blocked", ("download",),
+           "the video is not available in the country this machine (or its proxy) appears to be in",
+           "use a `--proxy` in a country where it is available, or drop the row"),
+    Reason("removed", ("download",),
+           "the video was removed or is unavailable: deleted by the uploader, a copyright claim, a terminated "
+           "account, a policy violation, or it never existed",
+           "drop the row (it will not come back)"),
+    Reason("live_or_upcoming", ("download",),
+           "a live stream in progress, a premiere or live event that has not started, or one that has just "
+           "ended and is still being processed",
+           "re-run with `--retry-failed` once the stream is over (its recording is then a video)"),
+    Reason("js_runtime_missing", ("download",),
+           "yt-dlp found no JavaScript runtime to solve YouTube's challenges, so formats were missing "
+           "(the detail quotes yt-dlp's warning)",
+           "run `mmdata doctor`; `make setup` installs deno (PyPI `deno`), or name a runtime you have with "
+           "`--js-runtimes`; then `--retry-failed`"),
     Reason("no_suitable_format", ("download",),
-           "the site offers no format that fits the options (`--max-height`, `--container`)",
+           "the site offers no format that fits the options (`--max-height`, `--container`, `--format`): "
+           "yt-dlp's \"Requested format is not available\" or \"No video formats found\"",
            "relax those options, or drop the row"),
     Reason("no_format_under_cap", ("download",),
            "with `--strict-height`, the site offers no format at or under `--max-height`",
@@ -253,6 +289,7 @@ REASONS: tuple[Reason, ...] = (
 # Names earlier versions wrote for a meaning that now has one name: older work stores and shard records
 # still hold them, so describe() resolves them too. Code must not raise them (tests/test_reasons.py).
 RENAMED: dict[str, str] = {
+    "unavailable": "removed",  # private videos have their own name now: private_video
     "file_not_found": "local_file_not_found",
     "missing_file": "missing_output_file",
     "missing_tokens": "missing_output_file",

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,9 +450,20 @@ class WorkDir:
     def unmark(self, stage: str, kind: str, key: str) -> None:
         self.store.remove(self._marker(stage, kind, key))
 
+    # --- events: what a worker did beside its items (a download worker's pauses), for the run's summary ----
+    def record_event(self, stage: str, kind: str, data: dict[str, Any]) -> None:
+        """One object per event, named so that workers on any machine never write the same one."""
+        name = f"{kind}-{time.time_ns()}-{os.getpid()}-{threading.get_ident()}.json"
+        self.store.write_json(f"{stage}/.events/{name}", data)
+
+    def events(self, stage: str, kind: str) -> list[dict[str, Any]]:
+        """This run's events of `kind` (a run of the stage starts by clearing them: clean_temp)."""
+        names = [n for n in self.store.list(f"{stage}/.events") if n.startswith(f"{kind}-")]
+        return [self.store.read_json(f"{stage}/.events/{n}") for n in names]
+
     def clean_temp(self, stage: str) -> None:
         """Remove leftovers of killed runs: temporary item folders and unpacked reads in this machine's
-        scratch, in-flight markers in the store. Staged items stay (they are finished work)."""
+        scratch, in-flight markers in the store, the last run's events. Staged items stay (finished work)."""
         d = self._staging(stage)
         if d.exists():
             for p in d.glob(".tmp-*"):
@@ -465,6 +477,7 @@ class WorkDir:
             if not _alive(int(p.name.split("-")[-2])):
                 p.unlink(missing_ok=True)
         self.store.remove_tree(f"{stage}/.markers/inflight")
+        self.store.remove_tree(f"{stage}/.events")
 
 
 def _alive(pid: int) -> bool:

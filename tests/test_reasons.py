@@ -83,7 +83,6 @@ def _registered(kind: str, reason: str) -> bool:
 
 def test_the_scan_finds_the_reasons_it_should():
     found = {(f, r) for f, _, _, r in raised_reasons()}
-    assert ("mmdata/fetch/direct.py", "http_<>") in found  # an f-string
     assert ("mmdata/tools.py", "<>_timeout") in found  # an f-string without a constant prefix
     assert ("mmdata/transcripts/validate.py", "times_beyond_media") in found  # a conditional expression
     assert ("mmdata/fetch/ytdlp.py", "download_failed") in found  # a variable assigned in the function
@@ -114,7 +113,7 @@ def test_no_string_in_the_code_is_an_old_name():
 
 
 def test_tool_timeouts_and_ytdlp_classes_are_registered():
-    from mmdata.fetch.ytdlp import _REASONS, classify
+    from mmdata.fetch.classify import _PATTERNS, BLOCKING, classify, http_reason
 
     steps = set()
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -125,8 +124,10 @@ def test_tool_timeouts_and_ytdlp_classes_are_registered():
     assert steps >= {"probe", "scan", "decode", "audio", "encode", "remux"}
     for step in steps:
         assert describe(f"{step}_timeout") is not None, f"{step}_timeout: add {step!r} to reasons.TOOL_STEPS"
-    for _, reason in _REASONS:
-        assert reason is None or describe(reason) is not None, reason
+    for reason, _ in _PATTERNS:
+        assert describe(reason) is not None, reason
+    for reason in (*BLOCKING, "js_runtime_missing", "no_format_under_cap", http_reason(429), http_reason(404)):
+        assert describe(reason) is not None, reason
     assert describe(classify("ERROR: HTTP Error 404: Not Found")).name == "http_<status>"
     assert describe(classify("something nobody expected")) is not None
 

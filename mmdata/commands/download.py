@@ -22,6 +22,7 @@ Example:
 \b
   mmdata download examples/manifest.csv --work work --max-height 360 --concurrency 8
   mmdata download clips.jsonl --work work --executor ray --ray-address auto --retry-failed
+  mmdata download howto.json --work work --cookies cookies.txt --proxy proxies.txt --sleep-requests 1 --limit-rate 4M
 """
 
 
@@ -47,7 +48,25 @@ Example:
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds without data before giving up. [30]")
 @click.option("--max-duration", "max_duration_s", type=float, default=None, help="Longest source, seconds. [10800]")
 @click.option("--max-filesize-mb", type=float, default=None, help="Largest file, MB. [2000]")
+@click.option("--cookies", default=None, type=click.Path(dir_okay=False),
+              help="A Netscape cookies.txt for YouTube; read once here and sent to every worker (never written).")
+@click.option("--cookies-from-browser", default=None, metavar="BROWSER[+KEYRING][:PROFILE][::CONTAINER]",
+              help="Read cookies from a browser profile on this machine (as yt-dlp does); sent to every worker.")
+@click.option("--proxy", multiple=True, metavar="URL|FILE",
+              help="A proxy (http://, socks5://...), or a file listing one a line; repeat for several. Each "
+                   "source always uses the same one (by a hash of its id); each retry the next.")
+@click.option("--sleep-requests", "sleep_requests_s", type=float, default=None,
+              help="Seconds between yt-dlp's requests while it reads a page (yt-dlp --sleep-requests). [0]")
+@click.option("--sleep-interval", "sleep_interval_s", type=float, default=None,
+              help="Seconds before each download (yt-dlp --sleep-interval). [0]")
+@click.option("--limit-rate", default=None, metavar="RATE",
+              help="Bandwidth cap per worker in bytes/s, e.g. 50K or 4.2M, shared by its --concurrency downloads.")
+@click.option("--youtube-extractor-args", default=None, metavar="ARGS",
+              help="yt-dlp's --extractor-args for YouTube, e.g. 'player_client=default,-tv;po_token=web+XXX'.")
+@click.option("--js-runtimes", default=None, metavar="NAME[:PATH],...",
+              help="JavaScript runtimes yt-dlp may use for YouTube (deno, node, bun, quickjs). [deno]")
 def download_cmd(run_opts: common.RunOptions, manifest: str, chunk_size, no_subtitles, no_auto, **opts):
+    opts["proxy"] = opts["proxy"] or None  # not given: the config file's, if any
     if no_subtitles:
         opts["subtitles"] = False
     if no_auto:

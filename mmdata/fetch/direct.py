@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from mmdata.errors import ItemError
+from mmdata.fetch.classify import http_reason
 
 USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
 
@@ -39,7 +40,7 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers
                     raise ItemError("timeout", f"{url}: download took over {total_s:g} s")
                 f.write(block)
     except urllib.error.HTTPError as e:
-        raise ItemError(f"http_{e.code}", f"{url} answered HTTP {e.code} {e.reason}") from e
+        raise ItemError(http_reason(e.code), f"{url} answered HTTP {e.code} {e.reason}") from e
     except (socket.timeout, TimeoutError) as e:
         raise ItemError("timeout", f"{url} sent nothing for {timeout_s:g} s") from e
     except urllib.error.URLError as e:

@@ -1,8 +1,10 @@
 """yt-dlp's Python API for video and audio pages; a link that names a media file is one plain GET instead.
 
 One call fetches the media (format chosen by max height and container, optionally only a section), the
-subtitles (manual and automatic, chosen languages, json3 preferred, then vtt) and the info dict.
-yt-dlp's own retries are off: the stage retries with backoff, so every attempt is counted and timed.
+subtitles (manual and automatic, chosen languages, json3 preferred, then vtt) and the info dict, with the
+access options of fetch/access.py (cookies, proxy, pacing). A failure becomes the reason fetch/classify.py
+finds in yt-dlp's message and warnings. yt-dlp's own retries are off: the stage retries with backoff, so every
+attempt is counted and timed.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+from mmdata.fetch.access import Access
+from mmdata.fetch.classify import classify, failure_reason, js_runtime_warning
 
 log = logging.getLogger(__name__)
 SUBTITLE_FAILURE = "Unable to download video subtitles"  # yt-dlp's message when a subtitle file fails
@@ -41,6 +45,8 @@ class YtdlpRequest:
     strict_height: bool = False  # no format over max_height, ever (else: the smallest one above, if none fits)
     format: str | None = None  # a user's own yt-dlp format selector, passed through
     format_sort: tuple[str, ...] | None = None  # a user's own yt-dlp sort order, passed through
+    access: Access = field(default_factory=Access)  # cookies, proxies, pacing, extractor arguments
+    proxy: str | None = None  # this request's proxy (Access.proxy_for)
 
 
 @dataclass
@@ -54,10 +60,11 @@ class YtdlpResult:
 
 class _Logger:
     """Collects yt-dlp's messages instead of printing them; the last error explains a failure, warnings go
-    to mmdata's log."""
+    to mmdata's log (and are kept: a JavaScript runtime warning explains a later format failure)."""
 
     def __init__(self):
         self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def debug(self, msg):
         pass
@@ -66,6 +73,7 @@ class _Logger:
         pass
 
     def warning(self, msg):
+        self.warnings.append(msg)
         # routine notes at debug level, so that a corpus of generic pages does not bury the real warnings
         log.log(logging.DEBUG if msg.startswith(ROUTINE_WARNINGS) else logging.WARNING, "yt-dlp: %s", msg)
 
@@ -75,26 +83,6 @@ class _Logger:
 
 class _OverCap(Exception):
     pass
-
-
-_REASONS = [
-    (re.compile(r"HTTP Error (\d{3})"), None),
-    (re.compile(r"timed? ?out|TimeoutError", re.I), "timeout"),
-    (re.compile(r"Unsupported URL", re.I), "unsupported_url"),
-    (re.compile(r"Connection refused|Name or service not known|No route to host|Connection reset", re.I),
-     "connection_error"),
-    # before "unavailable", whose "not available" its message also contains
-    (re.compile(r"Requested format is not available", re.I), "no_suitable_format"),
-    (re.compile(r"Private video|Video unavailable|has been removed|not available", re.I), "unavailable"),
-]
-
-
-def classify(message: str) -> str:
-    for pattern, reason in _REASONS:
-        m = pattern.search(message)
-        if m:
-            return reason or f"http_{m.group(1)}"
-    return "download_failed"
 
 
 def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
@@ -124,6 +112,7 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         "quiet": True, "logger": log, "progress_hooks": [cap_hook],
         "max_filesize": req.max_bytes,
         "buffersize": 1 << 18,  # yt-dlp starts at 1 KiB blocks; per-block Python work then dominates
+        **req.access.ytdlp_params(req.proxy),
     }
     if req.section:
         from yt_dlp.utils import download_range_func
@@ -133,14 +122,6 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         # later stage maps source times onto the file by subtracting `start`
         opts["force_keyframes_at_cuts"] = True
     return opts
-
-
-def failure_reason(message: str, req: YtdlpRequest) -> str:
-    """The reason of a failed download; no format at all under a strict height cap says so."""
-    reason = classify(message)
-    if reason == "no_suitable_format" and req.strict_height and not req.format:
-        return "no_format_under_cap"
-    return reason
 
 
 def format_selector(max_height: int, strict: bool) -> str:
@@ -194,11 +175,17 @@ def _direct_info(url: str) -> dict[str, Any] | None:
     return {"id": stem, "title": stem, "ext": ext.lower(), "webpage_url": url, "extractor": "direct"}
 
 
+LIVE = {"is_live": "live now", "is_upcoming": "a live stream or premiere that has not started",
+        "post_live": "a live stream that has just ended (its recording is still being processed)"}
+
+
 def _extract(ydl, req: YtdlpRequest) -> dict[str, Any]:
     """A page's info dict from its extractor (not for direct links: see _direct_info)."""
     info = ydl.extract_info(req.url, download=False)
     if info.get("_type") == "playlist":
         raise ItemError("unsupported_url", f"{req.url} is a playlist; list its videos in the manifest")
+    if info.get("live_status") in LIVE:  # a stream without an end (yet): its recording is fetched once it is over
+        raise ItemError("live_or_upcoming", f"{req.url} is {LIVE[info['live_status']]}")
     duration = info.get("duration")
     if req.max_duration_s and duration and duration > req.max_duration_s and not req.section:
         raise ItemError("over_duration_cap", f"{req.url} lasts {duration:.0f} s, over the cap of "
@@ -251,14 +238,13 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     except TimeoutError as e:
         raise ItemError("timeout", f"{req.url}: {e}") from e
     except DownloadError as e:
-        msg = _message(logger, e)
-        raise ItemError(failure_reason(msg, req), msg) from e
+        raise failure(logger, e, req) from e
     downloads = info.get("requested_downloads") or []
     media = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
     if media is None or not media.is_file():
         # yt-dlp skips (without raising) a file whose announced size is over max_filesize
         reason = "over_size_cap" if req.max_bytes else "download_failed"
-        raise ItemError(reason, f"{req.url}: no media file was written ({'; '.join(log.errors) or 'skipped by yt-dlp'})")
+        raise ItemError(reason, f"{req.url}: no media file was written ({'; '.join(logger.errors) or 'skipped by yt-dlp'})")
     subs = _subtitle_files(info, out_dir)
     kept = {k: info.get(k) for k in INFO_FIELDS if info.get(k) is not None}
     if info.get("extractor") == "generic":  # its upload_date is the server's Last-Modified or today: not data
@@ -266,10 +252,24 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     return YtdlpResult(media=media, info=kept, subtitles=subs, side_errors=side_errors)
 
 
+def failure(logger: _Logger, e: Exception, req: YtdlpRequest) -> ItemError:
+    """The error of a failed yt-dlp call: the reason its message (and warnings) give, its words as the detail."""
+    msg = _message(logger, e)
+    reason = failure_reason(msg, logger.warnings, req.strict_height and not req.format)
+    if reason == "js_runtime_missing":
+        msg += f" (after yt-dlp warned: {_unprefixed(js_runtime_warning(logger.warnings) or '')})"
+    return ItemError(reason, msg)
+
+
 def _message(logger: _Logger, e: Exception) -> str:
     """yt-dlp's own words for a failure, without its ERROR:/[extractor] prefixes."""
-    msg = (logger.errors[-1] if logger.errors else str(e)).replace("ERROR: ", "")
-    return re.sub(r"^\s*(\[[a-z]+\]\s*)+(Got error:\s*)?", "", msg.strip())
+    return _unprefixed(logger.errors[-1] if logger.errors else str(e))
+
+
+def _unprefixed(msg: str) -> str:
+    """A yt-dlp message without its ERROR:/WARNING: and [extractor] prefixes ([youtube], [youtube+GetPOT])."""
+    msg = re.sub(r"^\s*(ERROR|WARNING):\s*", "", msg.strip())
+    return re.sub(r"^\s*(\[[^\]\s]+\]\s*)+(Got error:\s*)?", "", msg)
 
 
 def _remove_partial_subtitles(out_dir: Path) -> None:

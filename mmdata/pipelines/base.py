@@ -56,6 +56,10 @@ class Stage:
         """One item -> its output record (or a dict); ItemError for bad input."""
         raise NotImplementedError
 
+    def report(self, work: WorkDir, metas: list[dict[str, Any]]) -> list[str]:
+        """Lines this stage adds to its run summary, from its ok items' metas and the run's events (none)."""
+        return []
+
     def load(self, item: Any, work: WorkDir) -> Any:
         """Batched stages: one item's inputs, read on the CPU ahead of `process_batch` (ItemError: bad input)."""
         return item

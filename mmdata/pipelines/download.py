@@ -6,14 +6,19 @@ through a plain HTTP fetch. A link whose name says nothing of its kind (`https:/
 for its Content-Type first; the kind found is recorded in the meta, and later stages take it from there.
 The ffprobe check of a video or audio file is kept as the probe the frames and audio stages read
 (mmdata/media/source.py).
+
+A site that refuses the worker (bot_check, rate_limited) is retried with a longer backoff, and when refusals
+pile up the worker pauses (fetch/throttle.py); each pause is an event the run's summary counts, as are the
+sources that kept their media but lost a side file.
 """
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import mimetypes
 import shutil
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,17 +26,21 @@ from urllib.parse import urlparse
 from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.fetch import direct
+from mmdata.fetch.access import DEFAULT_JS_RUNTIMES, Access, build_access
+from mmdata.fetch.classify import BLOCKING
 from mmdata.fetch.policy import check_url, is_local_path
+from mmdata.fetch.throttle import Throttle, backoff_s
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
 from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
 from mmdata.media.source import keep_download_probe
 from mmdata.media_check import check_image, check_image_type, kind_of_file, media_summary, probe_or_reason
-from mmdata.pipelines.base import Resources, Stage
+from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Source
 from mmdata.store.records import DownloadOutput
 from mmdata.workdir import WorkDir
 
-RETRYABLE = {"timeout", "connection_error", "http_429", "http_500", "http_502", "http_503", "http_504"}
+log = logging.getLogger(__name__)
+RETRYABLE = {"timeout", "connection_error", "http_500", "http_502", "http_503", "http_504"}
 CONTAINERS = ("mp4", "mkv", "webm")
 MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
 # Video sites: their pages are video, and asking them for a Content-Type would cost a request per source
@@ -59,6 +68,23 @@ class DownloadConfig:
     max_duration_s: float | None = 3 * 3600.0
     max_filesize_mb: float | None = 2000.0
     min_image_side: int = 32
+    # YouTube at scale (README "Downloading from YouTube"): read here, sent with this config to every worker
+    cookies: str | None = None  # a Netscape cookies.txt (its text travels; the file is never written)
+    cookies_from_browser: str | None = None  # BROWSER[+KEYRING][:PROFILE][::CONTAINER] on this machine
+    proxy: tuple[str, ...] = ()  # proxy URLs, or files listing one a line; a source's proxy: by its id
+    sleep_requests_s: float = 0.0  # yt-dlp's --sleep-requests: between the requests that read a page
+    sleep_interval_s: float = 0.0  # yt-dlp's --sleep-interval: before each download
+    limit_rate: str | None = None  # bytes/s per worker (50K, 4.2M), shared by its `concurrency` downloads
+    youtube_extractor_args: str | None = None  # yt-dlp's --extractor-args for youtube: player_client=web;...
+    js_runtimes: tuple[str, ...] = DEFAULT_JS_RUNTIMES  # yt-dlp's --js-runtimes (deno, node, bun, quickjs)
+    # refusals (bot_check, rate_limited): retries wait block_backoff_s, doubling, at most block_backoff_max_s;
+    # when block_share of the last block_window sources were refused, the worker pauses block_pause_s
+    block_backoff_s: float = 30.0
+    block_backoff_max_s: float = 600.0
+    block_window: int = 20
+    block_share: float = 0.5
+    block_pause_s: float = 900.0
+    access: Access = field(init=False, repr=False, compare=False, default_factory=Access)
 
     def __post_init__(self):
         n = "DownloadConfig"
@@ -75,6 +101,14 @@ class DownloadConfig:
               "positive seconds, or null for no cap")
         check(self.max_filesize_mb is None or self.max_filesize_mb > 0, n, "max_filesize_mb",
               self.max_filesize_mb, "positive MB, or null for no cap")
+        for key in ("sleep_requests_s", "sleep_interval_s", "block_backoff_s", "block_backoff_max_s",
+                    "block_pause_s"):
+            check(getattr(self, key) >= 0, n, key, getattr(self, key), "0 or more seconds")
+        check(self.block_window >= 1, n, "block_window", self.block_window, "at least 1 source")
+        check(0 < self.block_share <= 1, n, "block_share", self.block_share, "a share in (0, 1]")
+        self.proxy = tuple(self.proxy) if not isinstance(self.proxy, str) else (self.proxy,)
+        self.js_runtimes = tuple(self.js_runtimes) if not isinstance(self.js_runtimes, str) else (self.js_runtimes,)
+        self.access = build_access(self)  # in the driver: cookies and proxy files are read on this machine
 
     @property
     def max_bytes(self) -> int | None:
@@ -119,13 +153,15 @@ def detect_kind(item: Source, location: str, timeout_s: float) -> tuple[str, str
     return (kind, "content_type", ctype) if kind in DETECTED_KINDS else (item.kind, "manifest", ctype)
 
 
-class DownloadStage(Stage):
+class DownloadStage(ShipsConfigOnly, Stage):
     name = "download"
     resources = Resources(cpus=1, memory_mb=1024)
 
-    def __init__(self, cfg: DownloadConfig | None = None):
+    def __init__(self, cfg: DownloadConfig | None = None, throttle: Throttle | None = None):
         self.cfg = cfg or DownloadConfig()
         self.concurrency = self.cfg.concurrency
+        # one per worker process, shared by its threads (a worker unpickles the stage: ShipsConfigOnly)
+        self.throttle = throttle or Throttle(self.cfg.block_window, self.cfg.block_share, self.cfg.block_pause_s)
 
     def setup(self) -> None:
         from mmdata.environment import check_needs
@@ -137,16 +173,13 @@ class DownloadStage(Stage):
 
     def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
         location = check_url(item.url, self.cfg.allow_local)
-        for attempt in range(self.cfg.retries + 1):
-            try:
-                meta, ffprobe = self._fetch(item, location, out_dir)
-                break
-            except ItemError as e:
-                if e.reason not in RETRYABLE or attempt == self.cfg.retries:
-                    raise
-                for p in out_dir.iterdir():  # start the next attempt from an empty folder
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-                time.sleep(self.cfg.backoff_s * 2**attempt)
+        self.throttle.wait()  # while the worker is paused, no source starts
+        try:
+            meta, ffprobe, attempt = self._fetch_with_retries(item, location, out_dir)
+        except ItemError as e:
+            self._outcome(work, e.reason)
+            raise
+        self._outcome(work, None)
         meta["attempts"] = attempt + 1
         if ffprobe is not None:  # frames and audio read this probe instead of running ffprobe again
             keep_download_probe(out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
@@ -155,7 +188,55 @@ class DownloadStage(Stage):
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
         return DownloadOutput.from_dict(meta)
 
-    def _fetch(self, item: Source, location: str, out_dir: Path) -> tuple[dict[str, Any], dict | None]:
+    def _fetch_with_retries(self, item: Source, location: str, out_dir: Path) -> tuple[dict, dict | None, int]:
+        """`_fetch` with retries: transient failures wait `backoff_s`, refusals `block_backoff_s`, doubling
+        (bounded); each retry goes through the next proxy. -> (meta, ffprobe, last attempt)."""
+        cfg = self.cfg
+        for attempt in range(cfg.retries + 1):
+            try:
+                return (*self._fetch(item, location, out_dir, attempt), attempt)
+            except ItemError as e:
+                if e.reason not in RETRYABLE | set(BLOCKING) or attempt == cfg.retries:
+                    raise
+                for p in out_dir.iterdir():  # start the next attempt from an empty folder
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                base = cfg.block_backoff_s if e.reason in BLOCKING else cfg.backoff_s
+                self.throttle.sleep(backoff_s(attempt, base, cfg.block_backoff_max_s))
+        raise AssertionError("unreachable")
+
+    def _outcome(self, work: WorkDir, reason: str | None) -> None:
+        """Tell the throttle how a source ended; a pause it starts is logged and recorded for the summary."""
+        pause = self.throttle.record(reason)
+        if pause is not None:
+            log.warning("download: %s", pause.describe())
+            work.record_event(self.name, "pause", pause.to_dict())
+
+    def report(self, work: WorkDir, metas: list[dict[str, Any]]) -> list[str]:
+        """The summary's lines on side files lost (media kept) and on this run's pauses."""
+        lines = []
+        lost: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        sources = 0
+        for meta in metas:
+            errors = list(meta.get("side_errors") or [])
+            if meta.get("subtitle_error"):  # the manifest's own subtitle file
+                errors.append({"what": "manifest subtitles", "reason": meta["subtitle_error"].get("reason", "?")})
+            sources += bool(errors)
+            for err in errors:
+                lost[err.get("what", "?")][err.get("reason", "?")] += 1
+        if sources:
+            parts = "; ".join(f"{what}: " + ", ".join(f"{r} {n}" for r, n in sorted(c.items()))
+                              for what, c in sorted(lost.items()))
+            lines.append(f"side errors: {sources} source(s) kept their media but lost side files ({parts})")
+        pauses = work.events(self.name, "pause")
+        if pauses:
+            per_reason = collections.Counter(p["reason"] for p in pauses)
+            lines.append("paused " + ", ".join(f"{n} time(s) for {r}" for r, n in sorted(per_reason.items()))
+                         + f" ({sum(float(p['seconds']) for p in pauses):g} s in all): the site refused most "
+                         "recent sources; see README \"Downloading from YouTube\"")
+        return lines
+
+    def _fetch(self, item: Source, location: str, out_dir: Path,
+               attempt: int = 0) -> tuple[dict[str, Any], dict | None]:
         """The item's meta, and ffprobe's answer on the media file (None for an image)."""
         cfg = self.cfg
         kind, kind_from, announced = detect_kind(item, location, cfg.timeout_s)
@@ -169,7 +250,8 @@ class DownloadStage(Stage):
             section = (item.start_s, item.end_s) if cfg.sections and item.end_s is not None else None
             req = YtdlpRequest(location, cfg.max_height, cfg.container, cfg.subtitles, cfg.auto_subtitles,
                                cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s,
-                               cfg.strict_height, cfg.format, cfg.format_sort)
+                               cfg.strict_height, cfg.format, cfg.format_sort, cfg.access,
+                               cfg.access.proxy_for(item.key, attempt))
             res = ytdlp_download(req, out_dir)
             media, info, subs, side_errors = res.media, res.info, res.subtitles, res.side_errors
             if section:

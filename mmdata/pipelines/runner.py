@@ -22,7 +22,7 @@ from typing import Any, Callable
 from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import Stage
-from mmdata.pipelines.status import read_all_status, read_status, write_status
+from mmdata.pipelines.status import read_status, write_status
 from mmdata.records import Clip, StatusRow
 from mmdata.utils import dir_bytes
 from mmdata.workdir import WorkDir
@@ -253,6 +253,7 @@ class Summary:
     chunks_per_node: dict[str, int] = field(default_factory=dict)  # Ray only
     chunks_on_gpu: int = 0  # Ray only: chunks whose worker held a GPU
     pool: str = ""  # Ray only: how the worker pool was sized, and any fallback
+    notes: list[str] = field(default_factory=list)  # the stage's own lines (Stage.report): side errors, pauses
 
     @property
     def exit_code(self) -> int:
@@ -274,6 +275,7 @@ class Summary:
                          f"{on_gpu}; {self.pool}")
         elif self.pool:
             lines.append(f"  local: {self.pool}")
+        lines.extend(f"  {note}" for note in self.notes)
         if self.reasons:
             lines.append("  failures by reason:")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -284,12 +286,14 @@ class Summary:
 
 
 def summarize(stage: Stage, work: WorkDir, summary: Summary) -> Summary:
-    rows = read_all_status(work, stage.name)
+    tables = [t for c in work.table_chunks(stage.name) if (t := work.read_table(stage.name, c)) is not None]
+    rows = [r for t in tables for r in t.rows]
     summary.ok = sum(r.status == "ok" for r in rows)
     summary.failed = sum(r.status == "error" for r in rows)
     summary.skipped = sum(r.status == "skipped" for r in rows)
     summary.bytes = sum(r.bytes for r in rows)
     summary.reasons = dict(collections.Counter(r.reason for r in rows if r.status == "error"))
+    summary.notes = stage.report(work, [m for t in tables for m in t.metas.values()])
     return summary
 
 

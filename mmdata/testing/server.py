@@ -2,10 +2,13 @@
 
 Serves a folder, plus a few special paths that behave like the broken internet does:
   /stall/<name>   sends headers, then stalls forever (timeouts)
-  /status/<code>  answers with that HTTP status
+  /status/<code>  answers with that HTTP status (a query string after it tells requests apart)
+A request in absolute form (`GET http://host/path`: a client using this server as its HTTP proxy) is served
+from the same folder, as a transparent forward proxy would, and counted as `proxied <url>`.
 A file's Content-Type is guessed from its extension, unless `content_types` names it (servers that label
 files their own way: an image at `/img?id=3`, an error page at `/photo.jpg`).
-Counts requests per path so tests can assert that nothing was downloaded twice.
+Counts requests per path so tests can assert that nothing was downloaded twice, and keeps the Cookie header
+each request carried (`cookies`).
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ import http.server
 import os
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     counts: collections.Counter  # set per server class
+    cookies: list  # (path, Cookie header) per GET, set per server class
     stall_s: float = 30.0
     delay_s: float = 0.0  # sleep before each ordinary file, to make runs slow enough to interrupt
     rate_bps: float = 0.0  # per-connection bandwidth cap in bytes/s (0: unlimited), to behave like the internet
@@ -48,9 +53,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        if self.path.startswith("http://"):
+            self.counts[f"proxied {self.path}"] += 1
+            parts = urllib.parse.urlsplit(self.path)
+            self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.counts[self.path] += 1
+        self.cookies.append((self.path, self.headers.get("Cookie", "")))
         if self.path.startswith("/status/"):
-            code = int(self.path.split("/")[2])
+            code = int(self.path.split("/")[2].split("?")[0])
             self.send_response(code)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -87,7 +97,8 @@ class MediaServer:
                  port: int = 0, content_types: dict[str, str] | None = None, refuse_head: bool = False):
         self.root = Path(root)
         self.counts: collections.Counter = collections.Counter()
-        handler = type("Handler", (_Handler,), {"counts": self.counts, "stall_s": stall_s,
+        self.cookies: list[tuple[str, str]] = []
+        handler = type("Handler", (_Handler,), {"counts": self.counts, "cookies": self.cookies, "stall_s": stall_s,
                                                "delay_s": delay_s, "rate_bps": rate_bps,
                                                "content_types": dict(content_types or {}),
                                                "refuse_head": refuse_head})

@@ -123,3 +123,14 @@ def test_cuda_check_without_a_gpu_is_ok_and_says_cpu():
         pytest.skip("this machine has an NVIDIA driver")
     c = doctor._cuda_check({"available": False, "runtime": "13.0", "devices": []})
     assert c.status == "ok" and "no GPU visible" in c.detail
+
+
+def test_js_runtime_check_finds_the_deno_the_set_up_installs_and_says_how_to_get_one(tmp_path):
+    """yt-dlp's own runtime classes look (this venv's deno, from PyPI); pointed at a location with none, the
+    check warns (YouTube only needs it) with the way to install one."""
+    c = doctor.check_js_runtime()
+    assert c.status == "ok" and c.detail.startswith("deno ") and "yt-dlp-ejs" in c.detail, c
+    nowhere = {name: str(tmp_path / name) for name in ("deno", "node", "bun", "quickjs")}
+    c = doctor.check_js_runtime(nowhere)
+    assert c.status == "warn" and "finds no JavaScript runtime" in c.detail and "js_runtime_missing" in c.detail
+    assert "`make setup` installs deno" in c.fix and "--js-runtimes" in c.fix

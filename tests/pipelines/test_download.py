@@ -315,11 +315,14 @@ def test_a_subtitle_that_fails_costs_the_subtitles_not_the_video(tmp_path, serve
         s = run_stage(DownloadStage(DownloadConfig(allow_local=True)), work, RunnerConfig(progress=False, workers=1))
         counts = dict(srv.counts)
     assert (s.ok, s.failed) == (2, 0)
+    # the summary counts the sources that kept their video but lost a side file
+    assert s.notes == ["side errors: 1 source(s) kept their media but lost side files (subtitles: rate_limited 1)"]
+    assert s.notes[0] in s.render()
     good, busy = (work.meta("download", source_id(srv.url(f"{n}.html"))) for n in ("good", "busy"))
     assert good["subtitles"] == [{"file": "subs.en.manual.vtt", "lang": "en", "origin": "manual", "ext": "vtt"}]
     assert "side_errors" not in good
     assert busy["subtitles"] == [] and busy["side_errors"] == [
-        {"what": "subtitles", "reason": "http_429",
+        {"what": "subtitles", "reason": "rate_limited",
          "detail": "Unable to download video subtitles for 'en': HTTP Error 429: Too Many Requests"}]
     assert sha256_file(work.item_dir("download", source_id(srv.url("busy.html"))) / busy["media"]) == \
         sha256_file(served / "a.mp4")

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmdata.commands.download import download_cmd
-from mmdata.fetch.ytdlp import YtdlpRequest, _Logger, _options, failure_reason
+from mmdata.fetch.ytdlp import YtdlpRequest, _Logger, _options, failure
 from mmdata.pipelines.download import DownloadConfig
 
 CODECS = {"h264": ("avc1.4d401e", "mp4", 2.0), "vp9": ("vp9", "webm", 1.5), "av1": ("av01.0.05M.08", "mp4", 1.0)}
@@ -45,8 +45,8 @@ def test_the_height_cap_is_soft_unless_strict(tmp_path):
     strict = YtdlpRequest("u", max_height=480, strict_height=True)
     with pytest.raises((DownloadError, ExtractorError), match="Requested format is not available") as e:
         chosen(strict, big, tmp_path)
-    assert failure_reason(str(e.value), strict) == "no_format_under_cap"
-    assert failure_reason(str(e.value), YtdlpRequest("u")) == "no_suitable_format"
+    assert failure(_Logger(), e.value, strict).reason == "no_format_under_cap"
+    assert failure(_Logger(), e.value, YtdlpRequest("u")).reason == "no_suitable_format"
 
 
 def test_a_users_own_format_and_sort_pass_through(tmp_path):

@@ -69,3 +69,25 @@ def test_a_worker_crash_becomes_an_error_row_and_the_run_goes_on(tmp_path):
     assert rows == {"v0_0_1000": ("ok", ""), "v1_0_1000": ("error", "worker_crashed"), "v2_0_1000": ("ok", ""),
                     "v3_0_1000": ("ok", ""), "v4_0_1000": ("ok", "")}
     assert (s.ok, s.failed) == (4, 1)
+
+
+def test_access_options_travel_to_ray_actors(tmp_path, served_dir):
+    """Cookies (read in the driver) and the proxy reach yt-dlp inside a Ray actor, in the stage config."""
+    import shutil
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(served_dir / "a.mp4", served / "a.mp4")
+    (served / "p.html").write_text('<html><body><video><source src="a.mp4" type="video/mp4"></video></body></html>')
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\tsecret123\n")
+    with MediaServer(served) as origin, MediaServer(served) as proxy:
+        m = write_manifest(tmp_path / "m.csv", [f"{origin.url('p.html')},0,1,"])
+        proc = subprocess.run(CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--allow-local", "--no-progress",
+                                     "--executor", "ray", "--workers", "1", "--cookies", str(cookies),
+                                     "--proxy", proxy.url(""), "--no-subtitles", "--no-auto-subtitles"],
+                              capture_output=True, text=True, timeout=240)
+        proxied, sent = dict(proxy.counts), list(proxy.cookies)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proxied[f"proxied {origin.url('p.html')}"] == 1 and proxied[f"proxied {origin.url('a.mp4')}"] == 1
+    assert sent and all(c == "SID=secret123" for _, c in sent), sent
