@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdata.errors import ItemError
+from mmdata.fetch import guard
 
 log = logging.getLogger(__name__)
 SUBTITLE_FAILURE = "Unable to download video subtitles"  # yt-dlp's message when a subtitle file fails
@@ -125,6 +126,7 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         "max_filesize": req.max_bytes,
         "buffersize": 1 << 18,  # yt-dlp starts at 1 KiB blocks; per-block Python work then dominates
     }
+    opts.update(guard.ytdlp_options())  # its traffic stays inside the network guard (fetch/guard.py)
     if req.section:
         from yt_dlp.utils import download_range_func
 

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.fetch import direct
+from mmdata.fetch.guard import NetPolicy, guarded
 from mmdata.fetch.policy import check_url, is_local_path
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
 from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
@@ -43,6 +44,7 @@ DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* name
 @dataclass
 class DownloadConfig:
     allow_local: bool = False  # file paths, file:// and private/loopback addresses (tests, local corpora)
+    allow_hosts: tuple[str, ...] = ()  # hosts, addresses or networks trusted though not public (fetch/guard.py)
     max_height: int = 480
     strict_height: bool = False  # never a format over max_height: an error row no_format_under_cap instead
     format: str | None = None  # your own yt-dlp format selector (overrides max_height's)
@@ -75,6 +77,11 @@ class DownloadConfig:
               "positive seconds, or null for no cap")
         check(self.max_filesize_mb is None or self.max_filesize_mb > 0, n, "max_filesize_mb",
               self.max_filesize_mb, "positive MB, or null for no cap")
+        self.network  # an invalid allow_hosts entry is a ConfigError now, not an error row per source
+
+    @property
+    def network(self) -> NetPolicy:
+        return NetPolicy(self.allow_local, tuple(self.allow_hosts))
 
     @property
     def max_bytes(self) -> int | None:
@@ -136,10 +143,11 @@ class DownloadStage(Stage):
         return sources_of(clips)
 
     def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
-        location = check_url(item.url, self.cfg.allow_local)
+        location = check_url(item.url, self.cfg.network)
         for attempt in range(self.cfg.retries + 1):
             try:
-                meta, ffprobe = self._fetch(item, location, out_dir)
+                with guarded(self.cfg.network):  # every connection checked; one refused: refused_url
+                    meta, ffprobe = self._fetch(item, location, out_dir)
                 break
             except ItemError as e:
                 if e.reason not in RETRYABLE or attempt == self.cfg.retries:
@@ -151,7 +159,8 @@ class DownloadStage(Stage):
         if ffprobe is not None:  # frames and audio read this probe instead of running ffprobe again
             keep_download_probe(out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
         if item.subtitles:
-            meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
+            with guarded(self.cfg.network):
+                meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
         return DownloadOutput.from_dict(meta)
 
@@ -201,12 +210,15 @@ class DownloadStage(Stage):
         return meta, ffprobe
 
     def _fetch_subtitles(self, url: str, out_dir: Path, meta: dict[str, Any]) -> dict[str, str] | None:
-        """A missing side file must not cost the video: record why, and the align stage reports it."""
+        """A missing side file must not cost the video: record why, and the align stage reports it. A refused
+        one does: a manifest that points inside is not trusted with the rest of its row."""
         ext = Path(url.split("?")[0]).suffix.lstrip(".").lower() or "txt"
         name = f"subs.und.manifest.{ext}"
         try:
-            direct.fetch(check_url(url, self.cfg.allow_local), out_dir / name, self.cfg.timeout_s, 50_000_000)
+            direct.fetch(check_url(url, self.cfg.network), out_dir / name, self.cfg.timeout_s, 50_000_000)
         except ItemError as e:
+            if e.reason == "refused_url":
+                raise
             meta["subtitle_error"] = {"url": url, "reason": e.reason, "detail": e.detail}
             (out_dir / name).unlink(missing_ok=True)
             return None
