@@ -195,3 +195,33 @@ def test_outside_a_guarded_block_nothing_is_checked(served):
     with pytest.raises(ItemError, match="127.0.0.1") as refused, guard.guarded(NetPolicy()):
         socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     assert refused.value.reason == "refused_url" and isinstance(refused.value.__cause__, guard.Refused)
+
+
+def test_the_proxy_tunnels_https_only_to_allowed_addresses(names, served):
+    """ffmpeg sends https through CONNECT: the tunnel to the allowed host carries bytes both ways (plain HTTP
+    here, no TLS server in the tests), the one to 127.0.0.1 is answered 403 and counts against the source."""
+    from mmdata.fetch.guard_proxy import proxy_url
+
+    d, srv = served
+
+    def connect(scope, target: str) -> bytes:
+        port = int(proxy_url(scope).rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            answer = s.recv(4096)
+            if answer.startswith(b"HTTP/1.1 200"):
+                s.sendall(b"GET /a.vtt HTTP/1.0\r\nHost: media.test\r\n\r\n")
+                while block := s.recv(65536):
+                    answer += block
+            return answer
+
+    scope = guard.Scope(NetPolicy(allow_hosts=("media.test",)))  # a source's, entered by the proxy's threads
+    try:
+        tunneled = connect(scope, f"media.test:{srv.port}")
+        assert not scope.refusals and tunneled.endswith((d / "a.vtt").read_bytes())
+        assert connect(scope, f"127.0.0.1:{srv.port}").startswith(b"HTTP/1.1 403")
+        assert scope.refusals == [f"127.0.0.1:{srv.port} is not a public address; pass --allow-hosts 127.0.0.1 "
+                                  f"to allow it"]
+    finally:
+        for close in scope.on_close:
+            close()
