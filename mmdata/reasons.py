@@ -63,8 +63,10 @@ REASONS: tuple[Reason, ...] = (
            "the URL has no host",
            "fix the URL in the manifest"),
     Reason("refused_url", ("download",),
-           "a `file://` URL, a local path, a scheme other than http/https, or a private/loopback host",
-           "refused for safety; pass `--allow-local` for a local corpus"),
+           "a `file://` URL, a local path, a scheme other than http/https, or a connection (the URL, a redirect, a "
+           "segment, a subtitle) to an address that is not public (private, loopback, link-local, CGNAT)",
+           "refused for safety (README: Security model); `--allow-hosts` for a trusted internal host, "
+           "`--allow-local` for a local corpus"),
     Reason("local_file_not_found", ("download",),
            "a local path in the manifest (with `--allow-local`) does not exist",
            "fix the path in the manifest (relative paths are relative to the manifest)"),

@@ -31,6 +31,9 @@ Example:
 @common.stage_options
 @click.option("--chunk-size", type=int, default=None, help="Clips per chunk (unit of work and resume). [256]")
 @click.option("--allow-local", is_flag=True, default=None, help="Allow file paths, file:// and private/loopback hosts.")
+@click.option("--allow-hosts", "allow_hosts", default=None,
+              help="Hosts, addresses or networks (CIDR) to reach though not public, comma-separated "
+                   "(an internal media server): see README, Security model.")
 @click.option("--max-height", type=int, default=None, help="Highest video height to fetch. [480]")
 @click.option("--strict-height", is_flag=True, default=None,
               help="Never a larger format: a source without one at or under --max-height is an error row "

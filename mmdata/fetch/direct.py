@@ -1,6 +1,7 @@
 """Plain HTTP(S) fetches with a timeout and a size cap: images, side files (subtitles) and links that name a
 media file (fetch/ytdlp.py hands those here): whatever is not a video page. Errors become ItemErrors with a
-reason a person can act on."""
+reason a person can act on. Redirects are followed to http(s) only; each hop's connection is checked by the
+network guard (fetch/guard.py) like the first."""
 from __future__ import annotations
 
 import shutil
@@ -9,11 +10,29 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
 
 from mmdata.errors import ItemError
 from mmdata.fetch.classify import http_reason
+from mmdata.fetch import guard
 
 USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, refused unless to http(s): urllib itself would follow one to ftp://."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        target = urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
+        if urlparse(target).scheme not in ("http", "https"):
+            fp.close()
+            raise guard.refuse(f"{req.full_url} redirects to {target}: http and https only")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_opener = urllib.request.build_opener(_RedirectHandler)
 
 
 def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers: dict[str, str] | None = None,
@@ -26,7 +45,7 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers
     req = urllib.request.Request(url, headers=headers or {"User-Agent": USER_AGENT})
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(dest, "wb") as f:
+        with _opener.open(req, timeout=timeout_s) as resp, open(dest, "wb") as f:
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
             length = resp.headers.get("Content-Length")
             if max_bytes and length and int(length) > max_bytes:
@@ -43,9 +62,15 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers
         raise ItemError(http_reason(e.code), f"{url} answered HTTP {e.code} {e.reason}") from e
     except (socket.timeout, TimeoutError) as e:
         raise ItemError("timeout", f"{url} sent nothing for {timeout_s:g} s") from e
+    except guard.Refused as e:
+        raise ItemError("refused_url", f"{url}: {e}") from e
     except urllib.error.URLError as e:
+        if isinstance(e.reason, guard.Refused):
+            raise ItemError("refused_url", f"{url}: {e.reason}") from e
         if isinstance(e.reason, (socket.timeout, TimeoutError)):
             raise ItemError("timeout", f"{url} did not answer within {timeout_s:g} s") from e
+        if isinstance(e.reason, socket.gaierror):
+            raise ItemError("dns_error", f"{url}: cannot resolve its host: {e.reason}") from e
         raise ItemError("connection_error", f"{url}: {e.reason}") from e
     except ConnectionError as e:
         raise ItemError("connection_error", f"{url}: {e}") from e
@@ -60,7 +85,7 @@ def content_type(url: str, timeout_s: float) -> str:
     for method in ("HEAD", "GET"):
         req = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT})
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            with _opener.open(req, timeout=timeout_s) as resp:
                 return resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         except urllib.error.HTTPError as e:
             if e.code not in (403, 405, 501):

@@ -1,48 +1,53 @@
-"""Which URLs may be fetched. `file://`, bare paths and private, loopback or link-local addresses are
-refused unless the user allows local sources (`--allow-local`), so a manifest cannot make a worker read
-its own disk or probe the internal network."""
+"""Which manifest URLs may be fetched, decided before any connection: http and https only; `file://` and bare
+paths only with `--allow-local`; a host whose every address is outside the public internet is refused early,
+with a clear reason. This is the early, friendly check; what holds is the connect-time guard
+(fetch/guard.py), which checks every connection again, redirects and rebinding DNS included."""
 from __future__ import annotations
 
-import ipaddress
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from mmdata.errors import ItemError
+from mmdata.fetch.guard import NetPolicy, literal_address, resolve
+
+SCHEMES = ("http", "https")
 
 
 def is_local_path(url: str) -> bool:
     return "://" not in url
 
 
-def _address_is_private(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as e:
-        raise ItemError("dns_error", f"cannot resolve host {host!r}: {e}") from e
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
-            return True
-    return False
-
-
-def check_url(url: str, allow_local: bool) -> str:
+def check_url(url: str, policy: NetPolicy) -> str:
     """Return the local path or URL to fetch, or raise ItemError('refused_url', why)."""
     if is_local_path(url) or url.startswith("file://"):
         path = url[len("file://"):] if url.startswith("file://") else url
-        if not allow_local:
+        if not policy.allow_local:
             raise ItemError("refused_url", f"{url!r} is a local file; pass --allow-local to read local files")
         if not Path(path).is_file():
             raise ItemError("local_file_not_found", f"local file {path!r} does not exist")
         return path
     parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https"):
+    if parsed.scheme not in SCHEMES:
         raise ItemError("refused_url", f"scheme {parsed.scheme!r} of {url!r} is not allowed (http/https only)")
     if not parsed.hostname:
         raise ItemError("bad_url", f"{url!r} has no host")
-    if not allow_local and _address_is_private(parsed.hostname):
-        raise ItemError("refused_url",
-                        f"{parsed.hostname!r} is a private, loopback or link-local address; pass --allow-local to allow it")
+    if not policy.allow_local and not policy.host_listed(parsed.hostname):
+        _check_addresses(parsed.hostname, policy)
     return url
+
+
+def _check_addresses(host: str, policy: NetPolicy) -> None:
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            addresses = [literal_address(str(i[4][0])) for i in resolve(host, None, 0, socket.SOCK_STREAM)]
+        except socket.gaierror as e:
+            raise ItemError("dns_error", f"cannot resolve host {host!r}: {e}") from e
+    if not any(a is not None and policy.address_allowed(a) for a in addresses):
+        shown = ", ".join(sorted({str(a) for a in addresses}))
+        what = host if literal is not None else f"{host} ({shown})"
+        raise ItemError("refused_url", f"{what} is not a public address (private, loopback, link-local, CGNAT "
+                        f"or reserved); pass --allow-hosts {host} or --allow-local to allow it")

@@ -20,6 +20,7 @@ from typing import Any
 from mmdata.errors import ItemError
 from mmdata.fetch.access import Access
 from mmdata.fetch.classify import classify, failure_reason, js_runtime_warning
+from mmdata.fetch import guard
 
 log = logging.getLogger(__name__)
 SUBTITLE_FAILURE = "Unable to download video subtitles"  # yt-dlp's message when a subtitle file fails
@@ -114,6 +115,7 @@ def _options(req: YtdlpRequest, out_dir: Path, log: _Logger) -> dict[str, Any]:
         "buffersize": 1 << 18,  # yt-dlp starts at 1 KiB blocks; per-block Python work then dominates
         **req.access.ytdlp_params(req.proxy),
     }
+    opts.update(guard.ytdlp_options(user_proxy=req.proxy is not None))  # its traffic stays inside the network guard (fetch/guard.py)
     if req.section:
         from yt_dlp.utils import download_range_func
 

@@ -28,6 +28,7 @@ from mmdata.errors import ItemError
 from mmdata.fetch import direct
 from mmdata.fetch.access import DEFAULT_JS_RUNTIMES, Access, build_access
 from mmdata.fetch.classify import BLOCKING
+from mmdata.fetch.guard import NetPolicy, guarded
 from mmdata.fetch.policy import check_url, is_local_path
 from mmdata.fetch.throttle import Throttle, backoff_s
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
@@ -52,6 +53,7 @@ DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* name
 @dataclass
 class DownloadConfig:
     allow_local: bool = False  # file paths, file:// and private/loopback addresses (tests, local corpora)
+    allow_hosts: tuple[str, ...] = ()  # hosts, addresses or networks trusted though not public (fetch/guard.py)
     max_height: int = 480
     strict_height: bool = False  # never a format over max_height: an error row no_format_under_cap instead
     format: str | None = None  # your own yt-dlp format selector (overrides max_height's)
@@ -109,6 +111,14 @@ class DownloadConfig:
         self.proxy = tuple(self.proxy) if not isinstance(self.proxy, str) else (self.proxy,)
         self.js_runtimes = tuple(self.js_runtimes) if not isinstance(self.js_runtimes, str) else (self.js_runtimes,)
         self.access = build_access(self)  # in the driver: cookies and proxy files are read on this machine
+        self.network  # an invalid allow_hosts entry is a ConfigError now, not an error row per source
+
+    @property
+    def network(self) -> NetPolicy:
+        """The guard's policy. The user's own proxies are trusted like `allow_hosts` (the config names them,
+        not the manifest); through a proxy, the guard sees only the connection to the proxy."""
+        proxies = tuple(h for h in (urlparse(u).hostname for u in self.access.proxies) if h)
+        return NetPolicy(self.allow_local, tuple(self.allow_hosts) + proxies)
 
     @property
     def max_bytes(self) -> int | None:
@@ -172,7 +182,7 @@ class DownloadStage(ShipsConfigOnly, Stage):
         return sources_of(clips)
 
     def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
-        location = check_url(item.url, self.cfg.allow_local)
+        location = check_url(item.url, self.cfg.network)
         self.throttle.wait()  # while the worker is paused, no source starts
         try:
             meta, ffprobe, attempt = self._fetch_with_retries(item, location, out_dir)
@@ -184,7 +194,8 @@ class DownloadStage(ShipsConfigOnly, Stage):
         if ffprobe is not None:  # frames and audio read this probe instead of running ffprobe again
             keep_download_probe(out_dir / meta["media"], ffprobe, self.cfg.timeout_s)
         if item.subtitles:
-            meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
+            with guarded(self.cfg.network):
+                meta["subtitles"].append(self._fetch_subtitles(item.subtitles, out_dir, meta))
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
         return DownloadOutput.from_dict(meta)
 
@@ -194,7 +205,8 @@ class DownloadStage(ShipsConfigOnly, Stage):
         cfg = self.cfg
         for attempt in range(cfg.retries + 1):
             try:
-                return (*self._fetch(item, location, out_dir, attempt), attempt)
+                with guarded(cfg.network):  # every connection checked; one refused: refused_url
+                    return (*self._fetch(item, location, out_dir, attempt), attempt)
             except ItemError as e:
                 if e.reason not in RETRYABLE | set(BLOCKING) or attempt == cfg.retries:
                     raise
@@ -283,12 +295,15 @@ class DownloadStage(ShipsConfigOnly, Stage):
         return meta, ffprobe
 
     def _fetch_subtitles(self, url: str, out_dir: Path, meta: dict[str, Any]) -> dict[str, str] | None:
-        """A missing side file must not cost the video: record why, and the align stage reports it."""
+        """A missing side file must not cost the video: record why, and the align stage reports it. A refused
+        one does: a manifest that points inside is not trusted with the rest of its row."""
         ext = Path(url.split("?")[0]).suffix.lstrip(".").lower() or "txt"
         name = f"subs.und.manifest.{ext}"
         try:
-            direct.fetch(check_url(url, self.cfg.allow_local), out_dir / name, self.cfg.timeout_s, 50_000_000)
+            direct.fetch(check_url(url, self.cfg.network), out_dir / name, self.cfg.timeout_s, 50_000_000)
         except ItemError as e:
+            if e.reason == "refused_url":
+                raise
             meta["subtitle_error"] = {"url": url, "reason": e.reason, "detail": e.detail}
             (out_dir / name).unlink(missing_ok=True)
             return None

@@ -149,6 +149,19 @@ def truncate_file(src: Path, dst: Path, keep_fraction: float = 0.5) -> Path:
     return Path(dst)
 
 
+def hls_stream(src: Path, playlist: Path, segment_s: float = 0.5, base_url: str = "") -> Path:
+    """`src` as an HLS stream: `playlist` (.m3u8) and its MPEG-TS segments beside it. `base_url`: the
+    segments named by absolute URLs under it (a playlist that sends its reader elsewhere)."""
+    playlist = Path(playlist)
+    ffmpeg("-i", str(src), "-c", "copy", "-f", "hls", "-hls_time", str(segment_s), "-hls_list_size", "0",
+           "-hls_segment_filename", str(playlist.with_name(f"{playlist.stem}-%d.ts")), str(playlist))
+    if base_url:
+        lines = playlist.read_text().splitlines()
+        playlist.write_text("".join(f"{base_url.rstrip('/')}/{ln}\n" if ln.endswith(".ts") else f"{ln}\n"
+                                    for ln in lines))
+    return playlist
+
+
 def image_with_exif_rotation(dst: Path, size: tuple[int, int] = (64, 32)) -> Path:
     """A JPEG stored landscape with EXIF orientation 6 (shown rotated 90 degrees clockwise: portrait)."""
     from PIL import Image

@@ -3,6 +3,8 @@
 Serves a folder, plus a few special paths that behave like the broken internet does:
   /stall/<name>   sends headers, then stalls forever (timeouts)
   /status/<code>  answers with that HTTP status (a query string after it tells requests apart)
+  /redirect?to=<url>  answers 302 to that URL (for HEAD too); /redirect-ffmpeg?to=<url> only to ffmpeg
+                  (which alone sends Icy-MetaData), and serves the file named by <url>'s path to anyone else
 A request in absolute form (`GET http://host/path`: a client using this server as its HTTP proxy) is served
 from the same folder, as a transparent forward proxy would, and counted as `proxied <url>`.
 A file's Content-Type is guessed from its extension, unless `content_types` names it (servers that label
@@ -52,6 +54,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
 
+    def _redirect(self) -> bool:
+        """Answer a /redirect path (True), or leave the request to the other handlers (False)."""
+        url = urllib.parse.urlsplit(self.path)
+        if url.path not in ("/redirect", "/redirect-ffmpeg"):
+            return False
+        to = urllib.parse.parse_qs(url.query).get("to", [""])[0]
+        if url.path == "/redirect-ffmpeg" and "Icy-MetaData" not in self.headers:  # sent by ffmpeg alone
+            self.path = urllib.parse.urlsplit(to).path
+            return False
+        self.send_response(302)
+        self.send_header("Location", to)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def do_GET(self):
         if self.path.startswith("http://"):
             self.counts[f"proxied {self.path}"] += 1
@@ -59,6 +76,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.counts[self.path] += 1
         self.cookies.append((self.path, self.headers.get("Cookie", "")))
+        if self._redirect():
+            return
         if self.path.startswith("/status/"):
             code = int(self.path.split("/")[2].split("?")[0])
             self.send_response(code)
@@ -82,6 +101,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_HEAD(self):
         self.counts["HEAD " + self.path] += 1
+        if self._redirect():
+            return
         if self.refuse_head:
             self.send_response(405)
             self.send_header("Content-Length", "0")
