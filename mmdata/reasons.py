@@ -106,8 +106,8 @@ REASONS: tuple[Reason, ...] = (
            "refresh the link, or drop the row"),
     # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
     Reason("<step>_timeout", ("download", "frames", "audio", "align", "quantize", "tokenizers"),
-           "ffprobe or ffmpeg ran over its time allowance on the file (step: probe, scan, decode, remux, audio "
-           "or encode) and was killed",
+           "ffprobe or ffmpeg ran over its time allowance on the file (`--timeout`, plus a second per second of "
+           "media it works through; step: probe, scan, decode, remux, audio or encode) and was killed",
            "a huge or pathological file: raise the stage's `--timeout` (`timeout_s`) where it has one, or drop "
            "the row",
            parts=TOOL_STEPS),
