@@ -56,8 +56,12 @@ REASONS: tuple[Reason, ...] = (
            "the host refused or dropped the connection, or cannot be reached",
            "check the URL and the network; re-run with `--retry-failed`"),
     Reason("dns_error", ("download",),
-           "the URL's host name does not resolve",
+           "the URL's host name does not resolve (the name does not exist)",
            "check the host name in the URL, and DNS on this machine"),
+    Reason("dns_temporary", ("download",),
+           "the resolver could not answer for the URL's host (a DNS timeout or an unreachable DNS server), "
+           "after `--retries`",
+           "check DNS on this machine; re-run with `--retry-failed`"),
     Reason("bad_url", ("download",),
            "the URL has no host",
            "fix the URL in the manifest"),

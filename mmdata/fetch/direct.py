@@ -7,10 +7,12 @@ import shutil
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from mmdata.errors import ItemError
+from mmdata.fetch.policy import dns_failure
 
 USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
 
@@ -45,6 +47,8 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers
     except urllib.error.URLError as e:
         if isinstance(e.reason, (socket.timeout, TimeoutError)):
             raise ItemError("timeout", f"{url} did not answer within {timeout_s:g} s") from e
+        if isinstance(e.reason, socket.gaierror):
+            raise dns_failure(urllib.parse.urlparse(url).hostname or url, e.reason) from e
         raise ItemError("connection_error", f"{url}: {e.reason}") from e
     except ConnectionError as e:
         raise ItemError("connection_error", f"{url}: {e}") from e

@@ -15,11 +15,19 @@ def is_local_path(url: str) -> bool:
     return "://" not in url
 
 
+def dns_failure(host: str, e: socket.gaierror) -> ItemError:
+    """A failed lookup of `host`: `dns_temporary` when the resolver could not answer now (EAI_AGAIN: a
+    timeout, a busy or unreachable DNS server; retried like other transient errors), else `dns_error` (the
+    name does not exist: retrying will not help)."""
+    reason = "dns_temporary" if e.errno == socket.EAI_AGAIN else "dns_error"
+    return ItemError(reason, f"cannot resolve host {host!r}: {e}")
+
+
 def _address_is_private(host: str) -> bool:
     try:
         infos = socket.getaddrinfo(host, None)
     except socket.gaierror as e:
-        raise ItemError("dns_error", f"cannot resolve host {host!r}: {e}") from e
+        raise dns_failure(host, e) from e
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \

@@ -81,8 +81,10 @@ _REASONS = [
     (re.compile(r"HTTP Error (\d{3})"), None),
     (re.compile(r"timed? ?out|TimeoutError", re.I), "timeout"),
     (re.compile(r"Unsupported URL", re.I), "unsupported_url"),
-    (re.compile(r"Connection refused|Name or service not known|No route to host|Connection reset", re.I),
-     "connection_error"),
+    # glibc's words for EAI_AGAIN and EAI_NONAME (yt-dlp passes the socket error's text on)
+    (re.compile(r"Temporary failure in name resolution", re.I), "dns_temporary"),
+    (re.compile(r"Name or service not known|nodename nor servname", re.I), "dns_error"),
+    (re.compile(r"Connection refused|No route to host|Connection reset", re.I), "connection_error"),
     # before "unavailable", whose "not available" its message also contains
     (re.compile(r"Requested format is not available", re.I), "no_suitable_format"),
     (re.compile(r"Private video|Video unavailable|has been removed|not available", re.I), "unavailable"),

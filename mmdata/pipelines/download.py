@@ -31,7 +31,8 @@ from mmdata.records import Clip, Source
 from mmdata.store.records import DownloadOutput
 from mmdata.workdir import WorkDir
 
-RETRYABLE = {"timeout", "connection_error", "http_429", "http_500", "http_502", "http_503", "http_504"}
+RETRYABLE = {"timeout", "connection_error", "dns_temporary", "http_429", "http_500", "http_502", "http_503",
+             "http_504"}
 CONTAINERS = ("mp4", "mkv", "webm")
 MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
 # Video sites: their pages are video, and asking them for a Content-Type would cost a request per source
@@ -136,9 +137,9 @@ class DownloadStage(Stage):
         return sources_of(clips)
 
     def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
-        location = check_url(item.url, self.cfg.allow_local)
         for attempt in range(self.cfg.retries + 1):
-            try:
+            try:  # the check resolves the host: a resolver that fails now is retried too
+                location = check_url(item.url, self.cfg.allow_local)
                 meta, ffprobe = self._fetch(item, location, out_dir)
                 break
             except ItemError as e:
