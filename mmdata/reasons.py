@@ -124,11 +124,11 @@ REASONS: tuple[Reason, ...] = (
     Reason("missing_output_file", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
-    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard"),
+    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
-           "written by another mmdata version)",
+           "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
            "re-run that stage (delete its folder in the work store) with this mmdata version"),
-    Reason("corrupt_file", ("frames", "align", "quantize", "tokenizers"),
+    Reason("corrupt_file", ("frames", "align", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
            "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),
