@@ -57,8 +57,12 @@ REASONS: tuple[Reason, ...] = (
            "the host refused or dropped the connection, or cannot be reached",
            "check the URL and the network; re-run with `--retry-failed`"),
     Reason("dns_error", ("download",),
-           "the URL's host name does not resolve",
+           "the URL's host name does not resolve (the name does not exist)",
            "check the host name in the URL, and DNS on this machine"),
+    Reason("dns_temporary", ("download",),
+           "the resolver could not answer for the URL's host (a DNS timeout or an unreachable DNS server), "
+           "after `--retries`",
+           "check DNS on this machine; re-run with `--retry-failed`"),
     Reason("bad_url", ("download",),
            "the URL has no host",
            "fix the URL in the manifest"),
@@ -144,8 +148,8 @@ REASONS: tuple[Reason, ...] = (
            "refresh the link, or drop the row"),
     # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
     Reason("<step>_timeout", ("download", "frames", "audio", "align", "quantize", "tokenizers"),
-           "ffprobe or ffmpeg ran over its time allowance on the file (step: probe, scan, decode, remux, audio "
-           "or encode) and was killed",
+           "ffprobe or ffmpeg ran over its time allowance on the file (`--timeout`, plus a second per second of "
+           "media it works through; step: probe, scan, decode, remux, audio or encode) and was killed",
            "a huge or pathological file: raise the stage's `--timeout` (`timeout_s`) where it has one, or drop "
            "the row",
            parts=TOOL_STEPS),
@@ -158,11 +162,11 @@ REASONS: tuple[Reason, ...] = (
     Reason("missing_output_file", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
-    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard"),
+    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
-           "written by another mmdata version)",
+           "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
            "re-run that stage (delete its folder in the work store) with this mmdata version"),
-    Reason("corrupt_file", ("frames", "align", "quantize", "tokenizers"),
+    Reason("corrupt_file", ("frames", "align", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
            "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),

@@ -14,15 +14,30 @@ from mmdata.errors import ItemError
 from mmdata.environment import require_tool
 
 
-def run_tool(args: list[str], timeout_s: float, what: str, path: Path, input: bytes | None = None
-             ) -> subprocess.CompletedProcess:
-    """Run ffmpeg/ffprobe with an argument list and a timeout; a hang becomes ItemError(f"{what}_timeout"),
-    not a stuck worker. A non-zero exit is returned, for the caller to judge."""
+# Decoding, demuxing and encoding run faster than real time on one thread at the sizes mmdata fetches, so
+# a run allowed one second per second of media it works through, on top of the floor, is stuck when it runs
+# out; a flat limit instead fails whole-source clips of long videos.
+SECONDS_PER_MEDIA_SECOND = 1.0
+
+
+def tool_timeout(timeout_s: float, media_s: float = 0.0) -> float:
+    """The time one ffmpeg/ffprobe run may take: the stage's `timeout_s` (the floor) plus a second per second
+    of media the run decodes, demuxes or encodes."""
+    return timeout_s + max(0.0, media_s) * SECONDS_PER_MEDIA_SECOND
+
+
+def run_tool(args: list[str], timeout_s: float, what: str, path: Path, input: bytes | None = None,
+             media_s: float = 0.0) -> subprocess.CompletedProcess:
+    """Run ffmpeg/ffprobe with an argument list and a timeout (`tool_timeout`: `timeout_s`, plus time for the
+    `media_s` seconds of media the run works through); a hang becomes ItemError(f"{what}_timeout"), not a
+    stuck worker. A non-zero exit is returned, for the caller to judge."""
+    limit = tool_timeout(timeout_s, media_s)
     try:
-        return subprocess.run(args, capture_output=True, timeout=timeout_s, input=input,
+        return subprocess.run(args, capture_output=True, timeout=limit, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
-        raise ItemError(f"{what}_timeout", f"{Path(args[0]).name} ran over {timeout_s:g} s on {path}") from e
+        over = f"{limit:g} s ({timeout_s:g} s + {media_s:g} s of media)" if media_s > 0 else f"{timeout_s:g} s"
+        raise ItemError(f"{what}_timeout", f"{Path(args[0]).name} ran over {over} on {path}") from e
 
 
 def stderr_tail(proc: subprocess.CompletedProcess, n: int = 300, path: Path | None = None) -> str:

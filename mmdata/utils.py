@@ -41,10 +41,23 @@ def safe_key(text: str, max_len: int = 120) -> str:
     keys with a common prefix stay distinct.
     """
     key = _KEY_BAD.sub("-", text).strip("-") or "x"
-    if len(key) > max_len:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-        key = f"{key[: max_len - 11]}-{digest}"
-    return key
+    return f"{key[: max_len - 11]}-{_key_digest(text)}" if len(key) > max_len else key
+
+
+def id_key(text: str, max_len: int = 120) -> str:
+    """`safe_key` for an identifier, where two different ids must never share a key.
+
+    An id that is already a safe key is kept as it is (readable, and what earlier work folders hold);
+    one that sanitising changes gets a short hash of the original, so `a.b`, `a b` and `a-b` stay three keys.
+    """
+    clean = _KEY_BAD.sub("-", text).strip("-")
+    if clean == text and len(text) <= max_len:
+        return text
+    return f"{(clean or 'x')[: max_len - 11]}-{_key_digest(text)}"
+
+
+def _key_digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 @contextlib.contextmanager

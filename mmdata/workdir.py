@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmdata.errors import ConfigError
+from mmdata.errors import ConfigError, ItemError
 from mmdata.records import Clip, StatusRow
 from mmdata.store.fs import SCRATCH_ENV, Store, machine_scratch
 from mmdata.store.packs import ItemSpan, PackWriter, folder_files, split_item, write_files
@@ -88,6 +88,8 @@ class ChunkTable:
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     spans: dict[str, ItemSpan] = field(default_factory=dict)
     pack: str | None = None  # object name under WORK/<stage>/, None when no item is ok
+    broken: dict[str, str] = field(default_factory=dict)  # ok items whose meta or span does not read: why
+    unreadable: str | None = None  # why the whole table does not read (a job's view of a damaged table)
 
     def to_parquet(self) -> bytes:
         import pyarrow as pa
@@ -101,22 +103,40 @@ class ChunkTable:
         return parquet_bytes(pa.Table.from_pylist(recs, schema=_table_schema()))
 
     @classmethod
-    def from_parquet(cls, data: bytes) -> ChunkTable:
+    def from_parquet(cls, data: bytes, where: str = "chunk table") -> ChunkTable:
+        """The table; an item whose meta or span does not read is kept in `broken` (its readers get an
+        `unreadable_output` error row), a table that does not read at all raises UnreadableTable."""
         table = cls([])
-        for rec in read_parquet_bytes(data).to_pylist():
-            table.rows.append(StatusRow.from_dict(rec))
-            if rec.get("span"):
-                table.metas[rec["key"]] = json.loads(rec["meta"])
-                table.spans[rec["key"]] = ItemSpan.from_dict(json.loads(rec["span"]))
-                table.pack = rec["pack"]
+        try:
+            recs = read_parquet_bytes(data).to_pylist()
+            table.rows = [StatusRow.from_dict(rec) for rec in recs]
+        except (OSError, ValueError, KeyError, TypeError) as e:  # pyarrow's errors are OSErrors and ValueErrors
+            raise UnreadableTable(f"{where} does not read as a chunk table: {type(e).__name__}: {e}") from e
+        for rec in recs:
+            if not rec.get("span"):
+                continue
+            try:
+                meta, span = json.loads(rec["meta"]), ItemSpan.from_dict(json.loads(rec["span"]))
+                if not isinstance(meta, dict):
+                    raise TypeError(f"the meta is a JSON {type(meta).__name__}, not an object")
+            except (TypeError, ValueError, KeyError, AttributeError) as e:
+                table.broken[rec["key"]] = f"{where}: the meta or pack place of {rec['key']} does not read: " \
+                                           f"{type(e).__name__}: {e}"
+                continue
+            table.metas[rec["key"]], table.spans[rec["key"]], table.pack = meta, span, rec["pack"]
         return table
 
     def fingerprint_rows(self) -> list[Any]:
         """What a chunk's outputs are, for the shards' fingerprints: rows, metas and pack places (not the
         timings or error details, which differ run to run)."""
-        return [(r.key, r.status, r.reason, self.metas.get(r.key), self.pack if r.key in self.spans else None,
-                 self.spans[r.key].to_dict() if r.key in self.spans else None)
+        rows = [(r.key, r.status, r.reason, self.metas.get(r.key), self.pack if r.key in self.spans else None,
+                 self.spans[r.key].to_dict() if r.key in self.spans else None, self.broken.get(r.key))
                 for r in sorted(self.rows, key=lambda r: r.key)]
+        return rows + [self.unreadable] if self.unreadable else rows
+
+
+class UnreadableTable(ValueError):
+    """A chunk table that does not read (truncated, overwritten): a job reading its items gets error rows."""
 
 
 def default_scratch(store: Store) -> Path:
@@ -205,8 +225,11 @@ class WorkDir:
         if not self.has_clips():
             raise ConfigError(f"{self.root} has no clip table; run `mmdata download MANIFEST --work {self.root}` first")
         self.check_layout()
-        table = read_parquet_bytes(self.store.read_bytes(self.CLIPS))
-        return [Clip.from_dict(r) for r in table.to_pylist()]
+        try:
+            return [Clip.from_dict(r) for r in read_parquet_bytes(self.store.read_bytes(self.CLIPS)).to_pylist()]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{self.store.join(self.CLIPS)} does not read as a clip table ({type(e).__name__}: "
+                              f"{e}); import the manifest again into a new --work folder") from e
 
     def clip_keys(self) -> list[str]:
         return [c.key for c in self.clips()]
@@ -241,13 +264,17 @@ class WorkDir:
             data = self.store.read_bytes(self.table_rel(stage, chunk))
         except FileNotFoundError:
             return None
-        return ChunkTable.from_parquet(data)
+        return ChunkTable.from_parquet(data, f"{self.root}/{self.table_rel(stage, chunk)}")
 
     def table(self, stage: str, chunk: int) -> ChunkTable | None:
-        """The committed chunk, read once per WorkDir (a job's view: its inputs do not change under it)."""
+        """The committed chunk, read once per WorkDir (a job's view: its inputs do not change under it). One
+        that does not read is kept as `unreadable`: every item read from it is an error row, not a crash."""
         k = (stage, chunk)
         if k not in self._tables:
-            self._tables[k] = self.read_table(stage, chunk)
+            try:
+                self._tables[k] = self.read_table(stage, chunk)
+            except UnreadableTable as e:
+                self._tables[k] = ChunkTable([], unreadable=str(e))
         return self._tables[k]
 
     def table_chunks(self, stage: str) -> list[int]:
@@ -290,8 +317,13 @@ class WorkDir:
         self._stages = None
 
     def _entry(self, stage: str, key: str) -> tuple[ChunkTable, ItemSpan] | None:
+        """Where an item's output lies; None when it has none, ItemError(unreadable_output) when its chunk
+        table does not say (a damaged table or row)."""
         chunk = self.chunk_of(stage, key)
         table = self.table(stage, chunk) if chunk is not None else None
+        why = table and (table.unreadable or table.broken.get(key))
+        if why:
+            raise ItemError("unreadable_output", why)
         if table is None or key not in table.spans:
             return None
         return table, table.spans[key]
@@ -327,7 +359,7 @@ class WorkDir:
         table, span = entry
         if not span.files:
             return {}
-        return split_item(self.store.read_range(f"{stage}/{table.pack}", span.offset, span.offset + span.size), span)
+        return split_item(self._read_pack(stage, key, table, span.offset, span.offset + span.size), span)
 
     def read_file(self, stage: str, key: str, name: str) -> bytes:
         """One file of a committed item (one ranged read); FileNotFoundError when it is not there."""
@@ -337,7 +369,21 @@ class WorkDir:
         table, span = entry
         off, size = span.files[name]
         start = span.offset + off
-        return self.store.read_range(f"{stage}/{table.pack}", start, start + size)
+        return self._read_pack(stage, key, table, start, start + size)
+
+    def _read_pack(self, stage: str, key: str, table: ChunkTable, start: int, end: int) -> bytes:
+        """Bytes [start, end) of a pack; a pack that is gone or cut short is ItemError(missing_output_file)
+        for the item read, an error row of the job that reads it."""
+        where = f"{self.root}/{stage}/{table.pack}"
+        try:
+            data = self.store.read_range(f"{stage}/{table.pack}", start, end)
+        except FileNotFoundError as e:
+            raise ItemError("missing_output_file", f"{where}, which holds {key}'s files, is not in the work "
+                            "store") from e
+        if len(data) != end - start:
+            raise ItemError("missing_output_file", f"{where} ends before {key}'s files do: {len(data)} of "
+                            f"{end - start} bytes are there")
+        return data
 
     def item_dir(self, stage: str, key: str) -> Path:
         """A local folder holding a committed item's files and its meta.json (unpacked once per WorkDir, into

@@ -48,7 +48,8 @@ _preset_option = click.option("--preset", "preset_name", type=click.Choice(sorte
 _window_option = click.option("--window", type=click.Choice(WINDOW_POLICIES), default=None,
                               help="A clip running past the source's end: clamp it there, or reject it. [clamp]")
 _timeout_option = click.option("--timeout", "timeout_s", type=float, default=None,
-                               help="Seconds allowed for each ffprobe/ffmpeg run. [60]")
+                               help="Seconds allowed for each ffprobe/ffmpeg run, plus one per second of media "
+                                    "it decodes. [60]")
 
 
 def _build(stage: str, run_opts: common.RunOptions, cli: dict[str, Any], preset_name: str | None):

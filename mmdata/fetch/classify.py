@@ -29,7 +29,10 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("http_<status>", r"HTTP Error (\d{3})"),
     ("timeout", r"timed? ?out|TimeoutError"),
     ("unsupported_url", r"Unsupported URL"),
-    ("connection_error", r"Connection refused|Name or service not known|No route to host|Connection reset"),
+    # glibc's words for EAI_AGAIN and EAI_NONAME (yt-dlp passes the socket error's text on)
+    ("dns_temporary", r"Temporary failure in name resolution"),
+    ("dns_error", r"Name or service not known|nodename nor servname"),
+    ("connection_error", r"Connection refused|No route to host|Connection reset"),
     ("no_suitable_format", r"Requested format is not available|No video formats found"),
     ("removed", r"Video unavailable|has been removed|no longer available|account .* has been terminated"
                 r"|This video does not exist|not available"),

@@ -8,6 +8,7 @@ import shutil
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -15,6 +16,7 @@ from urllib.parse import urljoin, urlparse
 from mmdata.errors import ItemError
 from mmdata.fetch.classify import http_reason
 from mmdata.fetch import guard
+from mmdata.fetch.policy import dns_failure
 
 USER_AGENT = "mmdata/0.1 (+https://github.com/mmdata)"
 
@@ -70,7 +72,7 @@ def fetch(url: str, dest: Path, timeout_s: float, max_bytes: int | None, headers
         if isinstance(e.reason, (socket.timeout, TimeoutError)):
             raise ItemError("timeout", f"{url} did not answer within {timeout_s:g} s") from e
         if isinstance(e.reason, socket.gaierror):
-            raise ItemError("dns_error", f"{url}: cannot resolve its host: {e.reason}") from e
+            raise dns_failure(urlparse(url).hostname or url, e.reason) from e
         raise ItemError("connection_error", f"{url}: {e.reason}") from e
     except ConnectionError as e:
         raise ItemError("connection_error", f"{url}: {e}") from e

@@ -18,6 +18,14 @@ def is_local_path(url: str) -> bool:
     return "://" not in url
 
 
+def dns_failure(host: str, e: socket.gaierror) -> ItemError:
+    """A failed lookup of `host`: `dns_temporary` when the resolver could not answer now (EAI_AGAIN: a
+    timeout, a busy or unreachable DNS server; retried like other transient errors), else `dns_error` (the
+    name does not exist: retrying will not help)."""
+    reason = "dns_temporary" if e.errno == socket.EAI_AGAIN else "dns_error"
+    return ItemError(reason, f"cannot resolve host {host!r}: {e}")
+
+
 def check_url(url: str, policy: NetPolicy) -> str:
     """Return the local path or URL to fetch, or raise ItemError('refused_url', why)."""
     if is_local_path(url) or url.startswith("file://"):
@@ -45,7 +53,7 @@ def _check_addresses(host: str, policy: NetPolicy) -> None:
         try:
             addresses = [literal_address(str(i[4][0])) for i in resolve(host, None, 0, socket.SOCK_STREAM)]
         except socket.gaierror as e:
-            raise ItemError("dns_error", f"cannot resolve host {host!r}: {e}") from e
+            raise dns_failure(host, e) from e
     if not any(a is not None and policy.address_allowed(a) for a in addresses):
         shown = ", ".join(sorted({str(a) for a in addresses}))
         what = host if literal is not None else f"{host} ({shown})"

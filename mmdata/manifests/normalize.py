@@ -6,6 +6,7 @@ so a bad manifest leaves the work folder untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from mmdata.config import check
 from mmdata.errors import ManifestError
 from mmdata.manifests.readers import canonical, read_rows
 from mmdata.records import KINDS, Clip
-from mmdata.utils import safe_key
+from mmdata.utils import id_key, safe_key
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 AUDIO_EXT = {".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac"}
@@ -51,16 +52,24 @@ def parse_time(value: Any, path: Path, row: int, column: str) -> float | None:
     return t
 
 
-def source_id(url: str) -> str:
-    """A stable, safe id for a source: the YouTube id when there is one, else name + short URL hash."""
+def youtube_id(url: str) -> str | None:
+    """The video id of a YouTube watch or youtu.be URL, as written in it; None for any other URL."""
     parsed = urlparse(url)
     host = parsed.netloc.lower()
     if host.endswith("youtube.com") and "v" in parse_qs(parsed.query):
-        return safe_key(parse_qs(parsed.query)["v"][0])
+        return parse_qs(parsed.query)["v"][0]
     if host == "youtu.be":
-        return safe_key(parsed.path.strip("/"))
-    stem = Path(parsed.path).stem or host or "source"
-    return safe_key(f"{stem[:40]}-{hashlib.sha1(url.encode()).hexdigest()[:8]}")
+        return parsed.path.strip("/")
+    return None
+
+
+def source_id(url: str, digits: int = 8) -> str:
+    """A stable, safe id for a source: the YouTube id when there is one, else name + short URL hash."""
+    yt = youtube_id(url)
+    if yt is not None:
+        return id_key(yt)
+    stem = Path(urlparse(url).path).stem or urlparse(url).netloc.lower() or "source"
+    return safe_key(f"{stem[:40]}-{hashlib.sha1(url.encode()).hexdigest()[:digits]}")
 
 
 def guess_kind(url: str) -> str:
@@ -81,14 +90,35 @@ def _resolve_local(value: str | None, base: Path) -> str | None:
     return str((base / value).resolve())
 
 
-def row_to_clip(raw: dict[str, Any], path: Path, row: int) -> Clip:
+@dataclass
+class _Row:
+    """One manifest row, checked, before its source has a key."""
+    row: int
+    given_id: str | None  # the id column as written; None when the id comes from the URL
+    url: str
+    start: float | None
+    end: float | None
+    kind: str
+    subtitles: str | None
+    fields: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """What names the source in the manifest: its id, or the URL that stands for one."""
+        return self.given_id or youtube_id(self.url) or self.url
+
+
+def parse_row(raw: dict[str, Any], path: Path, row: int) -> _Row:
     c = canonical(raw)
+    for column, value in c.items():
+        if isinstance(value, (list, dict)):
+            raise ManifestError(path, f"expected text or a number, got {type(value).__name__} "
+                                f"{json.dumps(value)[:60]}", row, column)
     if "url" not in c and "video_id" not in c:
         raise ManifestError(path, "needs a 'url' (or 'contentUrl', 'URL') or a 'video_id' column", row, "url")
     vid_given = str(c["video_id"]) if "video_id" in c else None
     url = str(c.get("url") or f"https://www.youtube.com/watch?v={vid_given}")
     url = _resolve_local(url, path.parent) if not url.startswith(("http://", "https://")) else url
-    video_id = safe_key(vid_given) if vid_given else source_id(url)
     start = parse_time(c.get("start"), path, row, "start")
     end = parse_time(c.get("end"), path, row, "end")
     if start is not None and end is not None and end <= start:
@@ -96,10 +126,52 @@ def row_to_clip(raw: dict[str, Any], path: Path, row: int) -> Clip:
     kind = str(c.get("kind") or guess_kind(url)).lower()
     if kind not in KINDS:
         raise ManifestError(path, f"unknown kind {kind!r}; use one of {KINDS}", row, "kind")
-    return Clip(key=_clip_key(video_id, start, end), video_id=video_id, url=url, start_s=start, end_s=end,
+    subtitles = _resolve_local(c.get("subtitles") and str(c["subtitles"]), path.parent)
+    return _Row(row, vid_given, url, start, end, kind, subtitles, c)
+
+
+class Sources:
+    """Hands out source keys for one manifest: readable, dot-free, and never shared by two sources.
+
+    Rows with one id (or, without an id, one URL) are one source, downloaded once; so they must agree on
+    its URL, kind and subtitles, or the clips of one would silently get another's media.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.first: dict[str, _Row] = {}  # key -> the first row of its source
+
+    def key(self, r: _Row) -> str:
+        if r.given_id is not None:
+            candidates = [id_key(r.given_id)]
+        elif youtube_id(r.url) is not None:
+            candidates = [source_id(r.url)]
+        else:  # a short URL hash keeps keys readable; two URLs whose short hashes meet get a long one
+            candidates = [source_id(r.url), source_id(r.url, digits=16)]
+        for key in candidates:
+            first = self.first.setdefault(key, r)
+            if first.name == r.name:
+                self._check_agrees(first, r)
+                return key
+        raise ManifestError(self.path, f"{r.name!r} and {first.name!r} (row {first.row}) both become the source key "
+                            f"{key!r}; rename one", r.row, "video_id" if r.given_id else "url")
+
+    def _check_agrees(self, first: _Row, r: _Row) -> None:
+        agree = {"url": (youtube_id(first.url) or first.url) == (youtube_id(r.url) or r.url),  # watch?v=, youtu.be
+                 "kind": first.kind == r.kind,
+                 "subtitles": None in (first.subtitles, r.subtitles) or first.subtitles == r.subtitles}
+        for column, ok in agree.items():
+            if not ok:
+                raise ManifestError(self.path, f"source {r.name!r} has {column} {getattr(r, column)!r} here and "
+                                    f"{getattr(first, column)!r} in row {first.row}; one source has one {column}",
+                                    r.row, column)
+
+
+def row_to_clip(r: _Row, video_id: str) -> Clip:
+    c = r.fields
+    return Clip(key=_clip_key(video_id, r.start, r.end), video_id=video_id, url=r.url, start_s=r.start, end_s=r.end,
                 caption=c.get("caption") and str(c["caption"]), text=c.get("text") and str(c["text"]),
-                subtitles=_resolve_local(c.get("subtitles") and str(c["subtitles"]), path.parent),
-                kind=kind, row=row)
+                subtitles=r.subtitles, kind=r.kind, row=r.row)
 
 
 def assign_chunks(clips: list[Clip], chunk_size: int) -> list[Clip]:
@@ -123,12 +195,13 @@ def load_manifest(path: str | Path, cfg: ManifestConfig | None = None) -> list[C
     rows = read_rows(path)
     if not rows:
         raise ManifestError(path, "the manifest has no data rows")
-    clips, seen = [], {}
-    for i, raw in enumerate(rows, start=1):
-        clip = row_to_clip(raw, path, i)
+    clips, seen, sources = [], {}, Sources(path)
+    for i, raw in rows:
+        r = parse_row(raw, path, i)
+        clip = row_to_clip(r, sources.key(r))
         if clip.key in seen:
-            raise ManifestError(path, f"duplicate clip key {clip.key!r} (same source and times as row {seen[clip.key]})",
-                                i, "start")
+            raise ManifestError(path, f"duplicate clip key {clip.key!r} (same source and times as row "
+                                f"{seen[clip.key]})", i, "start")
         seen[clip.key] = i
         clips.append(clip)
     return assign_chunks(clips, cfg.chunk_size)

@@ -117,9 +117,10 @@ def num_samples(window: Window, cfg: AudioConfig) -> int:
 
 def decode_span(path: Path, probe: Probe, span: Span, cfg: AudioConfig, flacs: dict[str, Path]) -> Decoded:
     """Run ffmpeg once over the span. A span does the work of len(span.cuts) clip runs, and gets their
-    time allowance. Raises ItemError(audio_timeout); every other failure is reported in `error`."""
+    time allowance, plus time for the span's length. Raises ItemError(audio_timeout); every other failure is
+    reported in `error`."""
     args = span_command(path, probe, span, cfg, flacs)
-    proc = run_tool(args, cfg.timeout_s * len(span.cuts), "audio", path)
+    proc = run_tool(args, cfg.timeout_s * len(span.cuts), "audio", path, media_s=span.n / cfg.sample_rate)
     samples = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
     # With -v error, anything on stderr is a read or decode error (a truncated file, a broken packet).
     error = stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
@@ -174,7 +175,8 @@ def encode_flac(samples: np.ndarray, sample_rate: int, flac: Path, timeout_s: fl
     """Write int16 mono samples as FLAC (used only when the samples had to be padded after extraction)."""
     args = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "s16le", "-ar", str(sample_rate), "-ac", "1",
             "-i", "pipe:", *FLAC_OUTPUT, str(flac)]
-    proc = run_tool(args, timeout_s, "encode", flac, input=samples.astype("<i2").tobytes())
+    proc = run_tool(args, timeout_s, "encode", flac, input=samples.astype("<i2").tobytes(),
+                    media_s=len(samples) / sample_rate)
     if proc.returncode != 0:
         raise ItemError("audio_encode_failed", f"ffmpeg cannot write {flac.name}: {stderr_tail(proc)}")
 

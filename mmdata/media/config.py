@@ -47,7 +47,7 @@ class FramesConfig(WindowConfig):
     jpeg_quality: int = 90
     decode_threads: int = 1  # decoder threads per worker (the runner gives each worker one core)
     min_decoded_fraction: float = 0.5  # a file whose tail is corrupt is kept when this share of the window decodes
-    timeout_s: float = 60.0  # for each ffprobe / ffmpeg subprocess
+    timeout_s: float = 60.0  # for each ffprobe / ffmpeg subprocess, plus its media's length (tools.tool_timeout)
 
     def __post_init__(self) -> None:
         self._check_window()

@@ -113,7 +113,8 @@ def remux_to_nut(path: Path, probe: Probe, tmp_dir: Path, timeout_s: float) -> P
     dst = Path(tmp_dir) / "video.nut"
     ffmpeg = require_tool("ffmpeg")
     proc = run_tool([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(path), "-map", f"0:{probe.video.index}",
-                     "-c", "copy", "-copyts", "-f", "nut", str(dst)], timeout_s, "remux", path)
+                     "-c", "copy", "-copyts", "-f", "nut", str(dst)], timeout_s, "remux", path,
+                    media_s=probe.duration_s or 0.0)
     if proc.returncode != 0 or not dst.exists():
         raise ItemError("remux_failed", f"{Path(path).name}: ffmpeg cannot remux the video stream: "
                                         f"{stderr_tail(proc, path=Path(path))}")

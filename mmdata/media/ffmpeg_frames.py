@@ -20,17 +20,17 @@ from mmdata.tools import run_tool, stderr_tail
 from mmdata.environment import require_tool
 
 
-def decodable_count(path: Path, stream: str, timeout_s: float) -> tuple[int, str]:
+def decodable_count(path: Path, stream: str, timeout_s: float, media_s: float) -> tuple[int, str]:
     """(how many frames, from the first in presentation order, decode before the bitstream breaks, why).
 
     ffprobe decodes every packet on one thread and lists packets (decode order) and frames. The first
     packet that yields no frame is the break; the count is the longest presentation-order prefix of frames
     that all come from packets before it (a B-frame after the break may reference the broken picture).
     Pairing packets with frames by timestamp gives the same answer every run, unlike stopping ffmpeg at
-    the first error (-xerror), whose last frames depend on when it exits."""
+    the first error (-xerror), whose last frames depend on when it exits. `media_s`: the stream's length."""
     args = [require_tool("ffprobe"), "-v", "error", "-threads", "1", "-select_streams", stream, "-show_packets",
             "-show_frames", "-show_entries", "packet=pts,dts:frame=best_effort_timestamp", "-of", "json", str(path)]
-    proc = run_tool(args, timeout_s, "decode", Path(path))
+    proc = run_tool(args, timeout_s, "decode", Path(path), media_s=media_s)
     try:
         items = json.loads(proc.stdout or b"{}").get("packets_and_frames", [])
     except json.JSONDecodeError:
@@ -55,17 +55,18 @@ TRANSPOSE = {90: "transpose=1,", 180: "transpose=1,transpose=1,", 270: "transpos
 
 
 def extract(path: Path, stream: str, indices: list[int], geom: Geometry, rotation: int, manual: bool,
-            timeout_s: float, name: str) -> list[np.ndarray]:
+            timeout_s: float, name: str, media_s: float) -> list[np.ndarray]:
     """Frames number `indices` (sorted, unique; presentation order from 0, as decord counts them),
     display-oriented and cropped, as DecordVideo.decode gives them. `rotation` is turned the way decord
-    would: in the filter graph before scaling, or (`manual`: the file lost its display matrix) after."""
+    would: in the filter graph before scaling, or (`manual`: the file lost its display matrix) after.
+    `media_s`: where the last wanted frame ends (the select filter decodes every frame up to it)."""
     w, h = coded_size(geom, rotation) if manual else (geom.scale_w, geom.scale_h)
     turn = "" if manual else TRANSPOSE.get(rotation, "")
     select = "+".join(f"eq(n\\,{i})" for i in indices)
     args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-threads", "1", "-noautorotate", "-i", str(path),
             "-map", f"0:{stream}", "-vf", f"select='{select}',{turn}scale={w}:{h}:flags=bilinear", "-vsync", "0",
             "-frames:v", str(len(indices)), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    proc = run_tool(args, timeout_s, "decode", Path(path))
+    proc = run_tool(args, timeout_s, "decode", Path(path), media_s=media_s)
     size = w * h * 3
     got = len(proc.stdout) // size
     if got < len(indices):

@@ -66,12 +66,13 @@ def ffmpeg_decodes(codec: str, path: Path, stream: int, timeout_s: float) -> tup
     return False, f"the system ffmpeg cannot decode its first frame: {stderr_tail(proc, path=Path(path))}"
 
 
-def frame_times(path: Path, stream: int, timeout_s: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+def frame_times(path: Path, stream: int, timeout_s: float, name: str, media_s: float
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of every frame in presentation order, seconds from the stream's start, as decord's
-    index gives them (float32 values)."""
+    index gives them (float32 values). `media_s`: the file's length."""
     args = [require_tool("ffprobe"), "-v", "error", "-select_streams", str(stream), "-show_packets",
             "-show_entries", "packet=pts,dts,duration:stream=time_base,start_pts", "-of", "json", str(path)]
-    proc = run_tool(args, timeout_s, "probe", Path(path))
+    proc = run_tool(args, timeout_s, "probe", Path(path), media_s=media_s)
     try:
         info = json.loads(proc.stdout or b"{}")
     except json.JSONDecodeError:
@@ -108,7 +109,7 @@ class FfmpegVideo:
         self.manual_rotation = 0  # ffmpeg reads the file's display matrix itself
         self.decodable: tuple[int, str] | None = None
         self.passes = 0
-        starts, ends = frame_times(self.path, probe.video.index, timeout_s, self.source_name)
+        starts, ends = frame_times(self.path, probe.video.index, timeout_s, self.source_name, probe.duration_s or 0.0)
         offset = probe.video.start_s
         self.starts, self.ends = starts + offset, ends + offset
 
@@ -130,7 +131,7 @@ class FfmpegVideo:
             return {}, None, None
         try:
             frames = ffmpeg_frames.extract(self.path, self.stream, list(indices), self.geom, self.rotation, False,
-                                           self._timeout_s, self.source_name)
+                                           self._timeout_s, self.source_name, float(self.ends[indices[-1]]))
         except ItemError as e:
             if e.reason != "corrupt_file":
                 raise

@@ -155,7 +155,7 @@ def _ffmpeg_frames(video: Video, window: Window, picks: Picks, cfg: FramesConfig
     manual = bool(video.manual_rotation)
     return picks, dict(zip(unique, ffmpeg_frames.extract(video.path, video.stream, unique, video.geom,
                                                          video.rotation, manual, cfg.timeout_s,
-                                                         video.source_name)))
+                                                         video.source_name, float(video.ends[max(unique)]))))
 
 
 def _span_end(video: Video, window: Window) -> float:
@@ -167,7 +167,8 @@ def _decodable(video: Video, window: Window, span_end: float, cfg: FramesConfig,
     """How much of the video decodes (ffprobe); corrupt_file when that is under cfg.min_decoded_fraction
     of the window."""
     if video.decodable is None:  # once per opened source, however many clips it has
-        video.decodable = ffmpeg_frames.decodable_count(video.path, video.stream, cfg.timeout_s)
+        video.decodable = ffmpeg_frames.decodable_count(video.path, video.stream, cfg.timeout_s,
+                                                        float(video.ends[-1]))
     count, error = video.decodable
     count = min(count, len(video.ends))
     until = min(span_end, float(video.ends[count - 1])) if count else window.start_s

@@ -41,7 +41,7 @@ from mmdata.store.records import DownloadOutput
 from mmdata.workdir import WorkDir
 
 log = logging.getLogger(__name__)
-RETRYABLE = {"timeout", "connection_error", "http_500", "http_502", "http_503", "http_504"}
+RETRYABLE = {"timeout", "connection_error", "dns_temporary", "http_500", "http_502", "http_503", "http_504"}
 CONTAINERS = ("mp4", "mkv", "webm")
 MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
 # Video sites: their pages are video, and asking them for a Content-Type would cost a request per source
@@ -182,10 +182,9 @@ class DownloadStage(ShipsConfigOnly, Stage):
         return sources_of(clips)
 
     def process(self, item: Source, out_dir: Path, work: WorkDir) -> DownloadOutput:
-        location = check_url(item.url, self.cfg.network)
         self.throttle.wait()  # while the worker is paused, no source starts
         try:
-            meta, ffprobe, attempt = self._fetch_with_retries(item, location, out_dir)
+            meta, ffprobe, attempt = self._fetch_with_retries(item, out_dir)
         except ItemError as e:
             self._outcome(work, e.reason)
             raise
@@ -199,12 +198,13 @@ class DownloadStage(ShipsConfigOnly, Stage):
             meta["subtitles"] = [s for s in meta["subtitles"] if s]
         return DownloadOutput.from_dict(meta)
 
-    def _fetch_with_retries(self, item: Source, location: str, out_dir: Path) -> tuple[dict, dict | None, int]:
+    def _fetch_with_retries(self, item: Source, out_dir: Path) -> tuple[dict, dict | None, int]:
         """`_fetch` with retries: transient failures wait `backoff_s`, refusals `block_backoff_s`, doubling
         (bounded); each retry goes through the next proxy. -> (meta, ffprobe, last attempt)."""
         cfg = self.cfg
         for attempt in range(cfg.retries + 1):
             try:
+                location = check_url(item.url, cfg.network)  # it resolves the host: a failing resolver is retried too
                 with guarded(cfg.network):  # every connection checked; one refused: refused_url
                     return (*self._fetch(item, location, out_dir, attempt), attempt)
             except ItemError as e:

@@ -215,10 +215,10 @@ def _write_chunk(work: WorkDir, out: Path, cfg: "ShardConfig", tokenizers: Token
         for clip in clips:
             if on_item:
                 on_item(clip.key)
-            if not work.has_output("quantize", clip.key):
-                left_out[failures.reason_for(clip)] += 1
-                continue
-            try:
+            try:  # a damaged chunk table or pack of any stage is this clip's error, as bad outputs are
+                if not work.has_output("quantize", clip.key):
+                    left_out[failures.reason_for(clip)] += 1
+                    continue
                 sample = build_sample(work, clip, cfg.keep, tokenizers)
             except ItemError as e:
                 failed[e.reason] += 1

@@ -36,6 +36,8 @@ REQUIRED_META = ("key", "video_id", "url", "kind", "start_s", "end_s", "duration
                  "modalities", "words", "tokenizers", "fields")
 TIME_SLACK_S = 0.01  # word and frame times may overshoot the clip window by this much (rounding)
 MODALITY_NAMES = {"vision": "vision", "speech": "speech", "language": "language", "text": "language"}
+# Kept files are copied, not decoded: how each must start and end catches a damaged or foreign one at no cost
+SIGNATURES = {".jpg": (b"\xff\xd8\xff", b"\xff\xd9"), ".flac": (b"fLaC", b"")}
 
 
 def frame_field(i: int) -> str:
@@ -202,7 +204,13 @@ def _extras(work: WorkDir, key: str, keep: tuple[str, ...], mods: list[str], fra
 def _read(files: dict[str, bytes], stage: str, key: str, name: str) -> bytes:
     if name not in files:
         raise ItemError("missing_output_file", f"{stage} output {key}/{name} is listed in its meta but not stored")
-    return files[name]
+    data = files[name]
+    ext = name[name.rfind("."):].lower()
+    head, tail = SIGNATURES.get(ext, (b"", b""))
+    if not (data.startswith(head) and data.endswith(tail)):
+        raise ItemError("corrupt_file", f"{stage} output {key}/{name} is not a whole {ext[1:].upper()} file "
+                        f"({len(data)} bytes, starting {data[:8].hex()})")
+    return data
 
 
 # --- the schema -------------------------------------------------------------------------------------

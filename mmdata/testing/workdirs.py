@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mmdata.manifests.table import write_clip_table
 from mmdata.records import Clip
-from mmdata.workdir import WorkDir
+from mmdata.workdir import WorkDir, parquet_bytes, read_parquet_bytes
 
 
 def add_downloaded(work: WorkDir, video_id: str, media: Path, kind: str = "video",
@@ -78,3 +78,20 @@ def edit_item(work: WorkDir, stage: str, key: str, files: dict[str, bytes | None
 
 def replace_file(work: WorkDir, stage: str, key: str, name: str, data: bytes) -> None:
     edit_item(work, stage, key, {name: data})
+
+
+def edit_table_row(work: WorkDir, stage: str, key: str, **columns: str | None) -> None:
+    """Overwrite columns (meta, span: JSON text) of one row of a committed chunk table, as a damaged disk or a
+    hand edit would, with no check: for tests of what readers make of a damaged table."""
+    import pyarrow as pa
+
+    rel = work.table_rel(stage, work.chunk_of(stage, key))
+    table = read_parquet_bytes(work.store.read_bytes(rel))
+    rows = [{**r, **columns} if r["key"] == key else r for r in table.to_pylist()]
+    work.store.write_bytes(rel, parquet_bytes(pa.Table.from_pylist(rows, schema=table.schema)))
+
+
+def cut_object(work: WorkDir, rel: str, keep_fraction: float) -> None:
+    """Truncate an object of the work store (a chunk table, a pack) to `keep_fraction` of its bytes."""
+    data = work.store.read_bytes(rel)
+    work.store.write_bytes(rel, data[: int(len(data) * keep_fraction)])

@@ -3,7 +3,8 @@ outputs), draw a bounded random sample of features, fit, save into the tokenizer
 
 The sample is reproducible: clips are visited in an order drawn from `seed`, each clip contributes at
 most a fair share of rows (so a few long clips cannot fill the sample), and the visit stops once the
-bound is reached. A clip whose media cannot be read is skipped and counted, never fatal.
+bound is reached. A clip whose media or stage outputs cannot be read (a corrupt file, a damaged chunk table
+or pack) is skipped and counted by reason in the fit's `skipped`, never fatal.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,22 +77,42 @@ def _visit_order(n: int, max_clips: int, rng: np.random.Generator) -> np.ndarray
     return order[:max_clips] if max_clips else order
 
 
+def _skip(skipped: dict[str, int], key: str, e: ItemError) -> None:
+    skipped[e.reason] = skipped.get(e.reason, 0) + 1
+    log.warning("skipping %s while fitting: %s", key, e)
+
+
+def clip_inputs(clips: list[Clip], read: Callable[[Clip], Any], skipped: dict[str, int]) -> list:
+    """`read(clip)` of every clip that has an input (not None); a clip whose outputs do not read is counted
+    in `skipped` by reason."""
+    out = []
+    for c in clips:
+        try:
+            x = read(c)
+        except ItemError as e:
+            _skip(skipped, c.key, e)
+            continue
+        if x is not None:
+            out.append(x)
+    return out
+
+
 def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: int, max_clips: int,
-                seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Up to `max_rows` feature rows drawn from `inputs` (clips) in a seeded random order."""
+                seed: int, skipped: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Up to `max_rows` feature rows drawn from `inputs` (clips) in a seeded random order. `skipped`: clips
+    already left out, by reason (those whose inputs did not read)."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
     order = _visit_order(len(inputs), max_clips, rng)
     share = max(1, math.ceil(2 * max_rows / max(1, len(order))))
-    parts, total, used, skipped = [], 0, 0, {}
+    parts, total, used, skipped = [], 0, 0, dict(skipped or {})
     bar = tqdm(total=max_rows, desc="features", unit="row", mininterval=0.5, dynamic_ncols=True)
     for i in order:
         try:
             f = featurize(inputs[i])
         except ItemError as e:
-            skipped[e.reason] = skipped.get(e.reason, 0) + 1
-            log.warning("skipping %s while fitting: %s", inputs[i].key, e)
+            _skip(skipped, inputs[i].key, e)
             continue
         if len(f) > share:
             f = f[np.sort(rng.choice(len(f), share, replace=False))]
@@ -120,8 +141,9 @@ def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = Non
     """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
     from mmdata.tokenizers.text import TextTokenizer
 
-    texts: Iterator[str] = (t for t in (clip_text(work, c) for c in _fit_clips(work, clips)) if t)
-    return TextTokenizer.fit(texts, cfg).save(out)
+    skipped: dict[str, int] = {}
+    texts = clip_inputs(_fit_clips(work, clips), lambda c: clip_text(work, c), skipped)
+    return TextTokenizer.fit(texts, cfg, skipped).save(out)
 
 
 def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None) -> dict[str, Any]:
@@ -129,11 +151,13 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
     from mmdata.tokenizers.speech import SAMPLE_RATE, SpeechTokenizer, make_speech_features
 
     features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device), cfg.window_s)
-    inputs = [a for a in (audio_input(work, c.key) for c in _fit_clips(work, clips)) if a]
+    skipped: dict[str, int] = {}
+    inputs = clip_inputs(_fit_clips(work, clips), lambda c: audio_input(work, c.key), skipped)
     if not inputs:
-        raise ConfigError(f"no clip in {work.root} has audio; run `mmdata audio --work {work.root}` first")
+        raise ConfigError(f"no clip in {work.root} has audio{_unread(skipped)}; run `mmdata audio --work "
+                          f"{work.root}` first")
     feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
-                              cfg.max_frames, cfg.max_clips, cfg.seed)
+                              cfg.max_frames, cfg.max_clips, cfg.seed, skipped)
     return SpeechTokenizer.fit(feats, features, cfg, info).save(out)
 
 
@@ -142,9 +166,11 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
     from mmdata.tokenizers.vision import VisionTokenizer, load_frames, make_vision_features
 
     features = make_vision_features(cfg.encoder, cfg.checkpoint, pick_device(cfg.device))
-    inputs = [f for f in (frames_input(work, c.key) for c in _fit_clips(work, clips)) if f]
+    skipped: dict[str, int] = {}
+    inputs = clip_inputs(_fit_clips(work, clips), lambda c: frames_input(work, c.key), skipped)
     if not inputs:
-        raise ConfigError(f"no clip in {work.root} has frames; run `mmdata frames --work {work.root}` first")
+        raise ConfigError(f"no clip in {work.root} has frames{_unread(skipped)}; run `mmdata frames --work "
+                          f"{work.root}` first")
 
     def featurize(fr: FramesInput) -> np.ndarray:
         n = len(fr.paths)
@@ -153,5 +179,9 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
         f = features(frames)  # [T, 196, D]
         return f.reshape(-1, f.shape[-1])
 
-    feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed)
+    feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed, skipped)
     return VisionTokenizer.fit(feats, features, cfg, info).save(out)
+
+
+def _unread(skipped: dict[str, int]) -> str:
+    return f" that reads (left out: {skipped})" if skipped else ""

@@ -57,7 +57,9 @@ class TextTokenizer:
         return int(self.tok.get_vocab_size(with_added_tokens=True))
 
     @classmethod
-    def fit(cls, texts: Iterable[str], cfg: TextFitConfig) -> "TextTokenizer":
+    def fit(cls, texts: Iterable[str], cfg: TextFitConfig, skipped: dict[str, int] | None = None
+            ) -> "TextTokenizer":
+        """BPE trained on `texts`; `skipped`: clips left out because their text did not read, by reason."""
         if cfg.from_file:
             return cls.from_file(cfg.from_file)
         texts = [t for t in texts if t and t.strip()]
@@ -71,7 +73,7 @@ class TextTokenizer:
         usage = code_stats(ids, tok.get_vocab_size(with_added_tokens=True))
         return cls(tok, {"kind": "bpe", "source": "trained", "n_texts": len(texts),
                          "min_frequency": cfg.min_frequency, "requested_vocab_size": cfg.vocab_size,
-                         "fit": {"n_texts": len(texts), "usage": usage}})
+                         "fit": {"n_texts": len(texts), "usage": usage, **({"skipped": skipped} if skipped else {})}})
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TextTokenizer":

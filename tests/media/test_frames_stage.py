@@ -174,6 +174,6 @@ def test_ffmpeg_path_gives_decords_pixels(tmp_path, degrees):
     for cfg in (FramesConfig(size=100), FramesConfig(size=0, resize="keep_aspect")):
         video = open_video(src, p, cfg, tmp_path)
         got, failed, _ = video.decode([0, 13, 37])
-        ref = ffmpeg_frames.extract(src, video.stream, [0, 13, 37], video.geom, p.video.rotation, False, 30, "v")
+        ref = ffmpeg_frames.extract(src, video.stream, [0, 13, 37], video.geom, p.video.rotation, False, 30, "v", 2.0)
         assert failed is None and all(np.array_equal(got[i], r) for i, r in zip([0, 13, 37], ref))
-        assert ffmpeg_frames.decodable_count(src, video.stream, 30) == (50, "")
+        assert ffmpeg_frames.decodable_count(src, video.stream, 30, 2.0) == (50, "")
