@@ -2,6 +2,7 @@
 yt-dlp, train the tiny model, evaluate retrieval on a held-out shard, and say where everything is.
 
     python -m mmdata.demo --out demo_out [--videos 16] [--steps 300] [--executor local|ray]
+    python -m mmdata.demo --out stages --sources-only     # only the sources, as local files (README: Stage by stage)
 
 Run it again and every finished step is skipped (the pipeline resumes; training resumes from its
 checkpoint). The sources are served on a fixed port so the manifest, and so the clip keys, stay the same.
@@ -44,6 +45,19 @@ def run_demo_pipeline(out: Path, videos: int, executor: str, port: int = DEMO_PO
     return cfg, results
 
 
+def write_local_sources(out: Path, videos: int) -> Path:
+    """The demo's sources in OUT/sources with a manifest of local files beside them (relative paths, which a
+    manifest resolves against its own folder): the input of the README's stage-by-stage walkthrough."""
+    from mmdata.testing.demo_sources import build_sources, write_manifest
+
+    manifest = out / "sources" / "manifest.csv"
+    if not manifest.exists():  # written last: a finished set of sources
+        click.echo(f"building {videos} source videos in {manifest.parent} (ffmpeg + espeak-ng)...")
+        plan = build_sources(manifest.parent, n_videos=videos)
+        write_manifest(manifest, plan, ".")
+    return manifest
+
+
 def train_and_eval(shards: list[Path], run: Path, steps: int) -> dict:
     from mmdata.train.checkpoint import latest_checkpoint
     from mmdata.train.config import load_yaml, resolve_config
@@ -73,9 +87,17 @@ def train_and_eval(shards: list[Path], run: Path, steps: int) -> dict:
 @click.option("--steps", default=300, show_default=True, help="Training steps of the tiny model.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--port", default=DEMO_PORT, show_default=True, help="Port the sources are served on.")
-def main(out, videos, steps, executor, port):
+@click.option("--sources-only", "sources_only", is_flag=True, default=False,
+              help="Only build the sources, with OUT/sources/manifest.csv listing them as local files "
+                   "(`mmdata download ... --allow-local` reads them), and stop.")
+def main(out, videos, steps, executor, port, sources_only):
     t0 = time.perf_counter()
     out = Path(out).resolve()
+    if sources_only:
+        manifest = write_local_sources(out, videos)
+        n = len(manifest.read_text().splitlines()) - 1
+        click.echo(f"{n} clips of {videos} videos: {manifest}\nnext: mmdata download {manifest} --work WORK --allow-local")
+        return
     cfg, results = run_demo_pipeline(out, videos, executor, port)
     shards = sorted(cfg.out.glob("*.tar"))
     if len(shards) < 2:

@@ -53,7 +53,8 @@ def stage_options(f):
     @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                   help="YAML config; its section for this command uses the same names as the options.")
     @click.option("--executor", type=click.Choice(EXECUTORS), default=None,
-                  help="local: in this process (default). ray: Ray actors (embedded local Ray or --ray-address).")
+                  help="local: worker processes on this machine (default). ray: Ray actors (embedded local Ray or "
+                       "--ray-address).")
     @click.option("--ray-address", default=None, help="Address of a running Ray cluster, e.g. 10.0.0.1:6379 or auto.")
     @click.option("--workers", type=int, default=None,
                   help="Local: worker processes (default: one per core; 1 runs in this process). Ray: actors per "

@@ -24,7 +24,7 @@ def _read_or_exit(fn, *args, **kwargs):
 @click.command("shard", help="Write the work folder's quantized clips as webdataset tar shards, one sample per "
                              "clip, each chunk into its own shards (chunks in parallel; a re-run rewrites only "
                              "the chunks whose inputs changed), plus index.json and sizes.json. Example:\n\n"
-                             "  mmdata shard --work work --out shards --tokenizers tok --keep frames --shard-size 1GB")
+                             "  mmdata shard --work work --out shards --keep frames --shard-size 1GB")
 @click.option("--work", "work", required=True, type=common.Location(exists=True),
               help="Work store (folder or URL) whose quantize outputs become samples.")
 @click.option("--out", "out", required=True, type=common.Location(), help="Folder or URL (s3://...) for the shards.")
@@ -39,7 +39,8 @@ def _read_or_exit(fn, *args, **kwargs):
               help="Also store the frame JPEGs (frames) or the FLAC audio (audio); repeat for both.")
 @click.option("--tokenizers", "tokenizers", type=common.Location(exists=True), default=None,
               help="Tokenizer folder (text/, speech/, vision/ with config.json) recorded in index.json and used "
-                   "to check token ids against vocabulary sizes.")
+                   "to check token ids against vocabulary sizes. [WORK/tokenizers, where quantize reads it; "
+                   "refused when the clips were quantized with another set]")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=None,
               help="local: worker processes on this machine (default). ray: Ray actors (embedded, or --ray-address).")
 @click.option("--ray-address", "ray_address", default=None, help="Address of a running Ray cluster, e.g. auto.")

@@ -19,7 +19,8 @@ from mmdata.train.config import PRESETS
                              "  mmdata train --data out --config train.yaml --out run\n\n"
                              "Mix corpora: --data A --data B --weights 3,1. Continue a run: add --resume.")
 @click.option("--data", "data", multiple=True,
-              help="Shard spec (brace ranges allowed) or a folder `mmdata shard` wrote; repeat to mix corpora.")
+              help="Shards: a folder `mmdata shard` wrote, a brace range ('o/s-{000000..000009}-000000.tar') or "
+                   "a quoted glob ('o/*.tar', also on s3://); repeat to mix corpora.")
 @click.option("--weights", "weights", default=None, help="Mixing weights, one per --data, e.g. 3,1 (default: equal).")
 @click.option("--config", "config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML file; its `train:` section uses the option names below (`model:` nests the sizes).")
@@ -91,7 +92,7 @@ def format_summary(s: dict) -> str:
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(exists=True),
               help="A checkpoints/step_*.pt file, or a run folder (its latest checkpoint).")
 @click.option("--data", "data", multiple=True, required=True,
-              help="Held-out shard spec or shard folder; repeat for more.")
+              help="Held-out shards: a folder, a brace range or a quoted glob ('o/*-000001.tar'); repeat for more.")
 @click.option("--batch-size", "batch_size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmdata.config import check
 from mmdata.errors import ConfigError
+from mmdata.shards.index import TokenizerSet
 from mmdata.shards.parts import ChunkRecord, merge_index, plan_chunks, prepare_out, record_stamps
 from mmdata.shards.sample import KEEP_CHOICES
 from mmdata.shards.writer import ShardInfo
@@ -43,7 +44,9 @@ class ShardConfig:
     shard_size: str | int = "1GB"  # a shard never grows past this, unless one sample alone is larger
     max_samples: int = 10_000  # samples per shard at most
     keep: tuple[str, ...] = ()  # raw files to store too: frames (JPEGs), audio (FLAC)
-    tokenizers: str | None = None  # folder with text/, speech/, vision/ config.json files
+    # folder with text/, speech/, vision/ config.json files; None: the set quantize used, WORK/tokenizers
+    # (build_shards resolves it: used_tokenizers)
+    tokenizers: str | None = None
     fsync: bool = True  # flush each shard to disk before its rename
 
     def __post_init__(self):
@@ -127,6 +130,7 @@ def build_shards(work: WorkDir, out: str | Path | Store, cfg: ShardConfig, progr
 
     t0 = time.perf_counter()
     out = as_store(out, work.store.options)
+    cfg = used_tokenizers(work, cfg)
     chunks = work.chunks()
     prepare_out(out, cfg.prefix)
     todo, _ = plan_chunks(work, out, cfg, chunks)
@@ -137,6 +141,47 @@ def build_shards(work: WorkDir, out: str | Path | Store, cfg: ShardConfig, progr
         tasks = [ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo]
         make_executor(runner).run(ShardStage(out, cfg), work, tasks)
     return finish_shards(work, out, cfg, before, t0)
+
+
+def quantized_with(work: WorkDir) -> dict[str, dict[str, int]]:
+    """The tokenizers quantize's outputs were made with: {name: {hash: clips}}, from its chunk tables' metas."""
+    seen: dict[str, dict[str, int]] = {}
+    for chunk in work.table_chunks("quantize"):
+        for meta in work.read_table("quantize", chunk).metas.values():
+            for name, h in (meta.get("tokenizers") or {}).items():
+                seen.setdefault(name, {}).setdefault(str(h), 0)
+                seen[name][str(h)] += 1
+    return seen
+
+
+def used_tokenizers(work: WorkDir, cfg: ShardConfig) -> ShardConfig:
+    """`cfg` with the tokenizer set to record: the one given, else WORK/tokenizers, where `mmdata quantize`
+    reads its set by default. Refuses (ConfigError) a work store whose clips were quantized with different
+    sets (a refit after quantize ran: finished chunks keep their old tokens), and, with no set given, a
+    WORK/tokenizers that is not the set quantize used: index.json would give the trainer wrong vocabularies."""
+    used = quantized_with(work)
+    mixed = {name: hashes for name, hashes in used.items() if len(hashes) > 1}
+    if mixed:
+        said = "; ".join(f"{name}: " + ", ".join(f"hash {h[:12]} ({n} clips)" for h, n in sorted(hashes.items()))
+                         for name, hashes in sorted(mixed.items()))
+        raise ConfigError(f"{work.store.join('quantize')}: the clips were quantized with different tokenizer sets "
+                          f"({said}); a corpus needs one set: delete that folder and run `mmdata quantize` again")
+    if cfg.tokenizers is not None:
+        return cfg
+    where = work.store.join("tokenizers")
+    wanted = {name: next(iter(hashes)) for name, hashes in used.items()}
+    have = {sub: str(c["hash"]) for sub, c in TokenizerSet.load(where).configs.items()} \
+        if work.store.exists("tokenizers") else {}
+    if not have and not wanted:
+        return cfg  # nothing quantized and no set: nothing to record
+    stale = {name: h for name, h in wanted.items() if have.get(name) != h}
+    if stale:
+        found = ", ".join(f"{n} {h[:12]}" for n, h in sorted(have.items())) or "no tokenizer set"
+        raise ConfigError(f"the clips were quantized with tokenizers "
+                          f"{', '.join(f'{n} {h[:12]}' for n, h in sorted(wanted.items()))}, but {where} holds "
+                          f"{found}; pass --tokenizers with the folder quantize used, or run `mmdata quantize` again "
+                          f"after deleting {work.store.join('quantize')}")
+    return dataclasses.replace(cfg, tokenizers=where)
 
 
 def finish_shards(work: WorkDir, out: Store, cfg: ShardConfig, before: dict[int, Any], t0: float) -> ShardSummary:

@@ -188,6 +188,16 @@ class Store:
             return []
         return sorted(str(PurePosixPath(p).relative_to(base)) for p in found)
 
+    def glob(self, pattern: str) -> list[str]:
+        """Files below the root matching `pattern` (`*`, `?`, `[...]` within a name, `**` across folders),
+        relative to the root, sorted; object stores match through fsspec's glob."""
+        if self.is_local:
+            base = self.local_path()
+            return sorted(p.relative_to(base).as_posix() for p in base.glob(pattern) if p.is_file())
+        found = self.fs.glob(f"{self._root}/{pattern}", detail=True)
+        return sorted(str(PurePosixPath(p).relative_to(self._root)) for p, info in found.items()
+                      if info.get("type") == "file")
+
     def size(self, rel: str) -> int:
         if self.is_local:
             return self.local_path(rel).stat().st_size
@@ -259,6 +269,21 @@ class Store:
         for name in self.walk_files(rel):
             self.get_file(f"{rel}/{name}", local / name)
         return local
+
+
+def has_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def glob_files(pattern: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The files a glob names (`shards/*.tar`, `s3://bucket/corpus/*-000000.tar`), sorted and spelt as the
+    pattern is (relative stays relative, a URL stays a URL): the folders before the first wildcard are the
+    store's root, the rest is matched by Store.glob."""
+    parts = pattern.split("/")
+    first = next(i for i, part in enumerate(parts) if has_glob(part))
+    root = "/".join(parts[:first]) or ("/" if pattern.startswith("/") else ".")
+    found = Store(root, storage_options).glob("/".join(parts[first:]))
+    return found if root == "." else [f"{root.rstrip('/')}/{rel}" for rel in found]
 
 
 def as_store(where: str | Path | Store, storage_options: dict[str, Any] | None = None) -> Store:

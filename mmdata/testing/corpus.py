@@ -83,7 +83,7 @@ def make_corpus(root: Path, n_clips: int = 6, *, seed: int = 0, duration_s: floa
     from mmdata.testing.workdirs import make_work
 
     root = Path(root)
-    tok_dir = make_tokenizers(root / "tokenizers", vocab)
+    tok_dir = make_tokenizers(root / "work" / "tokenizers", vocab)  # where `mmdata tokenizers fit` writes
     vocab = {**VOCAB, **(vocab or {})}
     hashes = _tokenizer_hashes(tok_dir)
     clips = [_clip(i, duration_s, i // clips_per_chunk if clips_per_chunk else 0) for i in range(n_clips)]

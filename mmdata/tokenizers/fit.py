@@ -107,12 +107,15 @@ def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: 
     order = _visit_order(len(inputs), max_clips, rng)
     share = max(1, math.ceil(2 * max_rows / max(1, len(order))))
     parts, total, used, skipped = [], 0, 0, dict(skipped or {})
-    bar = tqdm(total=max_rows, desc="features", unit="row", mininterval=0.5, dynamic_ncols=True)
+    # counted in clips, whose number is known (the rows a corpus gives are not: a small corpus fills only part of
+    # max_rows, and a bar of rows then stopped at 1%); it ends early once the sample is full
+    bar = tqdm(total=len(order), desc="features", unit="clip", mininterval=0.5, dynamic_ncols=True)
     for i in order:
         try:
             f = featurize(inputs[i])
         except ItemError as e:
             _skip(skipped, inputs[i].key, e)
+            bar.update(1)
             continue
         if len(f) > share:
             f = f[np.sort(rng.choice(len(f), share, replace=False))]
@@ -120,7 +123,8 @@ def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: 
             parts.append(f.astype(np.float32, copy=False))
             total += len(f)
             used += 1
-            bar.update(min(len(f), max_rows - bar.n))
+        bar.update(1)
+        bar.set_postfix(rows=f"{min(total, max_rows)}/{max_rows}", refresh=False)
         if total >= max_rows:
             break
     bar.close()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mmdata.errors import ConfigError, ItemError
-from mmdata.store.fs import Store, storage_options_from_env
+from mmdata.store.fs import Store, glob_files, has_glob, storage_options_from_env
 from mmdata.train.config import TrainConfig
 from mmdata.train.samples import Batch, Preprocess, collate, merge
 
@@ -57,15 +57,27 @@ def register_store_schemes() -> None:
 
 def _index_store(spec: str) -> Store | None:
     """The shard folder `spec` names (a path or a URL) when it holds an index.json written by `mmdata shard`."""
-    if spec.startswith("pipe:") or "{" in spec or spec.endswith(".tar"):
+    if spec.startswith("pipe:") or "{" in spec or spec.endswith(".tar") or has_glob(spec):
         return None
     store = Store(spec)
     return store if store.exists("index.json") else None
 
 
+def _globbed(url: str) -> list[str]:
+    """A glob's files in name order (a plain URL as it is); a glob that matches nothing is an error that
+    names it (a quoted pattern reaches us unexpanded: the shell left it to us)."""
+    if url.startswith("pipe:") or not has_glob(url):
+        return [url]
+    found = glob_files(url)
+    if not found:
+        raise ConfigError(f"data shards: the pattern {url!r} matches no file")
+    return found
+
+
 def expand_shards(spec: str) -> list[str]:
-    """Brace and '::' expansion as webdataset does it, or a folder (or URL) written by `mmdata shard` (the
-    shards its index.json lists, in order); local shards must exist."""
+    """Brace and '::' expansion as webdataset does it, then globs (`*`, `?`, `[...]`, on local paths and
+    object-store URLs alike), or a folder (or URL) written by `mmdata shard` (the shards its index.json lists,
+    in order); local shards must exist."""
     from webdataset.shardlists import expand_urls
 
     register_store_schemes()
@@ -77,7 +89,7 @@ def expand_shards(spec: str) -> list[str]:
             raise ConfigError(f"train: data shards {spec!r}: cannot read the shard list of its index.json: "
                               f"{e}") from e
     else:
-        urls = expand_urls(spec)
+        urls = [u for url in expand_urls(spec) for u in _globbed(url)]
     missing = [u for u in urls if "://" not in u and not u.startswith("pipe:") and not Path(u).is_file()]
     if not urls or missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

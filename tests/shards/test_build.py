@@ -1,11 +1,14 @@
 import io
 import json
+import shutil
 import tarfile
 
 import numpy as np
 import pytest
 import webdataset as wds
+from click.testing import CliRunner
 
+from mmdata.cli import cli
 from mmdata.errors import ConfigError
 from mmdata.shards.build import ShardConfig, build_shards, parse_size
 from mmdata.shards.index import ShardIndex
@@ -169,13 +172,57 @@ def test_tokenizer_mismatch_is_rejected(tmp_path):
     assert "language tokens were made with" in s.examples[0] and "text hash" in s.examples[0]
 
 
-def test_without_tokenizers_and_without_keep(corpus, tmp_path):
+def test_without_tokenizers_the_work_folders_set_is_recorded(corpus, tmp_path):
+    """No --tokenizers: the set quantize read by default, WORK/tokenizers, goes into index.json (the trainer
+    takes its vocabulary sizes from there)."""
     s = build_shards(corpus.work, tmp_path / "o", ShardConfig(), progress=False)
     index = ShardIndex.read(tmp_path / "o")
-    assert s.samples == 7 and index.tokenizers.configs == {} and index.vocab_sizes() == {}
+    assert corpus.tokenizers == corpus.work.root / "tokenizers"
+    assert s.samples == 7 and index.vocab_sizes() == {"language": 1000, "speech": 200, "vision": 512}
+    assert index.tokenizers.configs == ShardIndex.read(corpus_out(corpus, tmp_path / "given")).tokenizers.configs
     with tarfile.open(tmp_path / "o" / "shard-000000-000000.tar") as tf:
         exts = {m.name.split(".", 1)[1] for m in tf.getmembers()}
     assert exts == {"json", "txt", "vtok.npy", "stok.npy", "ttok.npy"}
+
+
+def corpus_out(corpus, out):
+    build_shards(corpus.work, out, ShardConfig(tokenizers=str(corpus.tokenizers)), progress=False)
+    return out
+
+
+def test_work_folders_set_refitted_after_quantize_is_refused(tmp_path):
+    c = make_corpus(tmp_path / "c", 2, media=False)
+    used = json.loads((c.tokenizers / "text" / "config.json").read_text())["hash"]
+    make_tokenizers(c.work.root / "tokenizers", vocab={"text": 2000})  # refitted: another text hash
+    now = json.loads((c.tokenizers / "text" / "config.json").read_text())["hash"]
+    with pytest.raises(ConfigError, match=rf"quantized with tokenizers speech \w+, text {used}, vision \w+, but "
+                                          rf".*work/tokenizers holds speech \w+, text {now}, vision \w+; "
+                                          r"pass --tokenizers with the folder quantize used"):
+        build_shards(c.work, tmp_path / "o", ShardConfig(), progress=False)
+    assert not (tmp_path / "o" / "index.json").exists()
+
+
+def test_quantized_with_a_set_elsewhere_needs_tokenizers(tmp_path):
+    c = make_corpus(tmp_path / "c", 2, media=False)
+    shutil.move(c.tokenizers, tmp_path / "tok")
+    with pytest.raises(ConfigError, match=r"work/tokenizers holds no tokenizer set; pass --tokenizers"):
+        build_shards(c.work, tmp_path / "o", ShardConfig(), progress=False)
+    res = CliRunner().invoke(cli, ["shard", "--work", str(c.work.root), "--out", str(tmp_path / "o"), "--workers", "1"])
+    assert res.exit_code == 2 and "holds no tokenizer set; pass --tokenizers" in res.output
+    s = build_shards(c.work, tmp_path / "o", ShardConfig(tokenizers=str(tmp_path / "tok")), progress=False)
+    assert s.samples == 2 and ShardIndex.read(tmp_path / "o").vocab_sizes()["language"] == 1000
+
+
+def test_clips_quantized_with_different_sets_are_refused(tmp_path):
+    """A refit between two quantize runs leaves the finished chunks with the old tokens: refused, whichever set
+    is named, with the counts per hash."""
+    c = make_corpus(tmp_path / "c", 3, media=False)
+    meta = c.work.meta("quantize", c.clips[0].key)
+    edit_item(c.work, "quantize", c.clips[0].key, meta={**meta, "tokenizers": {**meta["tokenizers"], "text": "0ld"}})
+    for cfg in (ShardConfig(), ShardConfig(tokenizers=str(c.tokenizers))):
+        with pytest.raises(ConfigError, match=r"quantized with different tokenizer sets \(text: hash 0ld \(1 clips\), "
+                                              r"hash [0-9a-f]{8} \(2 clips\)\).*run `mmdata quantize` again"):
+            build_shards(WorkDir(c.work.root), tmp_path / "o", cfg, progress=False)
 
 
 def test_nothing_quantized_exits_3(tmp_path):

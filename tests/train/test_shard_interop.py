@@ -50,3 +50,42 @@ def test_a_shard_folder_is_a_data_spec(shards, tiny):
     assert expand_shards(str(folder)) == listed and sorted(listed) == tars
     cfg = resolve_vocab(tiny(data=[str(folder)], batch_size=4, steps=1))
     assert cfg.model.vocab_text == vocab["text"]
+
+
+def test_a_glob_is_a_data_spec(shards, tiny, tmp_path, monkeypatch):
+    """`--data 'OUT/*.tar'` (quoted, so the shell leaves it to us): the matching shards in name order, relative
+    paths kept relative; globs after brace expansion; a pattern that matches nothing names itself."""
+    from pathlib import Path
+
+    from mmdata.errors import ConfigError
+    from mmdata.train.data import expand_shards
+
+    tars, _, vocab = shards
+    folder = Path(tars[0]).parent
+    assert expand_shards(f"{folder}/*.tar") == tars
+    monkeypatch.chdir(folder.parent)
+    assert expand_shards("shards/*-00000[0-9].tar") == [f"shards/{Path(t).name}" for t in tars]
+    assert expand_shards("shards/shard-{000000..000000}-*.tar::shards/*.tar") == [f"shards/{Path(t).name}"
+                                                                                   for t in tars * 2]
+    assert resolve_vocab(tiny(data=["shards/*.tar"], batch_size=4, steps=1)).model.vocab_text == vocab["text"]
+    with pytest.raises(ConfigError, match=r"the pattern 'shards/nothing-\*\.tar' matches no file"):
+        expand_shards("shards/nothing-*.tar")
+
+
+def test_a_glob_on_an_object_store(shards, s3):
+    """The same glob on s3:// goes through fsspec's glob (a real S3-compatible server); index.json beside the
+    matches gives the vocabulary."""
+    from pathlib import Path
+
+    from mmdata.errors import ConfigError
+    from mmdata.store.fs import Store
+    from mmdata.train.data import expand_shards, read_vocab
+
+    tars, _, vocab = shards
+    bucket = s3.make_bucket("globbed")
+    Store(f"{bucket}/corpus").put_dir(Path(tars[0]).parent, "")
+    urls = expand_shards(f"{bucket}/corpus/*.tar")
+    assert urls == [f"{bucket}/corpus/{Path(t).name}" for t in tars]
+    assert read_vocab(urls)["language"]["vocab_size"] == vocab["text"]
+    with pytest.raises(ConfigError, match=rf"the pattern '{bucket}/corpus/x\*\.tar' matches no file"):
+        expand_shards(f"{bucket}/corpus/x*.tar")
