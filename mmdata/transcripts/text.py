@@ -31,10 +31,19 @@ def spoken(token: str) -> bool:
     return token.isalnum() or not all(_silent(c) for c in token)
 
 
+# a character reference ends with ";" (WebVTT, TTML, SRT in the wild); html.unescape also takes HTML's legacy
+# forms without it, which would turn a caption's "R&D&reg" into "R&D®" in one format and not in another
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _unescape(text: str) -> str:
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+
+
 def normalize(text: str) -> tuple[str, list[str]]:
     """Clean caption text (markup already removed). Returns (text, tags found)."""
     if "&" in text:
-        text = html.unescape(text)
+        text = _unescape(text)
     tags: list[str] = []
     if "[" in text or "♪" in text or "♫" in text:
         tags = [t.strip() for t in _TAG.findall(text)]

@@ -61,3 +61,11 @@ def test_vtt_and_json3_agree(track):
     a = parse_vtt(rolling_vtt(lines, end_ms), "gen.vtt", origin="auto").words
     b = parse_json3(youtube_json3(lines, end_ms), "gen.json3").words
     assert a == b
+
+
+def test_an_entity_without_its_semicolon_is_text_in_every_format():
+    """Hypothesis found "&reg" read as "®" from VTT (html.unescape's legacy forms) and as text from json3."""
+    lines = layout([("R&D", 0), ("&reg", 400), ("x&ampy", 900)], [3], [False])
+    a = parse_vtt(rolling_vtt(lines, 1500), "gen.vtt", origin="auto").words
+    b = parse_json3(youtube_json3(lines, 1500), "gen.json3").words
+    assert a == b and [w.w for w in a] == ["R&D", "&reg", "x&ampy"]
