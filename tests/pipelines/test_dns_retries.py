@@ -1,7 +1,7 @@
 """A resolver that cannot answer now (EAI_AGAIN) is retried like a timeout; a name that does not exist is not.
 
 DNS cannot fail on demand here, so the one stand-in is a resolver hook: test host names resolve through
-socket.getaddrinfo patched in this process (the stage runs in it: --workers 1) to the real HTTP server on
+socket.getaddrinfo and the network guard's resolver hook, patched in this process (the stage runs in it: --workers 1) to the real HTTP server on
 127.0.0.1, after the failures the test asks for. Everything else is real: the stage, urllib, yt-dlp."""
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ NO_SUCH_NAME = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 def resolver(monkeypatch):
     """`resolver.fail[host] = [error, ...]`: the next lookups of `host` raise those, in turn (an empty list
     stops there; `forever` keeps raising the one error); then `host` resolves to 127.0.0.1."""
-    real = socket.getaddrinfo
+    from mmdata.fetch import guard
+
+    real = guard._real_getaddrinfo
     state = type("Resolver", (), {"fail": {}, "forever": {}, "calls": collections.Counter()})()
 
     def getaddrinfo(host, *args, **kwargs):
@@ -40,6 +42,7 @@ def resolver(monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(guard, "resolver", getaddrinfo)  # the URL check and the guard resolve through this hook
     return state
 
 
