@@ -55,18 +55,26 @@ TRANSPOSE = {90: "transpose=1,", 180: "transpose=1,transpose=1,", 270: "transpos
 
 
 def extract(path: Path, stream: str, indices: list[int], geom: Geometry, rotation: int, manual: bool,
-            timeout_s: float, name: str, media_s: float) -> list[np.ndarray]:
+            timeout_s: float, name: str, media_s: float, seek: tuple[float, list[int]] | None = None
+            ) -> list[np.ndarray]:
     """Frames number `indices` (sorted, unique; presentation order from 0, as decord counts them),
     display-oriented and cropped, as DecordVideo.decode gives them. `rotation` is turned the way decord
     would: in the filter graph before scaling, or (`manual`: the file lost its display matrix) after.
-    `media_s`: where the last wanted frame ends (the select filter decodes every frame up to it)."""
+    `media_s`: where the last wanted frame ends (the select filter decodes every frame up to it).
+    `seek` = (seconds on the container timeline, the frames' pts): ffmpeg starts at the keyframe before that
+    time, keeps the file's timestamps (-copyts) and picks the frames by their exact pts, since frame numbers
+    would count from the seek point."""
     w, h = coded_size(geom, rotation) if manual else (geom.scale_w, geom.scale_h)
     turn = "" if manual else TRANSPOSE.get(rotation, "")
-    select = "+".join(f"eq(n\\,{i})" for i in indices)
-    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-threads", "1", "-noautorotate", "-i", str(path),
+    if seek is None:
+        seek_args, select = [], "+".join(f"eq(n\\,{i})" for i in indices)
+    else:
+        seek_args, select = ["-ss", f"{seek[0]:.6f}", "-copyts"], "+".join(f"eq(pts\\,{p})" for p in seek[1])
+    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-threads", "1", "-noautorotate", *seek_args,
+            "-i", str(path),
             "-map", f"0:{stream}", "-vf", f"select='{select}',{turn}scale={w}:{h}:flags=bilinear", "-vsync", "0",
             "-frames:v", str(len(indices)), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    proc = run_tool(args, timeout_s, "decode", Path(path), media_s=media_s)
+    proc = run_tool(args, timeout_s, "decode", Path(path), media_s=media_s - (seek[0] if seek else 0.0))
     size = w * h * 3
     got = len(proc.stdout) // size
     if got < len(indices):

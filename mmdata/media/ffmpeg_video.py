@@ -67,9 +67,9 @@ def ffmpeg_decodes(codec: str, path: Path, stream: int, timeout_s: float) -> tup
 
 
 def frame_times(path: Path, stream: int, timeout_s: float, name: str, media_s: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of every frame in presentation order, seconds from the stream's start, as decord's
-    index gives them (float32 values). `media_s`: the file's length."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, pts) of every frame in presentation order: seconds from the stream's start, as decord's
+    index gives them (float32 values), and the pts in the stream's time base. `media_s`: the file's length."""
     args = [require_tool("ffprobe"), "-v", "error", "-select_streams", str(stream), "-show_packets",
             "-show_entries", "packet=pts,dts,duration:stream=time_base,start_pts", "-of", "json", str(path)]
     proc = run_tool(args, timeout_s, "probe", Path(path), media_s=media_s)
@@ -90,7 +90,12 @@ def frame_times(path: Path, stream: int, timeout_s: float, name: str, media_s: f
     dur = np.array([r[1] for r in rows], dtype=np.int64)
     starts = ((pts - start) * factor).astype(np.float32).astype(np.float64)
     ends = ((pts + dur - start) * factor).astype(np.float32).astype(np.float64)
-    return starts, ends
+    return starts, ends, pts
+
+
+# a decode starts this long before its first wanted frame: ffmpeg seeks to the keyframe before that time; the
+# margin only keeps float rounding of the times away from the wanted frame
+SEEK_MARGIN_S = 0.5
 
 
 class FfmpegVideo:
@@ -108,8 +113,9 @@ class FfmpegVideo:
         self.damaged = False  # a decode that fails is measured and retried within what decodes (frames.py)
         self.manual_rotation = 0  # ffmpeg reads the file's display matrix itself
         self.decodable: tuple[int, str] | None = None
-        self.passes = 0
-        starts, ends = frame_times(self.path, probe.video.index, timeout_s, self.source_name, probe.duration_s or 0.0)
+        self.passes = self.seeks = 0
+        starts, ends, self.pts = frame_times(self.path, probe.video.index, timeout_s, self.source_name,
+                                             probe.duration_s or 0.0)
         offset = probe.video.start_s
         self.starts, self.ends = starts + offset, ends + offset
 
@@ -129,9 +135,19 @@ class FfmpegVideo:
         self.passes += 1
         if not indices:
             return {}, None, None
+        args = (self.path, self.stream, list(indices), self.geom, self.rotation, False, self._timeout_s,
+                self.source_name, float(self.ends[indices[-1]]))
+        at = float(self.starts[indices[0]]) - SEEK_MARGIN_S
         try:
-            frames = ffmpeg_frames.extract(self.path, self.stream, list(indices), self.geom, self.rotation, False,
-                                           self._timeout_s, self.source_name, float(self.ends[indices[-1]]))
+            if at > 0:  # start at the keyframe before the first wanted frame, not at the file's start
+                try:
+                    frames = ffmpeg_frames.extract(*args, seek=(at, [int(self.pts[i]) for i in indices]))
+                    self.seeks += 1
+                    return dict(zip(indices, frames)), None, None
+                except ItemError as e:  # a file whose timestamps defeat the seek: decode from the start
+                    if e.reason != "corrupt_file":
+                        raise
+            frames = ffmpeg_frames.extract(*args)
         except ItemError as e:
             if e.reason != "corrupt_file":
                 raise

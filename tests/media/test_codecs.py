@@ -125,6 +125,23 @@ def test_ffprobe_times_equal_decords_index(sources, name, tmp_path):
     assert failed is None and [a.shape for a in frames.values()] == [(90, 90, 3)] * 3
 
 
+@pytest.mark.parametrize("name", ["av1_mp4", "av1_webm", "av1_mkv", "h264_mp4"])
+def test_a_decode_late_in_the_file_seeks_and_gives_the_same_frames(sources, name, monkeypatch):
+    """The ffmpeg path starts at the keyframe before the first wanted frame (picked by pts), not at the
+    file's start, and gives the very frames a decode from the start gives."""
+    p = probe(sources[name])
+    g = geometry(*p.video.display_size, CFG)
+    f = FfmpegVideo(sources[name], p, g, 60.0)
+    wanted = [101, 102, 150, 199]
+    seeked, failed, _ = f.decode(wanted)
+    assert failed is None and f.seeks == 1
+    monkeypatch.setattr(ffmpeg_video, "SEEK_MARGIN_S", 1e9)  # never seek: decode from the start
+    whole, _, _ = f.decode(wanted)
+    assert f.seeks == 1 and list(seeked) == list(whole) == wanted
+    assert all(np.array_equal(seeked[i], whole[i]) for i in wanted)
+    assert second_and_frame(seeked[150].astype(np.int16))[1] == 150 % 20  # the bar counts the frames
+
+
 def test_av1_opens_with_ffmpeg(sources, tmp_path):
     p = probe(sources["av1_mp4"])
     assert isinstance(open_video(sources["av1_mp4"], p, CFG, tmp_path), FfmpegVideo)
