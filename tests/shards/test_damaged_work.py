@@ -30,7 +30,7 @@ def corpus(pristine, tmp_path):
 
 def shard(root, out):
     return subprocess.run([sys.executable, "-m", "mmdata.cli", "shard", "--work", str(root / "work"), "--out",
-                           str(out), "--tokenizers", str(root / "tokenizers"), "--keep", "frames", "--keep", "audio",
+                           str(out), "--keep", "frames", "--keep", "audio",
                            "--workers", "1", "--no-progress"], capture_output=True, text=True)
 
 
