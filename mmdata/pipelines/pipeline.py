@@ -27,6 +27,7 @@ from mmdata.workdir import WorkDir
 STAGES = ("download", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
 SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
 OPTIONAL = ("filter",)  # in the default stages only when the YAML has its section
+DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
 TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
             *(SECTIONS.get(s, s) for s in STAGES)}
 
@@ -55,7 +56,7 @@ class PipelineConfig:
             if not data.get(key):
                 raise ConfigError(f"{path}: '{key}' is required (a path, relative to the YAML file)")
         base = path.parent
-        stages = tuple(data.get("stages") or (s for s in STAGES if s not in OPTIONAL or SECTIONS.get(s, s) in data))
+        stages = tuple(data.get("stages") or (s for s in STAGES if s in DEFAULT_STAGES or SECTIONS.get(s, s) in data))
         bad = [s for s in stages if s not in STAGES]
         check(not bad, "pipeline", "stages", list(stages), f"names from {STAGES}")
         sections = {s: dict(data.get(SECTIONS.get(s, s)) or {}) for s in STAGES}
