@@ -40,7 +40,7 @@ class Reason:
         return re.fullmatch(re.escape(before) + f"(?:{self.parts})" + re.escape(after), reason) is not None
 
 
-UPSTREAM_STAGES = "download|frames|audio|align|quantize"
+UPSTREAM_STAGES = "download|frames|audio|align|filter|quantize"
 TOOL_STEPS = "probe|scan|decode|remux|audio|encode"  # the `what` of mmdata.tools.run_tool calls
 
 REASONS: tuple[Reason, ...] = (
@@ -154,19 +154,19 @@ REASONS: tuple[Reason, ...] = (
            "the row",
            parts=TOOL_STEPS),
     # --- reading what earlier stages left -----------------------------------------------------------------
-    Reason("missing_<stage>", ("frames", "audio", "align", "quantize", "shard"),
+    Reason("missing_<stage>", ("frames", "audio", "align", "filter", "quantize", "shard"),
            "the clip (or its source) has no output of that earlier stage: it failed there, or that stage has "
            "not run on it yet",
            "see that stage's error row for the clip; run that stage (or `--retry-failed`) first",
            parts=UPSTREAM_STAGES),
-    Reason("missing_output_file", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
+    Reason("missing_output_file", ("frames", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
-    Reason("unreadable_output", ("frames", "audio", "align", "quantize", "shard", "tokenizers"),
+    Reason("unreadable_output", ("frames", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
            "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
            "re-run that stage (delete its folder in the work store) with this mmdata version"),
-    Reason("corrupt_file", ("frames", "align", "quantize", "shard", "tokenizers"),
+    Reason("corrupt_file", ("frames", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
            "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),
@@ -246,6 +246,25 @@ REASONS: tuple[Reason, ...] = (
     Reason("times_beyond_media", ("align",),
            "the subtitle's times run past the end of the media (beyond the tolerance)",
            "the subtitle belongs to another cut of the video: fix or drop it"),
+    # --- filter (README "Curating a corpus"): the detail has the clip's scores and the thresholds -----------
+    Reason("too_short", ("filter",),
+           "the clip is shorter than `min_duration_s`",
+           "intended: the clip is left out of the corpus; lower `--min-duration` to keep such clips"),
+    Reason("too_long", ("filter",),
+           "the clip is longer than `max_duration_s`",
+           "intended; raise `--max-duration`, or cut long sources into clips (`mmdata align --segment`)"),
+    Reason("low_resolution", ("filter",),
+           "the source picture's short side (as shown) is under `min_side` pixels",
+           "intended; lower `--min-side`, or download a larger format (`download.max_height`)"),
+    Reason("bad_aspect", ("filter",),
+           "the picture's width/height (as shown) is outside `min_aspect`..`max_aspect`",
+           "intended; widen the range (e.g. keep portrait video with `--min-aspect 0.5`)"),
+    Reason("black_frames", ("filter",),
+           "more than `max_black_fraction` of the sampled frames are blank: near-black or one flat colour",
+           "intended; raise `--max-black-fraction`, or `--black-range` lower so only flatter frames count"),
+    Reason("static_video", ("filter",),
+           "the sampled frames barely change (median frame difference under `min_motion`): a still, a slideshow",
+           "intended; lower `--min-motion` (read the motion histogram in `mmdata stats --work`)"),
     # --- quantize -----------------------------------------------------------------------------------------
     Reason("no_modality", ("quantize", "train", "eval"),
            "the clip (or sample) has nothing to tokenise: no frames, no speech and no text",

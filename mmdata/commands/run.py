@@ -9,8 +9,9 @@ import click
 from mmdata.commands import common
 from mmdata.pipelines.runner import EXECUTORS
 
-HELP = """Run download -> frames -> audio -> align -> tokenizers (fit unless given) -> quantize -> shard
-as described by PIPELINE (YAML). Each stage section uses the same option names as that stage's command.
+HELP = """Run download -> frames -> audio -> align -> filter (with a `filters:` section) -> tokenizers (fit
+unless given) -> quantize -> shard as described by PIPELINE (YAML). Each stage section uses the same option
+names as that stage's command. At the end: the funnel (clips and hours each stage and filter removed).
 Interrupted, it resumes: run the same command again. Exit code: 0 all ok, 3 some items failed, 2 usage error.
 
 Example:
@@ -25,6 +26,7 @@ Example:
   out: shards
   preset: icode
   download: {max_height: 360}
+  filters: {min_duration: 2, min_side: 240, max_black_fraction: 0.5, min_motion: 0.01}
   tokenizers: {text: {vocab_size: 8000}, speech: {k: 100}, vision: {k: 1024}}
   shard: {shard_size: 1GB}
 """
@@ -39,7 +41,7 @@ Example:
               help="GPUs each worker of a GPU stage (quantize) asks Ray for: 1, 2, or a fraction such as 0.5. [1]")
 @click.option("--no-progress", is_flag=True, default=False, help="Hide progress bars.")
 def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, no_progress):
-    from mmdata.pipelines.pipeline import PipelineConfig, render, run_pipeline
+    from mmdata.pipelines.pipeline import PipelineConfig, pipeline_funnel, render, run_pipeline
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli = dict(executor=executor or ("ray" if ray_address else None), ray_address=ray_address, workers=workers,
@@ -48,4 +50,5 @@ def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, no_progre
     cfg.runner.progress = not no_progress
     results = common.handle_usage_errors(run_pipeline, cfg)
     click.echo(render(results))
+    click.echo(pipeline_funnel(cfg).render())
     sys.exit(common.EXIT_ITEMS_FAILED if any(r.failed for r in results) else common.EXIT_OK)

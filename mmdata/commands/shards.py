@@ -91,17 +91,23 @@ def inspect_cmd(out, target, position, png):
 
 
 @click.command("stats", help="Summarise a corpus: clips, hours, modality mixes, clip lengths, words per clip, "
-                             "token histograms, failures by reason. Example:\n\n"
-                             "  mmdata stats shards --work work --html report.html")
-@click.argument("out", type=common.Location(exists=True))
+                             "token histograms, failures by reason; with --work, the funnel (clips and hours each "
+                             "stage and filter removed, in order) and the filter scores' histograms. OUT may be "
+                             "left out to see only the funnel (before sharding, to tune filters). Example:\n\n"
+                             "  mmdata stats shards --work work --html report.html\n"
+                             "  mmdata stats --work work")
+@click.argument("out", type=common.Location(exists=True), required=False)
 @click.option("--work", "work", type=common.Location(exists=True), default=None,
-              help="Read failures from this work folder's status tables (default: as index.json recorded them).")
+              help="Read failures and the funnel from this work folder's status tables (default: as index.json "
+                   "recorded the failures).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write an HTML page with the plots.")
 @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
 def stats_cmd(out, work, html_path, no_progress):
     from mmdata.shards.stats import corpus_stats, write_html
 
+    if out is None and work is None:
+        raise click.UsageError("give OUT (a shard folder), --work, or both")
     stats = _read_or_exit(corpus_stats, out, work, progress=not no_progress)
     click.echo(stats.render())
     if html_path:

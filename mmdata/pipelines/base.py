@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from mmdata.environment import STEP_NEEDS, Needs
+from mmdata.errors import ItemError
 from mmdata.records import Clip
 from mmdata.workdir import WorkDir
 
@@ -98,6 +99,17 @@ def source_items(clips: list[Clip]) -> list[SourceItem]:
 def unpack_source_item(item: SourceItem | Clip) -> tuple[Clip, tuple[Clip, ...]]:
     """(clip, its source's clips); a bare clip (from a caller other than the runner) stands alone."""
     return (item.clip, item.source_clips) if isinstance(item, SourceItem) else (item, (item,))
+
+
+def upstream_output(work: WorkDir, stage: str, key: str) -> Any:
+    """An earlier stage's record for an item. A stage that ran but has no output for it is an error
+    (`missing_<stage>`: the item failed there, or it has not run on it yet); a stage that never ran means
+    its modality (or its check) is simply not in this corpus: None."""
+    out = work.output(stage, key)
+    if out is None and work.stage_ran(stage):
+        raise ItemError(f"missing_{stage}", f"clip {key} has no {stage} output in {work.root}/{stage}; "
+                        f"it failed there or has not run yet: see `mmdata {stage} --work {work.root}`")
+    return out
 
 
 class PerSourceStage(Stage):

@@ -24,8 +24,12 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
-STAGES = ("download", "frames", "audio", "align", "tokenizers", "quantize", "shard")
-TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage", *STAGES}
+STAGES = ("download", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
+SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
+OPTIONAL = ("filter",)  # in the default stages only when the YAML has its section
+DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
+TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
+            *(SECTIONS.get(s, s) for s in STAGES)}
 
 
 @dataclass
@@ -52,10 +56,10 @@ class PipelineConfig:
             if not data.get(key):
                 raise ConfigError(f"{path}: '{key}' is required (a path, relative to the YAML file)")
         base = path.parent
-        stages = tuple(data.get("stages") or STAGES)
+        stages = tuple(data.get("stages") or (s for s in STAGES if s in DEFAULT_STAGES or SECTIONS.get(s, s) in data))
         bad = [s for s in stages if s not in STAGES]
         check(not bad, "pipeline", "stages", list(stages), f"names from {STAGES}")
-        sections = {s: dict(data.get(s) or {}) for s in STAGES}
+        sections = {s: dict(data.get(SECTIONS.get(s, s)) or {}) for s in STAGES}
         runner = build_config(RunnerConfig, runner_cli or {}, data.get("runner") or {})
         storage = data.get("storage") or {}
         check(isinstance(storage, dict), "pipeline", "storage", storage, "a mapping of fsspec storage options")
@@ -104,6 +108,13 @@ def _align(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.align import AlignStage
 
     return AlignStage(_align_config(cfg))
+
+
+def _filter(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.filters.rules import FilterConfig
+    from mmdata.pipelines.filters import FilterStage
+
+    return FilterStage(build_config(FilterConfig, {}, cfg.sections["filter"]))
 
 
 def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path | str:
@@ -197,7 +208,7 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
     "download": _download, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
-    "quantize": _quantize, "shard": _shard,
+    "filter": _filter, "quantize": _quantize, "shard": _shard,
 }
 
 
@@ -330,6 +341,14 @@ def _ranges(chunks: list[int] | None) -> str:
         return "none"
     return f"{chunks[0]}" if len(chunks) == 1 else f"{chunks[0]}-{chunks[-1]}" if chunks == list(
         range(chunks[0], chunks[-1] + 1)) else ", ".join(map(str, chunks))
+
+
+def pipeline_funnel(cfg: PipelineConfig):
+    """The funnel of the run's work store (mmdata/filters/funnel.py), with the shards' count when sharded."""
+    from mmdata.filters.funnel import funnel
+
+    out = Store(cfg.out, cfg.storage or None)
+    return funnel(WorkDir(cfg.work, cfg.storage or None), out if out.exists("index.json") else None)
 
 
 def render(results: list[StepResult]) -> str:

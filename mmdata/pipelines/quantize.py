@@ -23,9 +23,9 @@ import numpy as np
 from mmdata.config import check
 from mmdata.environment import check_needs
 from mmdata.errors import ItemError
-from mmdata.pipelines.base import Resources, Stage
+from mmdata.pipelines.base import Resources, Stage, upstream_output
 from mmdata.records import Clip
-from mmdata.store.records import QuantizeOutput, StageOutput
+from mmdata.store.records import QuantizeOutput
 from mmdata.tokenizers.vision import CPU_BATCH_FRAMES
 from mmdata.workdir import WorkDir
 
@@ -123,16 +123,17 @@ class QuantizeStage(Stage):
 
         if self.toks is None:
             self.setup()
+        upstream_output(work, "filter", item.key)  # a clip the filter stage rejected is never a sample
         x = QuantizeInput()
         if "vision" in self.toks:
-            if self._upstream(work, "frames", item.key) is None:
+            if upstream_output(work, "frames", item.key) is None:
                 x.skipped["vision"] = "no frames stage output"
             elif (fr := frames_input(work, item.key)) is None:
                 x.skipped["vision"] = "no video"
             else:
                 x.frames = load_frames(fr.paths)
         if "speech" in self.toks:
-            if self._upstream(work, "audio", item.key) is None:
+            if upstream_output(work, "audio", item.key) is None:
                 x.skipped["speech"] = "no audio stage output"
             elif (a := audio_input(work, item.key)) is None:
                 x.skipped["speech"] = "no audio"
@@ -196,12 +197,3 @@ class QuantizeStage(Stage):
                             + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
         return QuantizeOutput(modalities=tuple(modalities), tokenizers=hashes, shapes=shapes, skipped=skipped,
                               rates={"stok_hz": 50.0} if "speech" in modalities else {})
-
-    def _upstream(self, work: WorkDir, stage: str, key: str) -> StageOutput | None:
-        """An upstream stage's record; a stage that ran but has no output for this clip is an error (the
-        clip failed there), a stage that never ran means the modality is simply not in this corpus."""
-        meta = work.output(stage, key)
-        if meta is None and work.stage_ran(stage):
-            raise ItemError(f"missing_{stage}", f"clip {key} has no {stage} output in {work.root}/{stage}; "
-                            f"it failed there or has not run yet: see `mmdata {stage} --work {work.root}`")
-        return meta

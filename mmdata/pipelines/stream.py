@@ -2,7 +2,7 @@
 
 Per chunk, each stage waits only for the stages it reads, for that chunk:
 
-    download  ->  frames  ------------------>  quantize  ->  shard
+    download  ->  frames  ------------------>  filter  ->  quantize  ->  shard
               ->  audio   ->  align  ------>
                   (align reads the audio: manifest text is timed over it, forced alignment runs on it)
 
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 # what each stage reads of a chunk; a stage the pipeline leaves out is skipped over (its own inputs count)
 READS = {"download": (), "frames": ("download",), "audio": ("download",), "align": ("download", "audio"),
-         "quantize": ("frames", "audio", "align"), "shard": ("quantize",)}
+         "filter": ("frames", "audio", "align"), "quantize": ("frames", "audio", "align", "filter"),
+         "shard": ("quantize",)}
 AFTER_FIT = ("quantize", "shard")  # stages that read the fitted tokenizers: they wait for the fit
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 RECORDS = ".chunks"  # OUT/.chunks/chunk-NNNNNN.json: one record per sharded chunk
 RECORD_FORMAT = 1  # part of every fingerprint: raise it when a sample's content changes, and all chunks rebuild
-STAGE_ORDER = ("download", "frames", "audio", "align", "quantize")  # where a clip can fail, in pipeline order
+STAGE_ORDER = ("download", "frames", "audio", "align", "filter", "quantize")  # where a clip can fail, in pipeline order
 MAX_EXAMPLES = 5
 
 
@@ -76,13 +76,17 @@ class FailureTable:
         self.errors: dict[str, dict[str, str]] = {
             st: {r.key: r.reason for r in rows[st] if r.status == "error"} for st in self.stages}
 
-    def reason_for(self, clip: Clip) -> str:
-        """`<stage>:<reason>` of the earliest stage that failed on the clip (download is per source)."""
+    def first_error(self, clip: Clip) -> str | None:
+        """`<stage>:<reason>` of the earliest stage that failed on the clip (download is per source), or None."""
         for st in self.stages:
             reason = self.errors[st].get(clip.video_id if st == "download" else clip.key)
             if reason is not None:
                 return f"{st}:{reason}"
-        return "missing_quantize"  # no stage reports an error: quantize has not run on it yet
+        return None
+
+    def reason_for(self, clip: Clip) -> str:
+        """Why the clip is not a sample: its first error, else `missing_quantize` (quantize has not run on it)."""
+        return self.first_error(clip) or "missing_quantize"
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
@@ -216,7 +220,8 @@ def _write_chunk(work: WorkDir, out: Path, cfg: "ShardConfig", tokenizers: Token
             if on_item:
                 on_item(clip.key)
             try:  # a damaged chunk table or pack of any stage is this clip's error, as bad outputs are
-                if not work.has_output("quantize", clip.key):
+                # an error row anywhere leaves the clip out, even one quantized before the filter stage ran
+                if failures.first_error(clip) or not work.has_output("quantize", clip.key):
                     left_out[failures.reason_for(clip)] += 1
                     continue
                 sample = build_sample(work, clip, cfg.keep, tokenizers)
@@ -304,6 +309,10 @@ def merge_index(work: WorkDir, out: str | Path | Store, cfg: "ShardConfig",
             failures[stage].update(reasons)
     corpus = {"shard": shard_options(cfg), "manifest": _work_manifest(work), "clips": sum(r.clips for r in records),
               "rejected": dict(sorted(rejected.items()))}
+    if work.stage_ran("filter"):
+        from mmdata.filters.funnel import thresholds_used
+
+        corpus["filters"] = thresholds_used(work)
     index = ShardIndex([s for r in records for s in r.shards], TokenizerSet.load(cfg.tokenizers), corpus,
                        left_out=dict(left_out), failures={st: dict(c) for st, c in failures.items()})
     index.write(out)

@@ -1,5 +1,6 @@
 """`mmdata stats OUT`: what the corpus holds (clips, hours, modality mixes, clip lengths, words per clip,
-token usage) and what was left out and why; as text, and as an HTML page with matplotlib plots."""
+token usage) and what was left out and why; with `--work`, the funnel and the filter scores
+(mmdata/filters/funnel.py); as text, and as an HTML page with matplotlib plots. Without OUT: the funnel alone."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +10,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,7 @@ PLOTS = {  # plot name -> how the html page calls it
     "language": "Text token histogram",
     "failures": "Failures by reason",
 }
+SCORE_PLOT = "score_"  # + a filter measure: that score's histogram
 
 
 @dataclass
@@ -41,6 +44,8 @@ class CorpusStats:
     vocab: dict[str, int] = field(default_factory=dict)
     failures: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> reason -> error rows
     left_out: dict[str, int] = field(default_factory=dict)
+    funnel: Any = None  # filters.funnel.Funnel, with --work
+    sharded: bool = True  # False: no OUT given, the funnel alone
 
     @property
     def clips(self) -> int:
@@ -82,6 +87,11 @@ class CorpusStats:
                 f"{np.mean(per_clip):.1f} per clip in {len(per_clip)} clips")
 
     def render(self) -> str:
+        if not self.sharded:
+            return self.funnel.render()
+        return self._render_corpus() + (f"\n{self.funnel.render()}" if self.funnel is not None else "")
+
+    def _render_corpus(self) -> str:
         lines = [f"corpus {self.out}: {self.shards} shards, {self.bytes / 1e6:.1f} MB",
                  f"clips: {self.clips}   hours: {self.hours:.3f}"]
         lines.append("modalities:")
@@ -101,15 +111,24 @@ class CorpusStats:
         return "\n".join(lines)
 
 
-def corpus_stats(out: str | Path, work: str | Path | None = None, progress: bool = True) -> CorpusStats:
+def corpus_stats(out: str | Path | None, work: str | Path | None = None, progress: bool = True) -> CorpusStats:
     """Read every sample of OUT; failures come from the work folder's status tables when `work` is given,
-    else from what index.json recorded when the shards were written."""
+    else from what index.json recorded when the shards were written. `work` adds the funnel; without OUT
+    the funnel is all there is."""
     from tqdm import tqdm
 
+    funnel = None
+    if work is not None:
+        from mmdata.filters.funnel import funnel as work_funnel
+        from mmdata.workdir import WorkDir
+
+        funnel = work_funnel(WorkDir(work), out)
+    if out is None:
+        return CorpusStats(str(work), funnel=funnel, sharded=False)
     out = as_store(out)
     index = ShardIndex.read(out)
     stats = CorpusStats(out.url, shards=len(index.shards), bytes=index.bytes, vocab=index.vocab_sizes(),
-                        failures=index.failures, left_out=index.left_out)
+                        failures=index.failures, left_out=index.left_out, funnel=funnel)
     if work is not None:
         from mmdata.shards.parts import FailureTable
         from mmdata.workdir import WorkDir
@@ -141,8 +160,12 @@ def _plot(name: str, stats: CorpusStats):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
-    ax.set_title(PLOTS[name])
-    if name == "clip_lengths":
+    ax.set_title(_title(name))
+    if name.startswith(SCORE_PLOT):
+        ax.hist(stats.funnel.scores[name[len(SCORE_PLOT):]], bins=30)
+        ax.set_xlabel(name[len(SCORE_PLOT):])
+        ax.set_ylabel("clips")
+    elif name == "clip_lengths":
         ax.hist(stats.durations, bins=30)
         ax.set_xlabel("seconds")
     elif name == "words_per_clip":
@@ -165,20 +188,27 @@ def _plot(name: str, stats: CorpusStats):
     return fig
 
 
+def _title(name: str) -> str:
+    return f"Filter score: {name[len(SCORE_PLOT):]}" if name.startswith(SCORE_PLOT) else PLOTS[name]
+
+
 def plots_available(stats: CorpusStats) -> list[str]:
+    scores = [SCORE_PLOT + m for m, v in (stats.funnel.scores if stats.funnel else {}).items() if v]
+    if not stats.sharded:
+        return scores
     names = ["clip_lengths", "words_per_clip", "modalities"]
     names += [m for m in TOKEN_FIELDS if m in stats.token_counts]
-    return names + (["failures"] if stats.failures else [])
+    return names + (["failures"] if stats.failures else []) + scores
 
 
 def write_html(stats: CorpusStats, path: str | Path) -> Path:
     """One self-contained page (plots inlined as PNG data URLs), readable in a browser without a server."""
     sections = []
     for name in plots_available(stats):
-        title = html.escape(PLOTS[name])
+        title = html.escape(_title(name))
         sections.append(f'<section id="{name}"><h2>{title}</h2>'
                         f'<img alt="{title}" src="data:image/png;base64,{_png(_plot(name, stats))}"></section>')
-    if not stats.failures:
+    if stats.sharded and not stats.failures:
         sections.append(f'<section id="failures"><h2>{PLOTS["failures"]}</h2><p>No failures recorded.</p></section>')
     summary = json.dumps(summary_dict(stats)).replace("</", "<\\/")  # cannot close the script element
     page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -196,4 +226,5 @@ def write_html(stats: CorpusStats, path: str | Path) -> Path:
 def summary_dict(stats: CorpusStats) -> dict:
     return {"clips": stats.clips, "hours": stats.hours, "shards": stats.shards, "bytes": stats.bytes,
             "modalities": dict(stats.combos), "failures": stats.failures, "left_out": stats.left_out,
-            "tokens": {m: int(c.sum()) for m, c in stats.token_counts.items()}}
+            "tokens": {m: int(c.sum()) for m, c in stats.token_counts.items()},
+            "funnel": stats.funnel.to_dict() if stats.funnel is not None else None}

@@ -143,6 +143,16 @@ class AlignOutput(StageOutput):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FilterOutput(StageOutput):
+    """A clip the filter stage kept (no files): its scores (None: not measurable for this clip, e.g. motion of
+    an audio-only clip) and the thresholds it was judged by. A rejected clip is an error row instead."""
+
+    stage: ClassVar[str] = "filter"
+    scores: Mapping[str, Any] | None = None  # measure -> value: duration_s, short_side, aspect, motion, ...
+    thresholds: Mapping[str, Any] | None = None  # FilterConfig.thresholds()
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuantizeOutput(StageOutput):
     """A clip's tokens: vtok.npy / stok.npy / ttok.npy among the item's files, one per modality."""
 
@@ -159,7 +169,7 @@ class QuantizeOutput(StageOutput):
 
 
 OUTPUTS: dict[str, type[StageOutput]] = {
-    cls.stage: cls for cls in (DownloadOutput, FramesOutput, AudioOutput, AlignOutput, QuantizeOutput)}
+    cls.stage: cls for cls in (DownloadOutput, FramesOutput, AudioOutput, AlignOutput, FilterOutput, QuantizeOutput)}
 
 
 def as_meta(result: StageOutput | Mapping[str, Any]) -> dict[str, Any]:

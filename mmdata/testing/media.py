@@ -3,7 +3,8 @@ test media comes from, for the tests, the benchmarks and the demo.
 
 - `make_video`: a test pattern (plus a tone, digital silence or no audio; optional video filter), and the
   odd variants built on it: `vfr_video`, `odd_size_video`, `anamorphic_video`.
-- `box_video`: flat colour with boxes that show at given times (`make_flash_beep_video`, `halves_video`).
+- `box_video`: flat colour with boxes that show at given times (`make_flash_beep_video`, `halves_video`,
+  `slideshow_video`; no boxes: a black clip).
 - `audio_file`, `speak`; stream edits `rotated`, `offset_stream`; `truncate_file`, `image_with_exif_rotation`.
 - `scene`, `jpeg_bytes`: frames in memory. Speech with known word times: mmdata/testing/speech.py.
 """
@@ -115,6 +116,16 @@ def make_flash_beep_video(
 def halves_video(dst: Path, size: tuple[int, int] = (320, 240), duration_s: float = 1.0) -> Path:
     """Left half white, right half black: its orientation after rotation is easy to check."""
     return box_video(dst, duration_s, [drawbox(0, 0, size[0] // 2, size[1], "white")], size, gop=False)
+
+
+def slideshow_video(dst: Path, slides: int = 3, slide_s: float = 2.0, size: tuple[int, int] = (320, 240)) -> Path:
+    """Still slides, each `slide_s` long: a grey background and one coloured box per slide, in another place
+    (a video whose picture changes only between slides: what the static filter is for)."""
+    w, h = size
+    colours = ("red", "blue", "yellow", "green", "white", "orange")
+    boxes = [drawbox((k * w // 5) % (w - w // 3), (k * h // 4) % (h - h // 3), w // 3, h // 3, colours[k % 6],
+                     (k * slide_s, (k + 1) * slide_s - 1e-3)) for k in range(slides)]
+    return box_video(dst, slides * slide_s, boxes, size, background="gray")
 
 
 def audio_file(dst: Path, expr: str, duration_s: float, rate: int = 44100, channels: int = 1) -> Path:

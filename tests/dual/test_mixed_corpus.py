@@ -17,7 +17,7 @@ from mmdata.config import build_config
 from mmdata.manifests.normalize import load_manifest
 from mmdata.media.config import build_media_config
 from mmdata.pipelines.download import DownloadConfig
-from mmdata.pipelines.pipeline import STAGES, PipelineConfig, run_pipeline
+from mmdata.pipelines.pipeline import DEFAULT_STAGES, PipelineConfig, run_pipeline
 from mmdata.shards.stats import corpus_stats
 from mmdata.testing.media import speak
 from mmdata.testing.server import MediaServer
@@ -198,7 +198,7 @@ def test_example_manifests_and_pipeline_parse():
                      "mixed.jsonl": ["audio", "image", "video"]}
     assert all(c.text for c in load_manifest(EXAMPLES / "speech_transcripts.csv"))
     cfg = PipelineConfig.from_yaml(EXAMPLES / "dual.yaml")  # refuses keys `mmdata run` does not know
-    assert cfg.manifest == EXAMPLES / "mixed.jsonl" and cfg.stages == STAGES
+    assert cfg.manifest == EXAMPLES / "mixed.jsonl" and cfg.stages == DEFAULT_STAGES
     assert build_config(DownloadConfig, {}, cfg.sections["download"]).min_image_side == 64
     assert build_media_config("frames", cfg.sections["frames"], {}, cfg.preset).size == 224
     for kind, cls in (("text", TextFitConfig), ("speech", SpeechFitConfig), ("vision", VisionFitConfig)):

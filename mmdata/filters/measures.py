@@ -1,0 +1,102 @@
+"""A clip's scores, from what earlier stages stored: no model, and no second decode of the source.
+
+    duration_s      the clip's window (frames, else audio), else its manifest times, else the source's length
+    short_side      min(width, height) of the source picture as shown (frames stage, else the image's probe)
+    aspect          width / height as shown
+    black_fraction  share of the sampled frames that are blank: near-black or near-uniform (luma spread under
+                    `black_range`)
+    motion          median change between consecutive sampled frames: mean absolute grey difference, 0..1
+
+The frame scores read the frames stage's JPEGs, decoded at 1/8 scale (JPEG's own DCT scaling) to a small grey
+image. `motion` takes the median over the pairs, so a slideshow whose slide changes between two samples still
+scores as still. Scores depend on the sampling (`--frames`/`--fps`): tune thresholds on the funnel's histograms.
+A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame) is None.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from mmdata.errors import ItemError
+from mmdata.filters.rules import FilterConfig
+from mmdata.pipelines.base import upstream_output
+from mmdata.records import Clip
+from mmdata.store.records import AudioOutput, DownloadOutput, FramesOutput
+from mmdata.workdir import WorkDir
+
+MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion")
+
+
+def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig) -> dict[str, float | None]:
+    """Every score of the clip (None where it has none). ItemError `missing_<stage>` when an earlier stage
+    ran but has no output for it: it failed there."""
+    frames: FramesOutput | None = upstream_output(work, "frames", clip.key)
+    audio: AudioOutput | None = upstream_output(work, "audio", clip.key)
+    download: DownloadOutput | None = work.output("download", clip.video_id)
+    scores: dict[str, float | None] = dict.fromkeys(MEASURES)
+    scores["duration_s"] = clip_duration(clip, frames, audio, download)
+    size = _picture_size(frames, download)
+    if size:
+        w, h = size
+        scores["short_side"], scores["aspect"] = float(min(w, h)), round(w / h, 4)
+    if frames is not None and frames.present and frames.files and not frames.extra.get("still_image"):
+        files = work.item_files("frames", clip.key)
+        grey = [grey_frame(files.get(name), cfg.measure_size, f"{clip.key}/{name}") for name in frames.files]
+        scores["black_fraction"] = round(black_fraction(grey, cfg.black_range), 4)
+        scores["motion"] = None if len(grey) < 2 else round(motion(grey), 5)
+    return scores
+
+
+def clip_duration(clip: Clip, frames: FramesOutput | None, audio: AudioOutput | None,
+                  download: DownloadOutput | None) -> float | None:
+    """The clip's length in seconds: its window as frames (else audio) resolved it, else its manifest times,
+    else its source's length; None when nothing records it (or the source is a still image)."""
+    for window in (frames.window if frames else None, audio.window if audio else None):
+        if window and window.get("end_s") is not None:
+            return round(float(window["end_s"]) - float(window["start_s"]), 4)
+    if audio is not None and audio.duration_s:
+        return round(float(audio.duration_s), 4)
+    start = clip.start_s or 0.0
+    end = clip.end_s if clip.end_s is not None else (download.duration_s if download else None)
+    return None if end is None or (download is not None and download.kind == "image") else round(end - start, 4)
+
+
+def _picture_size(frames: FramesOutput | None, download: DownloadOutput | None) -> tuple[int, int] | None:
+    """(width, height) of the source picture as shown; the frames stage's own sizes are after its resize."""
+    extra: dict[str, Any] = dict(frames.extra) if frames else {}
+    w, h = extra.get("source_width"), extra.get("source_height")
+    if not (w and h) and download is not None and download.kind == "image":
+        w, h = (download.probe or {}).get("width"), (download.probe or {}).get("height")
+    return (int(w), int(h)) if w and h else None
+
+
+def grey_frame(jpeg: bytes | None, size: int, where: str = "frame") -> np.ndarray:
+    """A JPEG as a float32 grey image [size, size] in 0..1, decoded at reduced scale (PIL's draft mode)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if jpeg is None:
+        raise ItemError("missing_output_file", f"the frames stage lists {where}, but its pack does not hold it")
+    try:
+        with Image.open(io.BytesIO(jpeg)) as im:
+            im.draft("L", (size, size))  # the decoder skips the detail a small picture does not need
+            small = im.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ItemError("corrupt_file", f"frame {where} does not decode as a JPEG: {e}") from e
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def black_fraction(grey: list[np.ndarray], black_range: float) -> float:
+    """Share of the frames whose luma spread (1st to 99th percentile) is under `black_range`: black, white or
+    any flat colour, a small logo on black included."""
+    if not grey:
+        return 0.0
+    blank = [float(np.percentile(g, 99) - np.percentile(g, 1)) < black_range for g in grey]
+    return sum(blank) / len(blank)
+
+
+def motion(grey: list[np.ndarray]) -> float:
+    """Median over consecutive pairs of the mean absolute grey difference (0: the same picture)."""
+    diffs = [float(np.abs(b - a).mean()) for a, b in zip(grey, grey[1:])]
+    return float(np.median(diffs))

@@ -1,0 +1,147 @@
+"""The filters: one small class each, named by its reason, reading one score of the clip.
+
+A filter is built from the `FilterConfig` options it uses and is off when they are unset. Every score is
+measured and recorded for every clip whatever is switched on (the funnel's histograms are how a user picks
+thresholds); a clip is rejected by the first filter, in `FILTERS` order, that rejects it, so the cheap and
+the more specific ones (a black clip is also static: it is reported as `black_frames`) come first.
+
+A rejected clip's error row says why in words and carries every score and the thresholds as JSON after
+`DETAIL_SEP`, so the funnel counts the scores of kept and rejected clips alike (`scores_from_detail`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mmdata.config import check
+
+DETAIL_SEP = "; scores "
+
+
+@dataclass
+class FilterConfig:
+    min_duration_s: float | None = None  # too_short: clips shorter than this (seconds)
+    max_duration_s: float | None = None  # too_long
+    min_side: int | None = None  # low_resolution: the source picture's short side, in pixels as shown
+    min_aspect: float | None = None  # bad_aspect: width / height as shown (0.5625 = 9:16 portrait)
+    max_aspect: float | None = None
+    max_black_fraction: float | None = None  # black_frames: share of sampled frames that are blank (0..1)
+    min_motion: float | None = None  # static_video: median change between consecutive sampled frames (0..1)
+    black_range: float = 0.06  # a frame whose luma spread (1st to 99th percentile, 0..1) is under this is blank
+    measure_size: int = 64  # frames are compared as grey images of this many pixels a side
+
+    def __post_init__(self):
+        n = "FilterConfig"
+        for key in ("min_duration_s", "max_duration_s", "min_side", "min_aspect", "max_aspect", "min_motion"):
+            value = getattr(self, key)
+            check(value is None or value >= 0, n, key, value, "unset or a number >= 0")
+        b = self.max_black_fraction
+        check(b is None or 0 <= b <= 1, n, "max_black_fraction", b, "unset or a share from 0 to 1")
+        check(0 < self.black_range < 1, n, "black_range", self.black_range, "a share of the luma range, 0 < x < 1")
+        check(self.measure_size >= 8, n, "measure_size", self.measure_size, "pixels >= 8")
+        for lo, hi in (("min_duration_s", "max_duration_s"), ("min_aspect", "max_aspect")):
+            a, z = getattr(self, lo), getattr(self, hi)
+            check(a is None or z is None or a <= z, n, hi, z, f"at least {lo} ({a})")
+
+    def thresholds(self) -> dict[str, Any]:
+        """The options that decide, as recorded in each clip's row and in index.json (unset ones left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def filters(self) -> list["Filter"]:
+        """The filters switched on, in the order they are applied."""
+        return [f for cls in FILTERS.values() if (f := cls.build(self)) is not None]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Rejects a clip whose score `measure` is below the option `low` or above the option `high`."""
+
+    name: ClassVar[str]  # the reason of a clip it rejects (registered in mmdata/reasons.py)
+    measure: ClassVar[str]  # the score it reads (measures.py)
+    low: ClassVar[str | None] = None  # the FilterConfig option giving the lowest score kept
+    high: ClassVar[str | None] = None  # ... and the highest
+    unit: ClassVar[str] = ""
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @classmethod
+    def build(cls, cfg: FilterConfig) -> "Filter | None":
+        """The filter with `cfg`'s limits, or None when they are unset (the filter is off)."""
+        lo = getattr(cfg, cls.low) if cls.low else None
+        hi = getattr(cfg, cls.high) if cls.high else None
+        return cls(lo, hi) if lo is not None or hi is not None else None
+
+    def why(self, score: float) -> str | None:
+        """Why the clip is rejected (words), or None when it passes."""
+        if self.min_value is not None and score < self.min_value:
+            return f"{self.measure} {score:.4g}{self.unit} < {self.low} {self.min_value}{self.unit}"
+        if self.max_value is not None and score > self.max_value:
+            return f"{self.measure} {score:.4g}{self.unit} > {self.high} {self.max_value}{self.unit}"
+        return None
+
+
+class TooShort(Filter):
+    name, measure, low, unit = "too_short", "duration_s", "min_duration_s", " s"
+
+
+class TooLong(Filter):
+    name, measure, high, unit = "too_long", "duration_s", "max_duration_s", " s"
+
+
+class LowResolution(Filter):
+    name, measure, low, unit = "low_resolution", "short_side", "min_side", " px"
+
+
+class BadAspect(Filter):
+    name, measure, low, high = "bad_aspect", "aspect", "min_aspect", "max_aspect"
+
+
+class BlackFrames(Filter):
+    name, measure, high = "black_frames", "black_fraction", "max_black_fraction"
+
+
+class StaticVideo(Filter):
+    name, measure, low = "static_video", "motion", "min_motion"
+
+
+# name -> filter, in the order they are applied
+FILTERS: dict[str, type[Filter]] = {cls.name: cls for cls in (TooShort, TooLong, LowResolution, BadAspect,
+                                                               BlackFrames, StaticVideo)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scores: dict[str, float | None]
+    thresholds: dict[str, Any]
+    reason: str | None = None  # the first filter that rejects the clip; None: kept
+    why: str = ""
+
+    def detail(self) -> str:
+        """The error row's detail: the words, then the scores and thresholds as JSON."""
+        return self.why + DETAIL_SEP + json.dumps({"scores": self.scores, "thresholds": self.thresholds},
+                                                  sort_keys=True)
+
+
+def judge(filters: list[Filter], scores: dict[str, float | None], thresholds: dict[str, Any]) -> Verdict:
+    """The first filter that rejects the clip, if any. A filter whose score the clip lacks (None: motion of an
+    audio-only clip, resolution of a clip whose frames stage did not run) lets it pass."""
+    for f in filters:
+        score = scores.get(f.measure)
+        why = f.why(score) if score is not None else None
+        if why:
+            return Verdict(scores, thresholds, f.name, why)
+    return Verdict(scores, thresholds)
+
+
+def scores_from_detail(detail: str) -> dict[str, Any] | None:
+    """{"scores", "thresholds"} of a rejected clip's error row, or None when the detail does not hold them."""
+    _, sep, tail = (detail or "").partition(DETAIL_SEP)
+    if not sep:
+        return None
+    try:
+        data = json.loads(tail)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
