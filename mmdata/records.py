@@ -95,7 +95,7 @@ class Word:
     w: str
     start: float
     end: float
-    timing: str = "asr"  # asr | manual | forced | interpolated
+    timing: str = "asr"  # asr | manual | forced | vad_interpolated | interpolated
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

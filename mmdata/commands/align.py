@@ -4,15 +4,16 @@ from __future__ import annotations
 import click
 
 from mmdata.commands import common
-from mmdata.pipelines.align import AlignConfig, AlignStage, segment_work
+from mmdata.pipelines.align import VAD_CHOICES, AlignConfig, AlignStage, segment_work
 
 HELP = """Give every clip its transcript: text, words with clip-relative start/end seconds, and where the
-timing came from (asr, manual, forced, interpolated).
+timing came from (asr, manual, forced, vad_interpolated, interpolated).
 
 Sources, in order: the subtitle file the manifest's `subtitles` column named, then YouTube captions
 (json3, then WebVTT; manual before automatic; languages in --languages order), then the manifest's `text`
-aligned to the clip audio (forced alignment with --checkpoint, otherwise an energy-based estimate), then
-the manifest's `caption` without word times. A broken subtitle file becomes an error row with its reason;
+aligned to the clip audio (forced alignment with --checkpoint, otherwise placed in the speech that --vad
+finds), then the manifest's `caption` without word times. Words of subtitles timed only per cue (SRT,
+manual WebVTT) are timed again inside each cue from the clip audio the same way, when the audio stage ran. A broken subtitle file becomes an error row with its reason;
 a clip without any language is kept with present=false.
 
 --segment fixed|cue first cuts whole sources (manifest rows without start/end) into clips: fixed windows
@@ -34,12 +35,14 @@ Example:
 @click.option("--origins", default=None,
               help="Subtitle origins in order of preference, comma-separated. [manifest,manual,auto]")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Local wav2vec2/MMS state_dict for forced alignment of manifest text. [none: energy fallback]")
+              help="Local wav2vec2/MMS state_dict for forced alignment of manifest text and subtitle cues. [none: VAD]")
 @click.option("--forced-bundle", "forced_bundle", default=None,
               help="torchaudio bundle whose params and labels fit --checkpoint. [WAV2VEC2_ASR_BASE_960H]")
 @click.option("--device", default=None, help="Device for the alignment model: cpu, cuda. [cpu]")
 @click.option("--no-fallback", "no_fallback", is_flag=True, default=False,
               help="Without a checkpoint, keep manifest text without word times instead of estimating them.")
+@click.option("--vad", type=click.Choice(list(VAD_CHOICES)), default=None,
+              help="Voice activity detector placing words without a checkpoint (none: cue words stay spread). [silero]")
 @click.option("--segment", type=click.Choice(["none", "fixed", "cue"]), default=None,
               help="Cut whole sources into clips from their transcript. [none]")
 @click.option("--segment-len", "segment_len_s", type=float, default=None, help="Fixed window length, s. [5]")

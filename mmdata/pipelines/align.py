@@ -1,8 +1,10 @@
 """The align stage: each clip's transcript text and word times.
 
 Per clip, in order: the source's subtitles (chosen by `mmdata.transcripts.sources`, parsed once per
-source), else the manifest's `text` aligned to the clip's audio (forced alignment with a local
-checkpoint, or the energy-based fallback), else the manifest's `caption` as text without timing.
+source; the words of cue-level subtitles timed again inside each cue from the clip's audio, by forced
+alignment or voice activity detection: `transcripts/cuetimes.py`), else the manifest's `text` aligned to
+the clip's audio (forced alignment with a local checkpoint, or placed in the speech the VAD finds), else
+the manifest's `caption` as text without timing.
 Output: an AlignOutput record (no files): present, text, words (clip-relative seconds), timing, tags,
 method, and in `extra` source, origin, lang, level, coverage.
 A broken subtitle file is an error row with its reason; a clip with no language is `present: false`.
@@ -21,17 +23,20 @@ from mmdata.manifests.table import write_clip_table
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Word
 from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput
-from mmdata.transcripts.model import dominant_timing
+from mmdata.transcripts.assign import relative
+from mmdata.transcripts.model import Transcript, dominant_timing
 from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
 from mmdata.transcripts.sources import Loaded, TranscriptCache
 from mmdata.transcripts.text import normalize
-from mmdata.transcripts.textalign import align_text
+from mmdata.transcripts.textalign import FALLBACK_SAMPLE_RATE, align_text
+from mmdata.transcripts.vad import VADS
 from mmdata.transcripts.validate import coverage
 from mmdata.workdir import WorkDir
 
 log = logging.getLogger(__name__)
 
 SEGMENT_MODES = ("none", "fixed", "cue")
+VAD_CHOICES = (*VADS, "none")
 ORIGINS = ("manifest", "manual", "auto")
 
 
@@ -43,7 +48,8 @@ class AlignConfig:
     forced_bundle: str = "WAV2VEC2_ASR_BASE_960H"  # torchaudio bundle whose params/labels fit the checkpoint
     forced_params: dict[str, Any] | None = None  # overrides of the bundle's model params
     device: str = "cpu"
-    fallback: bool = True  # without a checkpoint, spread text over voiced audio (energy); False: no times
+    fallback: bool = True  # without a checkpoint, place text in the speech the VAD finds; False: no times
+    vad: str = "silero"  # silero | energy | none: finds speech for cue words and text without a checkpoint
     duration_tolerance_s: float = 2.0  # subtitles may run this far past the media end (clipped there)
     segment: str = "none"  # none | fixed | cue: make clips of whole sources from their transcript
     segment_len_s: float = 5.0
@@ -65,6 +71,7 @@ class AlignConfig:
         check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
               "the path of an existing state_dict file")
         check(self.cache_sources >= 1, n, "cache_sources", self.cache_sources, "a count >= 1")
+        check(self.vad in VAD_CHOICES, n, "vad", self.vad, f"one of {VAD_CHOICES}")
 
     def transcript_cache(self) -> TranscriptCache:
         return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
@@ -79,23 +86,35 @@ class AlignStage(ShipsConfigOnly, Stage):
         self.cfg = cfg or AlignConfig()
         self.cache = self.cfg.transcript_cache()
         self.aligner = None
+        self.vad = None
+        self.ready = False
         if self.cfg.checkpoint:
             self.resources = Resources(cpus=1, memory_mb=3072)
+        elif self.cfg.vad == "silero":
+            self.resources = Resources(cpus=1, memory_mb=1536)
 
     def needs(self) -> Needs:
-        return super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.checkpoint else Needs())
+        needs = super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.checkpoint else Needs())
+        return needs | (Needs(("torch",)) if self.cfg.vad == "silero" else Needs())
 
     def setup(self) -> None:
-        """Load the emission model once per worker (only when a checkpoint is configured)."""
-        if self.cfg.checkpoint and self.aligner is None:
+        """Load the emission model (when a checkpoint is configured) and the VAD once per worker."""
+        if self.ready:
+            return
+        if self.cfg.checkpoint or self.cfg.vad == "silero":
             import torch
 
-            from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
-
             torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
+        if self.cfg.checkpoint:
+            from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
 
             self.aligner = ForcedAligner(ForcedConfig(self.cfg.checkpoint, self.cfg.forced_bundle,
                                                       self.cfg.forced_params or {}, device=self.cfg.device))
+        if self.cfg.vad != "none":
+            from mmdata.transcripts.vad import load_vad
+
+            self.vad = load_vad(self.cfg.vad)
+        self.ready = True
 
     def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> AlignOutput:
         return AlignOutput.from_dict(self._meta(clip, work))
@@ -110,7 +129,7 @@ class AlignStage(ShipsConfigOnly, Stage):
             raise ItemError("subtitle_fetch_failed", f"the manifest's subtitles {err.get('url')} could not "
                             f"be fetched ({err.get('reason')}): {err.get('detail')}")
         loaded = self.cache.load(work, clip.video_id, dl)
-        meta = self._from_subtitles(clip, loaded, dl) if loaded is not None else None
+        meta = self._from_subtitles(clip, loaded, dl, work) if loaded is not None else None
         if meta and meta["present"]:
             return meta
         # no subtitle words in this window: the manifest's text, then its caption
@@ -121,23 +140,44 @@ class AlignStage(ShipsConfigOnly, Stage):
             return clip_meta(caption, [], tags, "manifest_caption", method="caption")
         return meta or clip_meta("", [], [], None, method="none")
 
-    def _from_subtitles(self, clip: Clip, loaded: Loaded, dl: DownloadOutput) -> dict[str, Any]:
-        words = loaded.index.for_clip(clip.start_s, clip.end_s)
+    def _from_subtitles(self, clip: Clip, loaded: Loaded, dl: DownloadOutput, work: WorkDir) -> dict[str, Any]:
         start = clip.start_s or 0.0
         end = clip.end_s if clip.end_s is not None else dl.duration_s
         tr, entry = loaded.transcript, loaded.entry
+        at = loaded.index.positions(start, clip.end_s)
+        words = relative([tr.words[i] for i in at], start, clip.end_s)
+        if tr.level == "cue" and words:
+            words = self._retime_cues(clip, work, tr, at) or words
         meta = clip_meta(" ".join(w.w for w in words), words, tr.tags_in(start, end), entry["file"],
                          method="subtitles", level=tr.level)
         meta.update(origin=entry.get("origin"), lang=entry.get("lang"),
                     coverage=coverage(words, 0.0, end - start) if end is not None else None)
         return meta
 
+    def _retime_cues(self, clip: Clip, work: WorkDir, tr: Transcript, at) -> list[Word] | None:
+        """The clip's words of a cue-level transcript timed inside their cues from the clip's audio; None
+        without audio (or with neither an aligner nor a VAD): the spread over each cue stands."""
+        from mmdata.media_io import read_audio
+        from mmdata.transcripts.cuetimes import retime_cues
+
+        audio: AudioOutput | None = work.output("audio", clip.key)
+        if audio is None or not audio.present or not audio.file:
+            return None
+        self.setup()
+        if self.aligner is None and self.vad is None:
+            return None
+        path = work.item_dir("audio", clip.key) / audio.file
+        sr = FALLBACK_SAMPLE_RATE
+        wav = read_audio(path, sr)
+        other = self.aligner is not None and self.aligner.sample_rate != sr
+        return retime_cues(tr, at, clip.start_s or 0.0, wav, sr, self.vad.regions(wav, sr) if self.vad else None,
+                           self.aligner, read_audio(path, self.aligner.sample_rate) if other else None)
+
     def _from_text(self, clip: Clip, work: WorkDir) -> dict[str, Any]:
-        if self.cfg.checkpoint and self.aligner is None:
-            self.setup()
+        self.setup()
         audio: AudioOutput | None = work.output("audio", clip.key)
         text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio,
-                                               self.aligner, self.cfg.fallback)
+                                               self.aligner, self.cfg.fallback, self.vad)
         meta = clip_meta(text, words, tags, "manifest_text", method=method)
         if words and audio is not None and audio.duration_s:
             meta["coverage"] = coverage(words, 0.0, float(audio.duration_s))

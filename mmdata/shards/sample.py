@@ -25,11 +25,11 @@ from mmdata.errors import ItemError
 from mmdata.records import Clip
 from mmdata.shards.index import TOKEN_FIELDS, TokenizerSet
 from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, FramesOutput, QuantizeOutput
+from mmdata.transcripts.model import TIMINGS
 from mmdata.utils import npy_bytes
 from mmdata.workdir import WorkDir
 
 MODALITIES = ("vision", "speech", "language")
-TIMINGS = ("asr", "manual", "forced", "interpolated")
 KEEP_CHOICES = ("frames", "audio")
 TOKEN_SPECS = {"vtok.npy": (np.uint16, 3), "stok.npy": (np.uint16, 1), "ttok.npy": (np.int32, 1)}
 REQUIRED_META = ("key", "video_id", "url", "kind", "start_s", "end_s", "duration_s", "frame_times",

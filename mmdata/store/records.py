@@ -131,7 +131,7 @@ class AlignOutput(StageOutput):
     present: bool = False
     text: str = ""
     words: tuple[Word, ...] = ()
-    timing: str | None = None  # the dominant word timing: manual | asr | forced | interpolated
+    timing: str | None = None  # the dominant word timing: manual | asr | forced | vad_interpolated | interpolated
     tags: tuple[str, ...] = ()
     method: str | None = None
 

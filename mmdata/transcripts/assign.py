@@ -16,14 +16,17 @@ class WordIndex:
         self.centres = [(w.start + w.end) / 2 for w in words]
         self.sorted = all(a <= b for a, b in zip(self.centres, self.centres[1:]))
 
-    def in_window(self, start_s: float, end_s: float | None) -> list[Word]:
-        """Source-relative words whose centre is in [start_s, end_s) (end None: to the end)."""
+    def positions(self, start_s: float, end_s: float | None) -> range | list[int]:
+        """Indices of the words whose centre is in [start_s, end_s) (end None: to the end)."""
         hi_t = float("inf") if end_s is None else end_s
         if self.sorted:
-            lo = bisect.bisect_left(self.centres, start_s)
-            hi = bisect.bisect_left(self.centres, hi_t)
-            return self.words[lo:hi]
-        return [w for w, c in zip(self.words, self.centres) if start_s <= c < hi_t]
+            return range(bisect.bisect_left(self.centres, start_s), bisect.bisect_left(self.centres, hi_t))
+        return [i for i, c in enumerate(self.centres) if start_s <= c < hi_t]
+
+    def in_window(self, start_s: float, end_s: float | None) -> list[Word]:
+        """Source-relative words whose centre is in [start_s, end_s) (end None: to the end)."""
+        at = self.positions(start_s, end_s)
+        return self.words[at.start:at.stop] if isinstance(at, range) else [self.words[i] for i in at]
 
     def for_clip(self, start_s: float | None, end_s: float | None) -> list[Word]:
         """Clip-relative copies of the words in the window."""

@@ -8,7 +8,9 @@ from typing import Any
 
 from mmdata.records import Word
 
-TIMINGS = ("asr", "manual", "forced", "interpolated")
+# most precise first: `vad_interpolated` words were placed inside the speech a voice activity detector
+# found in their cue; `interpolated` ones were only spread over a time span
+TIMINGS = ("asr", "manual", "forced", "vad_interpolated", "interpolated")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Transcript:
     tags: list[tuple[str, float]] = field(default_factory=list)  # non-speech tags and when: ("[Music]", 3.2)
     source: str = ""  # file name it came from
     fmt: str = ""  # vtt | srt | json3 | align | json
-    level: str = "word"  # word: the source times words; cue: only cues (word times interpolated)
+    level: str = "word"  # word: the source times words; cue: only cues (word times interpolated, or retimed)
 
     @property
     def text(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from mmdata.errors import ItemError
 from mmdata.records import Word
-from mmdata.transcripts.model import Segment, Transcript
+from mmdata.transcripts.model import TIMINGS, Segment, Transcript
 from mmdata.transcripts.text import spread, words_of
 
 GRID_UNITS_PER_S = 25000.0
@@ -74,7 +74,7 @@ def parse_word_json(text: str, name: str, origin: str = "manual") -> Transcript:
         except (KeyError, TypeError, ValueError) as err:
             raise ItemError("unparsable_timestamp", f"{name} entry {i + 1} ({raw!r}): start/end "
                             f"{e.get('start')!r}/{e.get('end')!r} are not seconds") from err
-        timing = e.get("timing") if e.get("timing") in ("asr", "manual", "forced", "interpolated") else "manual"
+        timing = e.get("timing") if e.get("timing") in TIMINGS else "manual"
         ws, tg = words_of(raw)
         tags.extend((t, start) for t in tg)
         if end >= start:  # a reversed entry is reported by _checked below, with its position

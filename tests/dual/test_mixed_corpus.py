@@ -127,7 +127,7 @@ def test_samples_read_back_with_plain_webdataset(mixed):
         assert sp["json"]["modalities"] == ["speech", "language"] and sp["json"]["kind"] == "audio"
         assert "vtok.npy" not in sp and sp["stok.npy"].shape == (round(sp["json"]["duration_s"] * 16000) // 320,)
         assert sp["txt"] == text and [w["w"] for w in sp["json"]["words"]] == text.split()
-        assert sp["json"]["timing"] == "interpolated" and toks["text"].decode(sp["ttok.npy"]).strip() == text
+        assert sp["json"]["timing"] == "vad_interpolated" and toks["text"].decode(sp["ttok.npy"]).strip() == text
     narr = samples[keys["narration.mp4"]]
     assert narr["json"]["modalities"] == ["vision", "speech"] and narr["json"]["kind"] == "video"
     assert narr["fields"] == ["json", "stok.npy", "txt", "vtok.npy"] and narr["txt"] == ""

@@ -104,9 +104,9 @@ def test_words_follow_the_transcript(speech_corpus):
     for name, key in KEYS.items():
         align = work.meta("align", key)
         words = align["words"]
-        assert align["present"] and align["source"] == "manifest_text" and align["method"] == "energy"
+        assert align["present"] and align["source"] == "manifest_text" and align["method"] == "vad"
         assert [w["w"] for w in words] == split_words(normalize(TRANSCRIPTS[name])[0])
-        assert align["text"] == " ".join(w["w"] for w in words) and align["timing"] == "interpolated"
+        assert align["text"] == " ".join(w["w"] for w in words) and align["timing"] == "vad_interpolated"
         assert all(0 <= a["start"] < a["end"] <= b["start"] + 1e-6 for a, b in zip(words, words[1:]))
         assert words[-1]["end"] <= DURATIONS[name] + 0.01
     # JFK's "Americans" is said around t = 1.8 s; spreading words over the voiced audio lands near it

@@ -43,7 +43,7 @@ def test_voiced_regions_find_each_word(speech):
 def test_energy_fallback_matches_true_boundaries(speech):
     audio, truth = speech
     got = align_by_energy(WORDS, audio, SR)
-    assert {w.timing for w in got} == {"interpolated"}
+    assert {w.timing for w in got} == {"vad_interpolated"}
     assert _max_error(got, truth) < 0.03
 
 
