@@ -135,10 +135,9 @@ class DownloadConfig:
             check(v is None or v >= 0, n, key, v, "0 or more seconds, or null for no bound")
         check(self.prefilter_min_words_per_30s >= 0, n, "prefilter_min_words_per_30s",
               self.prefilter_min_words_per_30s, "0 (no word rule) or more words")
-        if self.prefilter and self.prefilter_captions != "none":
-            kinds = self._prefilter_kinds()
-            check(bool(kinds), n, "prefilter_captions", self.prefilter_captions,
-                  "a kind of caption this download fetches (drop --no-subtitles/--no-auto-subtitles, or use none)")
+        if self.prefilter and self.prefilter_captions in KINDS:  # `any` counts the kinds fetched, if any
+            check(bool(self._prefilter_kinds()), n, "prefilter_captions", self.prefilter_captions,
+                  "a kind of caption this download fetches (drop --no-subtitles/--no-auto-subtitles, or use any)")
         given = [f.name for f in dataclasses.fields(self) if f.name.startswith("prefilter_")
                  and f.name != "prefilter_captions" and getattr(self, f.name) not in (None, (), 0.0)]
         check(self.prefilter or not given, n, "prefilter", self.prefilter,

@@ -82,6 +82,7 @@ def test_prefilter_options_from_the_command_line_and_yaml():
     rules = build_config(DownloadConfig, {}, section).prefilter_rules
     assert rules == Prefilter(("en",), None, 600.0, ("manual",), 0.0, ("Education",), (), ("CC BY", "CC0"))
     assert DownloadConfig(prefilter=True, auto_subtitles=False).prefilter_rules.kinds == ("manual",)
+    assert DownloadConfig(prefilter=True, subtitles=False, auto_subtitles=False).prefilter_rules.kinds == ()
     with pytest.raises(ConfigError, match=r"prefilter = False is invalid: true \(--prefilter\) for the prefilter "
                                           r"rules given \(prefilter_max_duration_s\)"):
         DownloadConfig(prefilter_max_duration_s=600)
