@@ -49,8 +49,8 @@ MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
 # Video sites: their pages are video, and asking them for a Content-Type would cost a request per source
 VIDEO_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "twitch.tv",
                "tiktok.com", "bilibili.com")
-DETECTED_KINDS = ("image", "audio")
-PREFILTER_CAPTIONS = ("any", "manual", "auto", "none")  # a Content-Type of image/* or audio/* names the kind; anything else stays video
+DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* names the kind; anything else stays video
+PREFILTER_CAPTIONS = ("any", "manual", "auto", "none")  # caption kinds the prefilter's caption rules count
 
 
 @dataclass
