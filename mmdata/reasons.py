@@ -146,6 +146,23 @@ REASONS: tuple[Reason, ...] = (
     Reason("wrong_content_type", ("download",),
            "an image URL served as something else, e.g. text/html (an error or login page, an expired link)",
            "refresh the link, or drop the row"),
+    # --- download --prefilter: dropped before any media byte (mmdata/fetch/prefilter.py) ---------------------
+    Reason("prefilter_duration", ("download",),
+           "the page's duration is outside `--prefilter-min-duration`..`--prefilter-max-duration` (the detail "
+           "gives both, and the rule)",
+           "a choice, not a failure: loosen the rule and re-run with `--retry-failed` to judge it again"),
+    Reason("prefilter_category", ("download",),
+           "none of the page's categories is in `--prefilter-categories`, or one is in `--prefilter-deny-categories`",
+           "a choice: change the lists and re-run with `--retry-failed`"),
+    Reason("prefilter_license", ("download",),
+           "the page's licence is not in `--prefilter-licenses` (or it gives none)",
+           "a choice: change the list and re-run with `--retry-failed`"),
+    Reason("prefilter_no_captions", ("download",),
+           "the page has no captions of the kinds `--prefilter-captions` counts in a `--languages` language",
+           "a choice: other languages or `--prefilter-captions any` (or `none`), then `--retry-failed`"),
+    Reason("prefilter_sparse_captions", ("download",),
+           "its best caption track has fewer words per 30 s than `--prefilter-min-words-per-30s`",
+           "a choice: lower the minimum and re-run with `--retry-failed`"),
     # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
     Reason("<step>_timeout", ("download", "frames", "audio", "align", "quantize", "tokenizers"),
            "ffprobe or ffmpeg ran over its time allowance on the file (`--timeout`, plus a second per second of "

@@ -23,6 +23,7 @@ Example:
   mmdata download examples/manifest.csv --work work --max-height 360 --concurrency 8
   mmdata download clips.jsonl --work work --executor ray --ray-address auto --retry-failed
   mmdata download howto.json --work work --cookies cookies.txt --proxy proxies.txt --sleep-requests 1 --limit-rate 4M
+  mmdata download howto.json --work work --prefilter --prefilter-max-duration 1200 --prefilter-min-words-per-30s 20
 """
 
 
@@ -68,6 +69,21 @@ Example:
               help="yt-dlp's --extractor-args for YouTube, e.g. 'player_client=default,-tv;po_token=web+XXX'.")
 @click.option("--js-runtimes", default=None, metavar="NAME[:PATH],...",
               help="JavaScript runtimes yt-dlp may use for YouTube (deno, node, bun, quickjs). [deno]")
+@click.option("--prefilter", is_flag=True, default=None,
+              help="Cheap first: judge each page by its info (and captions) before any media, by the rules below; "
+                   "a source that fails one is an error row prefilter_<rule>, and no media byte is fetched for it.")
+@click.option("--prefilter-min-duration", "prefilter_min_duration_s", type=float, default=None,
+              help="Prefilter: shortest source, seconds.")
+@click.option("--prefilter-max-duration", "prefilter_max_duration_s", type=float, default=None,
+              help="Prefilter: longest source, seconds.")
+@click.option("--prefilter-captions", type=click.Choice(["any", "manual", "auto", "none"]), default=None,
+              help="Prefilter: captions in a --languages language the page must have (none: no caption rule). [any]")
+@click.option("--prefilter-min-words-per-30s", "prefilter_min_words_per_30s", type=float, default=None,
+              help="Prefilter: fewest caption words per 30 s (the captions are fetched before the media). [0]")
+@click.option("--prefilter-categories", default=None, help="Prefilter: allowed categories, comma-separated.")
+@click.option("--prefilter-deny-categories", default=None, help="Prefilter: denied categories, comma-separated.")
+@click.option("--prefilter-licenses", default=None,
+              help="Prefilter: allowed licences (yt-dlp's `license` text), comma-separated.")
 def download_cmd(run_opts: common.RunOptions, manifest: str, chunk_size, no_subtitles, no_auto, **opts):
     opts["proxy"] = opts["proxy"] or None  # not given: the config file's, if any
     if no_subtitles:

@@ -4,7 +4,8 @@ One call fetches the media (format chosen by max height and container, optionall
 subtitles (manual and automatic, chosen languages, json3 preferred, then vtt) and the info dict, with the
 access options of fetch/access.py (cookies, proxy, pacing). A failure becomes the reason fetch/classify.py
 finds in yt-dlp's message and warnings. yt-dlp's own retries are off: the stage retries with backoff, so every
-attempt is counted and timed.
+attempt is counted and timed. With a prefilter (fetch/prefilter.py), the info dict and, for its word rule,
+the captions are judged before any media byte; an admitted source's download reuses both (no second request).
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from typing import Any
 
 from mmdata.errors import ItemError
 from mmdata.fetch.access import Access
-from mmdata.fetch.classify import classify, failure_reason, js_runtime_warning
+from mmdata.fetch.classify import classify, failure_reason, http_reason, js_runtime_warning
 from mmdata.fetch import guard
+from mmdata.fetch.prefilter import CaptionTrack, Prefilter
 
 log = logging.getLogger(__name__)
 SUBTITLE_FAILURE = "Unable to download video subtitles"  # yt-dlp's message when a subtitle file fails
@@ -48,6 +50,7 @@ class YtdlpRequest:
     format_sort: tuple[str, ...] | None = None  # a user's own yt-dlp sort order, passed through
     access: Access = field(default_factory=Access)  # cookies, proxies, pacing, extractor arguments
     proxy: str | None = None  # this request's proxy (Access.proxy_for)
+    prefilter: Prefilter | None = None  # rules judged on the info (and captions) before any media (fetch/prefilter.py)
 
 
 @dataclass
@@ -188,6 +191,8 @@ def _extract(ydl, req: YtdlpRequest) -> dict[str, Any]:
         raise ItemError("unsupported_url", f"{req.url} is a playlist; list its videos in the manifest")
     if info.get("live_status") in LIVE:  # a stream without an end (yet): its recording is fetched once it is over
         raise ItemError("live_or_upcoming", f"{req.url} is {LIVE[info['live_status']]}")
+    if req.prefilter:  # before the duration cap: a drop by the user's own rule says so
+        req.prefilter.check_info(info, req.url)
     duration = info.get("duration")
     if req.max_duration_s and duration and duration > req.max_duration_s and not req.section:
         raise ItemError("over_duration_cap", f"{req.url} lasts {duration:.0f} s, over the cap of "
@@ -220,6 +225,8 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     try:
         with YoutubeDL(_options(req, out_dir, logger)) as ydl:
             extracted = _extract(ydl, req)
+            if req.prefilter and req.prefilter.needs_caption_text:
+                req.prefilter.check_words(_caption_tracks(ydl, extracted, req.url), extracted.get("duration"), req.url)
             try:
                 info = ydl.process_ie_result(copy.deepcopy(extracted), download=True)
             except DownloadError as e:
@@ -252,6 +259,39 @@ def download(req: YtdlpRequest, out_dir: Path) -> YtdlpResult:
     if info.get("extractor") == "generic":  # its upload_date is the server's Last-Modified or today: not data
         kept.pop("upload_date", None)
     return YtdlpResult(media=media, info=kept, subtitles=subs, side_errors=side_errors)
+
+
+CAPTION_CAP = 50_000_000  # bytes; as for a manifest's own subtitle file
+
+
+def _caption_tracks(ydl, info: dict[str, Any], url: str) -> list[CaptionTrack]:
+    """The caption files yt-dlp chose for the download (`requested_subtitles`), fetched now for the word rule.
+    Each text is left in its format dict as `data`, which yt-dlp writes instead of fetching the file again
+    when the media download processes this info (YoutubeDL._write_subtitles). A failure is the source's:
+    it cannot be judged (a 429 is `rate_limited`, retried with the stage's backoff)."""
+    from yt_dlp.networking import Request
+    from yt_dlp.networking.exceptions import HTTPError, RequestError
+
+    manual = set((info.get("subtitles") or {}).keys())
+    tracks = []
+    for lang, sub in sorted((info.get("requested_subtitles") or {}).items()):
+        if sub.get("data") is None:
+            if sub.get("protocol") not in (None, "http", "https") or not sub.get("url"):
+                continue  # a segmented track (HLS/DASH): not readable before the media download
+            headers = {**(info.get("http_headers") or {}), **(sub.get("http_headers") or {})}
+            try:
+                with ydl.urlopen(Request(sub["url"], headers=headers)) as resp:
+                    raw = resp.read(CAPTION_CAP + 1)
+            except HTTPError as e:
+                raise ItemError(http_reason(e.status), f"{url}: the {lang} captions (for --prefilter): "
+                                f"HTTP Error {e.status}") from e
+            except RequestError as e:
+                raise ItemError(classify(str(e)), f"{url}: the {lang} captions (for --prefilter): {e}") from e
+            if len(raw) > CAPTION_CAP:
+                raise ItemError("over_size_cap", f"{url}: the {lang} captions are over {CAPTION_CAP} bytes")
+            sub["data"] = raw.decode("utf-8", errors="replace")
+        tracks.append(CaptionTrack(lang, "manual" if lang in manual else "auto", sub.get("ext") or "vtt", sub["data"]))
+    return tracks
 
 
 def failure(logger: _Logger, e: Exception, req: YtdlpRequest) -> ItemError:

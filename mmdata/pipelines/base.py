@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar
 
 from mmdata.environment import STEP_NEEDS, Needs
 from mmdata.errors import ItemError
-from mmdata.records import Clip
+from mmdata.records import Clip, StatusRow
 from mmdata.workdir import WorkDir
 
 
@@ -56,6 +56,10 @@ class Stage:
     def process(self, item: Any, out_dir: Path, work: WorkDir) -> Any:
         """One item -> its output record (or a dict); ItemError for bad input."""
         raise NotImplementedError
+
+    def should_retry(self, row: StatusRow) -> bool:
+        """Under --retry-failed: whether this error row gets another run (default: every one)."""
+        return True
 
     def report(self, work: WorkDir, metas: list[dict[str, Any]]) -> list[str]:
         """Lines this stage adds to its run summary, from its ok items' metas and the run's events (none)."""

@@ -14,6 +14,7 @@ sources that kept their media but lost a side file.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -30,13 +31,14 @@ from mmdata.fetch.access import DEFAULT_JS_RUNTIMES, Access, build_access
 from mmdata.fetch.classify import BLOCKING
 from mmdata.fetch.guard import NetPolicy, guarded
 from mmdata.fetch.policy import check_url, is_local_path
+from mmdata.fetch.prefilter import KINDS, REASONS as PREFILTER_REASONS, Prefilter
 from mmdata.fetch.throttle import Throttle, backoff_s
 from mmdata.fetch.ytdlp import DIRECT_EXT, YtdlpRequest, download as ytdlp_download
 from mmdata.manifests.normalize import AUDIO_EXT, IMAGE_EXT
 from mmdata.media.source import keep_download_probe
 from mmdata.media_check import check_image, check_image_type, kind_of_file, media_summary, probe_or_reason
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
-from mmdata.records import Clip, Source
+from mmdata.records import Clip, Source, StatusRow
 from mmdata.store.records import DownloadOutput
 from mmdata.workdir import WorkDir
 
@@ -48,6 +50,7 @@ MEDIA_EXT = IMAGE_EXT | AUDIO_EXT | {f".{e}" for e in DIRECT_EXT}
 VIDEO_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "twitch.tv",
                "tiktok.com", "bilibili.com")
 DETECTED_KINDS = ("image", "audio")  # a Content-Type of image/* or audio/* names the kind; anything else stays video
+PREFILTER_CAPTIONS = ("any", "manual", "auto", "none")  # caption kinds the prefilter's caption rules count
 
 
 @dataclass
@@ -86,6 +89,15 @@ class DownloadConfig:
     block_window: int = 20
     block_share: float = 0.5
     block_pause_s: float = 900.0
+    # cheap first (README "Cheap first: --prefilter"): pages judged on their info and captions before any media
+    prefilter: bool = False
+    prefilter_min_duration_s: float | None = None
+    prefilter_max_duration_s: float | None = None
+    prefilter_captions: str = "any"  # caption kinds that count: any (manual or auto), manual, auto, none (no rule)
+    prefilter_min_words_per_30s: float = 0.0  # 0: no word rule
+    prefilter_categories: tuple[str, ...] = ()  # allowed (yt-dlp's `categories`); empty: any
+    prefilter_deny_categories: tuple[str, ...] = ()
+    prefilter_licenses: tuple[str, ...] = ()  # allowed (yt-dlp's `license`, the whole text); empty: any
     access: Access = field(init=False, repr=False, compare=False, default_factory=Access)
 
     def __post_init__(self):
@@ -108,10 +120,42 @@ class DownloadConfig:
             check(getattr(self, key) >= 0, n, key, getattr(self, key), "0 or more seconds")
         check(self.block_window >= 1, n, "block_window", self.block_window, "at least 1 source")
         check(0 < self.block_share <= 1, n, "block_share", self.block_share, "a share in (0, 1]")
+        self._check_prefilter()
         self.proxy = tuple(self.proxy) if not isinstance(self.proxy, str) else (self.proxy,)
         self.js_runtimes = tuple(self.js_runtimes) if not isinstance(self.js_runtimes, str) else (self.js_runtimes,)
         self.access = build_access(self)  # in the driver: cookies and proxy files are read on this machine
         self.network  # an invalid allow_hosts entry is a ConfigError now, not an error row per source
+
+    def _check_prefilter(self) -> None:
+        n = "DownloadConfig"
+        check(self.prefilter_captions in PREFILTER_CAPTIONS, n, "prefilter_captions", self.prefilter_captions,
+              f"one of {', '.join(PREFILTER_CAPTIONS)}")
+        for key in ("prefilter_min_duration_s", "prefilter_max_duration_s"):
+            v = getattr(self, key)
+            check(v is None or v >= 0, n, key, v, "0 or more seconds, or null for no bound")
+        check(self.prefilter_min_words_per_30s >= 0, n, "prefilter_min_words_per_30s",
+              self.prefilter_min_words_per_30s, "0 (no word rule) or more words")
+        if self.prefilter and self.prefilter_captions in KINDS:  # `any` counts the kinds fetched, if any
+            check(bool(self._prefilter_kinds()), n, "prefilter_captions", self.prefilter_captions,
+                  "a kind of caption this download fetches (drop --no-subtitles/--no-auto-subtitles, or use any)")
+        given = [f.name for f in dataclasses.fields(self) if f.name.startswith("prefilter_")
+                 and f.name != "prefilter_captions" and getattr(self, f.name) not in (None, (), 0.0)]
+        check(self.prefilter or not given, n, "prefilter", self.prefilter,
+              f"true (--prefilter) for the prefilter rules given ({', '.join(given)}) to act")
+
+    def _prefilter_kinds(self) -> tuple[str, ...]:
+        fetched = tuple(k for k, on in zip(KINDS, (self.subtitles, self.auto_subtitles)) if on)
+        wanted = {"any": KINDS, "none": ()}.get(self.prefilter_captions, (self.prefilter_captions,))
+        return tuple(k for k in wanted if k in fetched)
+
+    @property
+    def prefilter_rules(self) -> Prefilter | None:
+        """The prefilter's rules (None when it is off)."""
+        if not self.prefilter:
+            return None
+        return Prefilter(tuple(self.languages), self.prefilter_min_duration_s, self.prefilter_max_duration_s,
+                         self._prefilter_kinds(), self.prefilter_min_words_per_30s, tuple(self.prefilter_categories),
+                         tuple(self.prefilter_deny_categories), tuple(self.prefilter_licenses))
 
     @property
     def network(self) -> NetPolicy:
@@ -216,6 +260,12 @@ class DownloadStage(ShipsConfigOnly, Stage):
                 self.throttle.sleep(backoff_s(attempt, base, cfg.block_backoff_max_s))
         raise AssertionError("unreachable")
 
+    def should_retry(self, row: StatusRow) -> bool:
+        """A prefilter drop is judged again only when its rule changed (or the prefilter is off): the same
+        rule on the same page gives the same answer, and asking again costs a page request."""
+        rules = self.cfg.prefilter_rules
+        return row.reason not in PREFILTER_REASONS or rules is None or not rules.judged_alike(row.reason, row.detail)
+
     def _outcome(self, work: WorkDir, reason: str | None) -> None:
         """Tell the throttle how a source ended; a pause it starts is logged and recorded for the summary."""
         pause = self.throttle.record(reason)
@@ -263,7 +313,7 @@ class DownloadStage(ShipsConfigOnly, Stage):
             req = YtdlpRequest(location, cfg.max_height, cfg.container, cfg.subtitles, cfg.auto_subtitles,
                                cfg.languages, section, cfg.timeout_s, cfg.max_bytes, cfg.max_duration_s,
                                cfg.strict_height, cfg.format, cfg.format_sort, cfg.access,
-                               cfg.access.proxy_for(item.key, attempt))
+                               cfg.access.proxy_for(item.key, attempt), cfg.prefilter_rules)
             res = ytdlp_download(req, out_dir)
             media, info, subs, side_errors = res.media, res.info, res.subtitles, res.side_errors
             if section:

@@ -228,7 +228,7 @@ def plan(stage: Stage, work: WorkDir, retry_failed: bool) -> tuple[list[ChunkTas
         if rows is None:
             tasks.append(ChunkTask(chunk, clips, None, len(stage.items(work, clips))))
             continue
-        failed = [r.key for r in rows if r.status == "error"]
+        failed = [r.key for r in rows if r.status == "error" and stage.should_retry(r)]
         if retry_failed and failed:
             for key in failed:  # a retry gives a crashed item another chance
                 work.unmark(stage.name, "crashed", key)
