@@ -166,6 +166,12 @@ def detect_kind(item: Source, location: str, timeout_s: float) -> tuple[str, str
 class DownloadStage(ShipsConfigOnly, Stage):
     name = "download"
     resources = Resources(cpus=1, memory_mb=1024)
+    # how sources are fetched, not what is kept: access (cookies, proxies, pacing), the network policy (a
+    # source it refused is an error row: --retry-failed after allowing it), retries and timeouts
+    run_only = ("allow_local", "allow_hosts", "concurrency", "retries", "backoff_s", "timeout_s", "cookies",
+                "cookies_from_browser", "proxy", "sleep_requests_s", "sleep_interval_s", "limit_rate",
+                "youtube_extractor_args", "js_runtimes", "block_backoff_s", "block_backoff_max_s", "block_window",
+                "block_share", "block_pause_s")
 
     def __init__(self, cfg: DownloadConfig | None = None, throttle: Throttle | None = None):
         self.cfg = cfg or DownloadConfig()
