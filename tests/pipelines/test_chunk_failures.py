@@ -2,6 +2,8 @@
 every item of it gets a `chunk_failed` row with the reason, the summary reports it, the other chunks go on."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mmdata.pipelines.base import Stage
@@ -72,3 +74,23 @@ def test_a_commit_that_fails_fails_that_chunk_alone(tmp_path):
     again = run_stage(BrokenOnChunkOne(), work, RunnerConfig(workers=1, progress=False, retry_failed=True))
     assert (again.ok, again.failed, again.processed_now) == (6, 0, 2)
     assert work.fresh().meta("broken", "v2_0_1000") == {"key": "v2_0_1000"}
+
+
+@pytest.mark.slow
+def test_on_ray_a_setup_failure_is_a_chunk_failure_and_actors_are_released(tmp_path):
+    """The same on an embedded Ray: chunk_failed rows, the run goes on, and no actor outlives the pool."""
+    import ray
+
+    from mmdata.pipelines.executors import ray_session
+
+    work = _work(tmp_path)
+    cfg = RunnerConfig(executor="ray", workers=2, progress=False)
+    with ray_session(cfg):
+        summary = run_stage(SetupFails(), work, cfg)
+        total = ray.cluster_resources()["CPU"]
+        deadline = time.monotonic() + 60  # a killed actor gives its CPU back shortly after
+        while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+            time.sleep(0.2)
+        released = ray.available_resources().get("CPU", 0) == total
+    assert summary.reasons == {"chunk_failed": 6} and summary.failed == 6
+    assert released  # every actor of the pool was killed: their CPUs are free again
