@@ -172,9 +172,16 @@ def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
     """A local worker process: run the jobs the driver sends until it sends None."""
     _exit_with_driver(driver)
     have = _StageSet(stages)
+
+    def tell(message) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the driver is gone (killed): write nothing more, not even this chunk's failure rows
+            os._exit(1)
+
     while (msg := conn.recv()) is not None:
         name, work, task = msg
-        conn.send(("done", run_job(have, name, work, task, on_item=lambda _r: conn.send(("item", None)))))
+        tell(("done", run_job(have, name, work, task, on_item=lambda _r: tell(("item", None)))))
 
 
 class _Proc:
