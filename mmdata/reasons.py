@@ -323,6 +323,10 @@ REASONS: tuple[Reason, ...] = (
            "the worker process (local or Ray) died while on this item (a native decoder crashing on a file); "
            "the rest of its chunk ran again",
            "inspect the file; `--retry-failed` tries it once more (with `--workers 1` a crash stops the run)"),
+    Reason("chunk_failed", ("any",),
+           "the item's chunk failed outside any item (the stage's setup on a worker, reading the chunk, writing "
+           "its table, a worker that died between items, a Ray task error); the run went on with other chunks",
+           "the detail (and the log) says what failed; fix it, then `--retry-failed`"),
     Reason("internal_error", ("any",),
            "a bug in mmdata (the traceback is in the log)",
            "please report it with the detail"),

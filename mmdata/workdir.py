@@ -40,6 +40,7 @@ from mmdata.utils import fresh_dir, replace_dir
 META = "meta.json"
 LAYOUT = "layout.json"
 LAYOUT_VERSION = 2
+STAMP_KEY = "mmdata.stamp"  # the chunk table's metadata key holding its stamp
 _INSTANCES = itertools.count()
 _READ_DIRS: set[Path] = set()  # unpacked-item folders of this process, removed at exit if not closed before
 
@@ -90,6 +91,9 @@ class ChunkTable:
     pack: str | None = None  # object name under WORK/<stage>/, None when no item is ok
     broken: dict[str, str] = field(default_factory=dict)  # ok items whose meta or span does not read: why
     unreadable: str | None = None  # why the whole table does not read (a job's view of a damaged table)
+    # what the chunk was made with: the options that shape the stage's output and its inputs' fingerprints
+    # (pipelines/stamps.py); None for a chunk committed without one (test builders, an older mmdata)
+    stamp: dict[str, Any] | None = None
 
     def to_parquet(self) -> bytes:
         import pyarrow as pa
@@ -100,7 +104,10 @@ class ChunkTable:
             recs.append({**r.to_dict(), "meta": json.dumps(self.metas[r.key], sort_keys=True) if ok else None,
                          "pack": self.pack if ok else None,
                          "span": json.dumps(self.spans[r.key].to_dict(), sort_keys=True) if ok else None})
-        return parquet_bytes(pa.Table.from_pylist(recs, schema=_table_schema()))
+        schema = _table_schema()
+        if self.stamp is not None:  # in the file's metadata: one per chunk, beside the rows
+            schema = schema.with_metadata({STAMP_KEY: json.dumps(self.stamp, sort_keys=True)})
+        return parquet_bytes(pa.Table.from_pylist(recs, schema=schema))
 
     @classmethod
     def from_parquet(cls, data: bytes, where: str = "chunk table") -> ChunkTable:
@@ -108,8 +115,11 @@ class ChunkTable:
         `unreadable_output` error row), a table that does not read at all raises UnreadableTable."""
         table = cls([])
         try:
-            recs = read_parquet_bytes(data).to_pylist()
+            arrow = read_parquet_bytes(data)
+            recs = arrow.to_pylist()
             table.rows = [StatusRow.from_dict(rec) for rec in recs]
+            stamp = (arrow.schema.metadata or {}).get(STAMP_KEY.encode())
+            table.stamp = json.loads(stamp) if stamp else None
         except (OSError, ValueError, KeyError, TypeError) as e:  # pyarrow's errors are OSErrors and ValueErrors
             raise UnreadableTable(f"{where} does not read as a chunk table: {type(e).__name__}: {e}") from e
         for rec in recs:
@@ -252,6 +262,11 @@ class WorkDir:
         return (by_source if stage == "download" else by_clip).get(key)
 
     # --- committed chunks ---------------------------------------------------------------------
+    @staticmethod
+    def item_keys(stage: str, clips: list[Clip]) -> list[str]:
+        """The keys of a stage's items in a chunk, as `chunk_of` reads them: sources for download, else clips."""
+        return list(dict.fromkeys(c.video_id if stage == "download" else c.key for c in clips))
+
     def table_rel(self, stage: str, chunk: int) -> str:
         return f"{stage}/{table_name(chunk)}"
 
@@ -421,12 +436,27 @@ class WorkDir:
         (tmp / META).write_text(json.dumps(as_meta(meta), indent=2, sort_keys=True) + "\n")
         return replace_dir(tmp, self.staged_dir(stage, key))
 
-    def commit_chunk(self, stage: str, chunk: int, rows: list[StatusRow]) -> ChunkTable:
+    def stage_chunk(self, stage: str, chunk: int, keys: list[str], fingerprint: str) -> None:
+        """Before a job works on a chunk: items staged in scratch by a killed run with other options (another
+        fingerprint) are not this job's work, and go; the chunk's staging is then marked as this one's. (Items
+        staged without a mark, by hand or by an mmdata before marks, are kept, as unstamped chunks are.)"""
+        mark = self._staging(stage) / f".chunk-{chunk:06d}"
+        if mark.exists() and mark.read_text() == fingerprint:
+            return
+        if mark.exists():
+            for key in keys:
+                shutil.rmtree(self.staged_dir(stage, key), ignore_errors=True)
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(fingerprint)
+
+    def commit_chunk(self, stage: str, chunk: int, rows: list[StatusRow],
+                     stamp: dict[str, Any] | None = None) -> ChunkTable:
         """Pack the chunk's ok items (staged now, or kept from its previous commit when only some items
-        were re-run), upload the pack, then write the chunk table: the commit. Staged items go after."""
+        were re-run), upload the pack, then write the chunk table with `stamp` (None: the previous one's):
+        the commit. Staged items go after."""
         previous = self.read_table(stage, chunk)
         rows = sorted(rows, key=lambda r: r.key)
-        table = ChunkTable(rows)
+        table = ChunkTable(rows, stamp=stamp if stamp is not None else previous and previous.stamp)
         self.scratch.mkdir(parents=True, exist_ok=True)
         local = self.scratch / f".pack-{stage}-{chunk:06d}-{os.getpid()}-{threading.get_ident()}.tar"
         writer = PackWriter(local)
@@ -451,7 +481,10 @@ class WorkDir:
         if previous is not None and previous.pack and previous.pack != table.pack:
             self.store.remove(f"{stage}/{previous.pack}")
         for r in rows:
-            shutil.rmtree(self.staged_dir(stage, r.key), ignore_errors=True)
+            if r.status == "ok":  # packed now; an error row's staged item (a chunk that failed) stays for the retry
+                shutil.rmtree(self.staged_dir(stage, r.key), ignore_errors=True)
+        if not any(self.is_done(stage, r.key) for r in rows):  # nothing of this chunk left staged: nor its mark
+            (self._staging(stage) / f".chunk-{chunk:06d}").unlink(missing_ok=True)
         self._tables[(stage, chunk)] = table
         return table
 

@@ -62,12 +62,16 @@ def stage_options(f):
     @click.option("--gpus-per-worker", "gpus_per_worker", type=float, default=None,
                   help="GPUs each worker of a GPU stage asks Ray for: 1, 2, or a fraction (0.5: two per GPU). [1]")
     @click.option("--retry-failed", is_flag=True, default=None, help="Re-run only the items that failed before.")
+    @click.option("--force", is_flag=True, default=None,
+                  help="Redo the chunks made with other options (and those of the stages that read them) instead of "
+                       "stopping; see README \"Resume rules\".")
     @click.option("--no-progress", "no_progress", is_flag=True, default=False, help="Hide the progress bar.")
     @functools.wraps(f)
-    def wrapper(work, config, executor, ray_address, workers, gpus_per_worker, retry_failed, no_progress, **kwargs):
+    def wrapper(work, config, executor, ray_address, workers, gpus_per_worker, retry_failed, force, no_progress,
+                **kwargs):
         def build():
             cli = dict(executor=executor, ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
-                       retry_failed=retry_failed)
+                       retry_failed=retry_failed, force=force)
             if ray_address and not executor:
                 cli["executor"] = "ray"
             cfg = build_config(RunnerConfig, cli, load_yaml_section(config, "runner"))

@@ -39,13 +39,16 @@ Example:
 @click.option("--workers", type=int, default=None, help="Worker processes (local; default one per core) or Ray actors per stage.")
 @click.option("--gpus-per-worker", "gpus_per_worker", type=float, default=None,
               help="GPUs each worker of a GPU stage (quantize) asks Ray for: 1, 2, or a fraction such as 0.5. [1]")
+@click.option("--force", is_flag=True, default=None,
+              help="Redo the chunks made with options the YAML no longer has (and what reads them) instead of "
+                   "stopping; see README \"Resume rules\".")
 @click.option("--no-progress", is_flag=True, default=False, help="Hide progress bars.")
-def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, no_progress):
+def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, force, no_progress):
     from mmdata.pipelines.pipeline import PipelineConfig, pipeline_funnel, render, run_pipeline
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli = dict(executor=executor or ("ray" if ray_address else None), ray_address=ray_address, workers=workers,
-               gpus_per_worker=gpus_per_worker)
+               gpus_per_worker=gpus_per_worker, force=force)
     cfg = common.handle_usage_errors(PipelineConfig.from_yaml, pipeline, cli)
     cfg.runner.progress = not no_progress
     results = common.handle_usage_errors(run_pipeline, cfg)

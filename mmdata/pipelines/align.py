@@ -81,6 +81,7 @@ class AlignConfig:
 class AlignStage(ShipsConfigOnly, Stage):
     name = "align"
     resources = Resources(cpus=1, memory_mb=1024)
+    run_only = ("device", "cache_sources")
 
     def __init__(self, cfg: AlignConfig | None = None):
         self.cfg = cfg or AlignConfig()

@@ -28,6 +28,7 @@ class AudioStage(ShipsConfigOnly, PerSourceStage):
     name = "audio"
     output = AudioOutput
     resources = Resources(cpus=1, memory_mb=1024)
+    run_only = ("timeout_s",)
 
     def __init__(self, cfg: AudioConfig | None = None):
         self.cfg = cfg or AudioConfig()

@@ -41,6 +41,13 @@ class Stage:
     batch_size: int = 1
     # threads that run `load` for a batch's items at once (decoders release the GIL); batched stages only
     load_threads: int = 1
+    # config options that say how the stage runs, not what it makes (threads, timeouts, retries, rate limits,
+    # devices): a re-run with other values keeps the finished chunks. Every other option counts (stamps.py).
+    run_only: ClassVar[tuple[str, ...]] = ()
+
+    def options(self) -> dict[str, Any]:
+        """The options that shape this stage's output, by name: its chunks' stamps (stamps.py)."""
+        return {}
 
     def needs(self) -> Needs:
         """Libraries and tools this stage needs with its config; the runner checks them before any work."""
@@ -149,6 +156,11 @@ class ShipsConfigOnly:
     rebuilt where the stage runs, never copied."""
 
     cfg: Any
+
+    def options(self) -> dict[str, Any]:
+        from mmdata.pipelines.stamps import config_options
+
+        return config_options(self.cfg, self.run_only)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"cfg": self.cfg}

@@ -61,8 +61,10 @@ class Progress:
             bar.close()
 
 
-def run_queue(pool, stage: "Stage", tasks: list["ChunkTask"], progress: bool) -> int:
-    """Run one stage's chunk tasks through `pool`, a crashed chunk going back to the front of the queue."""
+def run_queue(pool, stage: "Stage", tasks: list["ChunkTask"], progress: bool,
+              failures: list[str] | None = None) -> int:
+    """Run one stage's chunk tasks through `pool`, a crashed chunk going back to the front of the queue; a
+    chunk that failed outside any item is reported in `failures` and the others go on."""
     queue = deque(Job(stage.name, t) for t in tasks)
     done = 0
     bars = Progress({stage.name: sum(t.n_items for t in tasks)}, progress)
@@ -74,6 +76,8 @@ def run_queue(pool, stage: "Stage", tasks: list["ChunkTask"], progress: bool) ->
                 bars.on(ev)
                 if ev.kind == "done":
                     done += ev.job.task.n_items
+                    if ev.failure and failures is not None:
+                        failures.append(ev.failure)
                 elif ev.kind == "crashed":
                     queue.appendleft(ev.retry)
     finally:
@@ -87,12 +91,13 @@ class _Executor:
         self.chunks_per_node: dict[str, int] = {}  # Ray: which nodes ran how many chunks, for the summary
         self.chunks_on_gpu = 0  # Ray: chunks whose actor held a GPU (proof the GPU pool did the GPU work)
         self.pool_note = ""
+        self.failures: list[str] = []  # chunks that failed outside any item, one line each
 
     def run(self, stage: "Stage", work: "WorkDir", tasks: list["ChunkTask"]) -> int:
         pool = self.pool({stage.name: stage}, work, {stage.name: len(tasks)})
         self.pool_note = pool.note
         try:
-            return run_queue(pool, stage, tasks, self.cfg.progress)
+            return run_queue(pool, stage, tasks, self.cfg.progress, self.failures)
         finally:
             pool.close()
             self.chunks_per_node, self.chunks_on_gpu = dict(pool.chunks_per_node), pool.chunks_on_gpu

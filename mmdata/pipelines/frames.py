@@ -36,6 +36,7 @@ class FramesStage(ShipsConfigOnly, PerSourceStage):
     name = "frames"
     output = FramesOutput
     resources = Resources(cpus=1, memory_mb=2048)
+    run_only = ("decode_threads", "timeout_s")
 
     def __init__(self, cfg: FramesConfig | None = None):
         self.cfg = cfg or FramesConfig()

@@ -5,7 +5,9 @@ The YAML holds top-level `manifest`, `work`, `out` (paths relative to the YAML f
 (a subset, in order) and `preset`, plus one section per stage with the same names as that command's
 options. Because each stage resumes on its own (finished chunks and items are skipped, tokenizers that
 exist are kept, only chunks whose inputs changed are sharded again), running the pipeline again after an
-interruption gives the same corpus as an uninterrupted run. The tokenizers are fitted on the first
+interruption gives the same corpus as an uninterrupted run. Every section is checked when the file is read,
+before any work; a re-run with a section edited in a way that changes outputs stops before any work,
+naming what changed, unless `runner.force` (`--force`) says to redo (stamps.py). The tokenizers are fitted on the first
 `tokenizers.fit_chunks` chunks (default 4), whatever order the chunks finish in. Each chunk is sharded as
 soon as its quantize is done; index.json is merged from the chunks' records at the end.
 """
@@ -59,13 +61,28 @@ class PipelineConfig:
         stages = tuple(data.get("stages") or (s for s in STAGES if s in DEFAULT_STAGES or SECTIONS.get(s, s) in data))
         bad = [s for s in stages if s not in STAGES]
         check(not bad, "pipeline", "stages", list(stages), f"names from {STAGES}")
+        for s in STAGES + ("runner",):
+            key = SECTIONS.get(s, s)
+            check(isinstance(data.get(key) or {}, dict), "pipeline", key, data.get(key),
+                  "a mapping of that step's options")
         sections = {s: dict(data.get(SECTIONS.get(s, s)) or {}) for s in STAGES}
         runner = build_config(RunnerConfig, runner_cli or {}, data.get("runner") or {})
         storage = data.get("storage") or {}
         check(isinstance(storage, dict), "pipeline", "storage", storage, "a mapping of fsspec storage options")
-        return cls(manifest=base / data["manifest"], work=_place(base, data["work"]), out=_place(base, data["out"]),
-                   stages=stages, preset=data.get("preset"), chunk_size=int(data.get("chunk_size", 256)),
-                   sections=sections, runner=runner, base=base, storage=storage)
+        cfg = cls(manifest=base / data["manifest"], work=_place(base, data["work"]), out=_place(base, data["out"]),
+                  stages=stages, preset=data.get("preset"), chunk_size=int(data.get("chunk_size", 256)),
+                  sections=sections, runner=runner, base=base, storage=storage)
+        cfg.check_sections(path)
+        return cfg
+
+    def check_sections(self, where: Path | str) -> None:
+        """Build every step's config from its section now (each section, whether or not `stages` runs it): an
+        unknown key, a wrong type or a bad value stops the run before any download, not hours into it."""
+        for name in STAGES:
+            try:
+                SECTION_CHECKS[name](self)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: section {SECTIONS.get(name, name)!r}: {e}") from e
 
 
 @dataclass
@@ -78,22 +95,33 @@ class StepResult:
     note: str = ""
 
 
+def _download_config(cfg: PipelineConfig):
+    from mmdata.pipelines.download import DownloadConfig
+
+    return build_config(DownloadConfig, {}, cfg.sections["download"])
+
+
 def _download(cfg: PipelineConfig, work: WorkDir):
     from mmdata.manifests.table import import_manifest
-    from mmdata.pipelines.download import DownloadConfig, DownloadStage
+    from mmdata.pipelines.download import DownloadStage
 
     import_manifest(work, cfg.manifest, cfg.chunk_size)
-    return DownloadStage(build_config(DownloadConfig, {}, cfg.sections["download"]))
+    return DownloadStage(_download_config(cfg))
+
+
+def _media_config(cfg: PipelineConfig, stage_name: str):
+    from mmdata.media.config import build_media_config
+
+    return build_media_config(stage_name, cfg.sections[stage_name], {}, cfg.preset)
 
 
 def _media(stage_name: str):
     def make(cfg: PipelineConfig, work: WorkDir):
-        from mmdata.media.config import build_media_config
         from mmdata.pipelines.audio import AudioStage
         from mmdata.pipelines.frames import FramesStage
 
         stage_cls = {"frames": FramesStage, "audio": AudioStage}[stage_name]
-        return stage_cls(build_media_config(stage_name, cfg.sections[stage_name], {}, cfg.preset))
+        return stage_cls(_media_config(cfg, stage_name))
 
     return make
 
@@ -110,11 +138,16 @@ def _align(cfg: PipelineConfig, work: WorkDir):
     return AlignStage(_align_config(cfg))
 
 
-def _filter(cfg: PipelineConfig, work: WorkDir):
+def _filter_config(cfg: PipelineConfig):
     from mmdata.filters.rules import FilterConfig
+
+    return build_config(FilterConfig, {}, cfg.sections["filter"])
+
+
+def _filter(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.filters import FilterStage
 
-    return FilterStage(build_config(FilterConfig, {}, cfg.sections["filter"]))
+    return FilterStage(_filter_config(cfg))
 
 
 def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path | str:
@@ -139,12 +172,36 @@ def _has_input(work: WorkDir, kind: str, clips: list) -> bool:
 
 
 FIT_CHUNKS = 4  # default tokenizers.fit_chunks: 1,024 clips at the default chunk size
+TOKENIZER_KEYS = ("dir", "fit_chunks", "text", "speech", "vision")
+
+
+def _fit_configs(cfg: PipelineConfig) -> dict[str, Any]:
+    """The `tokenizers:` section: `dir`, `fit_chunks`, and each kind's fit config (checked with the others)."""
+    from mmdata.tokenizers.speech import SpeechFitConfig
+    from mmdata.tokenizers.text import TextFitConfig
+    from mmdata.tokenizers.vision import VisionFitConfig
+
+    section = cfg.sections["tokenizers"]
+    unknown = sorted(set(section) - set(TOKENIZER_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown tokenizers option(s) {unknown}; allowed: {list(TOKENIZER_KEYS)}")
+    fit_sample(cfg, [])  # fit_chunks
+    out = {}
+    for kind, cls in (("text", TextFitConfig), ("speech", SpeechFitConfig), ("vision", VisionFitConfig)):
+        check(isinstance(section.get(kind) or {}, dict), "tokenizers", kind, section.get(kind), "a mapping of options")
+        out[kind] = build_config(cls, {}, section.get(kind) or {})
+    return out
+
+
+@dataclass
+class _FitChunks:
+    fit_chunks: int = FIT_CHUNKS
 
 
 def fit_sample(cfg: PipelineConfig, chunks: list[int]) -> list[int]:
     """The chunks the tokenizers are fitted on: the first `fit_chunks` by number, so the sample is the same
     whatever order chunks finish in (0: all chunks)."""
-    n = int(cfg.sections["tokenizers"].get("fit_chunks", FIT_CHUNKS))
+    n = build_config(_FitChunks, {}, {"fit_chunks": cfg.sections["tokenizers"].get("fit_chunks", FIT_CHUNKS)}).fit_chunks
     check(n >= 0, "tokenizers", "fit_chunks", n, "0 (all chunks) or a positive count")
     return sorted(chunks)[:n] if n else sorted(chunks)
 
@@ -161,19 +218,15 @@ def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = N
 
 def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None) -> StepResult:
     from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
-    from mmdata.tokenizers.speech import SpeechFitConfig
-    from mmdata.tokenizers.text import TextFitConfig
-    from mmdata.tokenizers.vision import VisionFitConfig
 
     t0 = time.perf_counter()
     where = tokenizer_dir(cfg, work)
     stored = Store(where, work.store.options)
-    section = cfg.sections["tokenizers"]
+    configs = _fit_configs(cfg)
     sample = None if chunks is None else set(chunks)
     clips = [c for c in work.clips() if sample is None or c.chunk in sample]
     fitted, kept, no_input = [], [], []
-    for kind, fit, cls in (("text", fit_text, TextFitConfig), ("speech", fit_speech, SpeechFitConfig),
-                           ("vision", fit_vision, VisionFitConfig)):
+    for kind, fit in (("text", fit_text), ("speech", fit_speech), ("vision", fit_vision)):
         if stored.exists(f"{kind}/config.json"):
             kept.append(kind)
             continue
@@ -181,7 +234,7 @@ def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None
             no_input.append(kind)
             continue
         with writable_dir(where, work.store.options) as out:  # fitted here, uploaded when `where` is a URL
-            saved = fit(work, out, build_config(cls, {}, section.get(kind) or {}), clips)
+            saved = fit(work, out, configs[kind], clips)
         fitted.append(f"{kind} (vocab {saved['vocab_size']})")
     note = (f"tokenizers in {where}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
             f"{len(set(c.chunk for c in clips))} chunk(s); kept {', '.join(kept) or 'none'}")
@@ -191,19 +244,37 @@ def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None
     return StepResult("tokenizers", len(fitted) + len(kept), 0, time.perf_counter() - t0, note=note)
 
 
-def _quantize(cfg: PipelineConfig, work: WorkDir):
-    from mmdata.pipelines.quantize import QuantizeConfig, QuantizeStage
+def _quantize_config(cfg: PipelineConfig, tokenizers: str):
+    from mmdata.pipelines.quantize import QuantizeConfig
 
-    preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
-    return QuantizeStage(build_config(QuantizeConfig, {}, cfg.sections["quantize"], preset=preset))
+    return build_config(QuantizeConfig, {}, cfg.sections["quantize"], preset={"tokenizers": tokenizers})
+
+
+def _shard_config(cfg: PipelineConfig, tokenizers: str):
+    from mmdata.shards.build import ShardConfig
+
+    return build_config(ShardConfig, {}, cfg.sections["shard"], preset={"tokenizers": tokenizers})
+
+
+def _quantize(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.quantize import QuantizeStage
+
+    return QuantizeStage(_quantize_config(cfg, str(tokenizer_dir(cfg, work))))
 
 
 def _shard(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.shard import ShardStage
-    from mmdata.shards.build import ShardConfig
 
-    preset = {"tokenizers": str(tokenizer_dir(cfg, work))}
-    return ShardStage(Store(cfg.out, work.store.options), build_config(ShardConfig, {}, cfg.sections["shard"], preset=preset))
+    return ShardStage(Store(cfg.out, work.store.options), _shard_config(cfg, str(tokenizer_dir(cfg, work))))
+
+
+# each section's config, built to check it before any work (the tokenizer folder: not needed to check)
+SECTION_CHECKS: dict[str, Callable[[PipelineConfig], Any]] = {
+    "download": _download_config, "frames": lambda c: _media_config(c, "frames"),
+    "audio": lambda c: _media_config(c, "audio"), "align": lambda c: _align_config(c), "filter": _filter_config,
+    "tokenizers": lambda c: _fit_configs(c), "quantize": lambda c: _quantize_config(c, "tokenizers"),
+    "shard": lambda c: _shard_config(c, "tokenizers"),
+}
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
@@ -256,7 +327,7 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
-    tasks, planned = _plan(cfg, work, stages)
+    tasks, planned, redone = _plan(cfg, work, stages)
     records = record_stamps(stages["shard"].out, chunks) if "shard" in stages else {}  # to tell chunks sharded now
     sample = fit_sample(cfg, chunks) if "tokenizers" in cfg.stages else None
     executor = make_executor(cfg.runner)
@@ -274,13 +345,13 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         clocks, fit_result = stream_stages(stages, work, pool, graph, fit, cfg.runner.progress)
     finally:
         pool.close()
-    done = summaries({n: s for n, s in stages.items() if n != "shard"}, work, clocks, planned)
+    done = summaries({n: s for n, s in stages.items() if n != "shard"}, work, clocks, planned, redone)
     for name in cfg.stages:  # in the pipeline's order, the fit where the YAML lists it
         if name == "tokenizers" and fit_result is not None:
             results.append(fit_result)
         elif name == "shard":
             t0 = clocks["shard"].first or time.perf_counter()  # the shard step: its first job to the merge
-            results.append(_merge_shards(stages["shard"], work, records, t0))
+            results.append(_merge_shards(stages["shard"], work, records, t0, clocks["shard"].failures))
         elif name in done:
             s = done[name]
             click.echo(s.render())
@@ -292,22 +363,29 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     return results
 
 
-def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[dict, dict]:
-    """Each stage's chunk tasks, planned as its command plans them, and (tasks run, chunks skipped) per stage."""
-    from mmdata.pipelines.runner import plan
+def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """Each stage's chunk tasks, planned as its command plans them, (tasks run, chunks skipped) and the
+    summary's line on chunks redone, per stage. Every stage's chunks are reviewed first (stamps.py), so
+    that a section edited since they were made stops the run before anything changes, in one message."""
+    from mmdata.pipelines.runner import plan, redone_note
+    from mmdata.pipelines.stamps import Stamps, refuse, review
 
-    tasks, planned = {}, {}
-    for name, stage in stages.items():
-        if name == "shard":
-            continue
+    runners = {name: stage for name, stage in stages.items() if name != "shard"}
+    stamps = Stamps(work, runners)  # a stage of this run is stamped by what it will make, not what it made
+    chunks = work.chunks()
+    reviews = {name: review(work, name, stamps, chunks) for name in runners}
+    refuse(list(reviews.values()), cfg.runner.force)
+    tasks, planned, redone = {}, {}, {}
+    for name, stage in runners.items():
         work.clean_temp(name)
-        todo, skipped = plan(stage, work, cfg.runner.retry_failed)
+        todo, skipped = plan(stage, work, cfg.runner.retry_failed, cfg.runner.force, stamps, reviews[name])
         tasks[name] = {t.chunk: t for t in todo}
         planned[name] = (len(todo), skipped)
+        redone[name] = redone_note(todo)
     if "shard" in stages:
         pending = {c for t in tasks.values() for c in t}
         tasks["shard"], planned["shard"] = _plan_shard(cfg, work, stages["shard"], pending)
-    return tasks, planned
+    return tasks, planned, redone
 
 
 def _plan_shard(cfg: PipelineConfig, work: WorkDir, shard, pending: set[int]) -> tuple[dict, tuple[int, int]]:
@@ -326,11 +404,11 @@ def _plan_shard(cfg: PipelineConfig, work: WorkDir, shard, pending: set[int]) ->
     return {c: ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo}, (len(todo), skipped)
 
 
-def _merge_shards(stage, work: WorkDir, before: dict, t0: float) -> StepResult:
+def _merge_shards(stage, work: WorkDir, before: dict, t0: float, failures: list[str]) -> StepResult:
     """Once every chunk is sharded: index.json and sizes.json from the chunks' records."""
     from mmdata.shards.build import finish_shards
 
-    s = finish_shards(work, stage.out, stage.cfg, before, t0)
+    s = finish_shards(work, stage.out, stage.cfg, before, t0, failures)
     click.echo(s.render())
     return StepResult("shard", s.samples, sum(s.failed.values()), s.wall_s, dict(s.failed),
                       note=f"{len(s.shards)} shards, {s.bytes / 1e6:.1f} MB in {stage.out.url}")

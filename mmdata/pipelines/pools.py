@@ -9,7 +9,10 @@ and then run whole chunks of it through `runner.run_chunk`; it knows nothing of 
              never holds work: the run may be slower than planned, never stuck.
 
 A worker that dies mid-chunk (a native decoder crashing on a file) costs only the item it was on:
-`after_crash` turns that item into a `worker_crashed` row and the chunk is given back to run again.
+`after_crash` turns that item into a `worker_crashed` row and the chunk is given back to run again. Any
+other failure outside an item (the stage's setup, reading the chunk, writing its table, a worker dying
+between items, a Ray task error) fails that chunk alone: its items become `chunk_failed` rows
+(runner.fail_chunk), the job is reported in `failures`, and the run goes on.
 """
 from __future__ import annotations
 
@@ -48,15 +51,20 @@ class Event:
     node: str = ""
     on_gpu: bool = False
     retry: Job | None = None
+    failure: str = ""  # "done" only: why the job failed outside any item (its items are chunk_failed rows)
 
 
-def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTask":
+def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTask | None":
     """A worker died inside this chunk: blame the items it was processing, and give the chunk back to run
-    again (finished items are kept; the blamed ones become `worker_crashed` rows)."""
-    keys = [it.key for it in stage.items(work, task.clips)]
+    again (finished items are kept; the blamed ones become `worker_crashed` rows). None when it died
+    outside any item (setup, out of memory between items): nothing to blame, the chunk fails."""
+    try:
+        keys = [it.key for it in stage.items(work, task.clips)]
+    except Exception:  # noqa: BLE001 - what the worker read is what failed: the chunk fails, not the driver
+        return None
     blamed = [k for k in keys if work.has_mark(stage.name, "inflight", k)]
-    if not blamed:  # died outside any item (setup, out of memory between items): nothing to skip
-        raise RuntimeError(f"{stage.name}: a worker died on chunk {task.chunk} outside any item; see its log")
+    if not blamed:
+        return None
     if len(blamed) > 1:  # a batched stage had several items in flight: run each alone to find the culprit
         for key in blamed:
             work.unmark(stage.name, "inflight", key)
@@ -72,16 +80,36 @@ def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTas
     return task
 
 
-def run_job(stage: "Stage", work: "WorkDir", chunk: int, clips: list, only_keys: list[str] | None,
-            on_item: Callable[[Any], None] | None = None) -> int:
-    """What every pool runs for a job: the runner's `run_chunk` (item by item, status table), or the stage's
-    own `run_chunk` for a step whose unit is the whole chunk (base.ChunkStage: shard). Returns the items handled."""
+def run_job(have: "_StageSet", name: str, work: "WorkDir", task: "ChunkTask",
+            on_item: Callable[[Any], None] | None = None) -> tuple[int, str]:
+    """What every pool runs for a job: the stage set up (once per worker), then the runner's `run_chunk`
+    (item by item, status table), or the stage's own `run_chunk` for a step whose unit is the whole chunk
+    (base.ChunkStage: shard). Returns the items handled and, for a job that failed outside any item, why
+    (its items are then `chunk_failed` rows: failed_job)."""
     from mmdata.pipelines.base import ChunkStage
     from mmdata.pipelines.runner import run_chunk
 
-    if isinstance(stage, ChunkStage):
-        return stage.run_chunk(work, chunk, clips, on_item)
-    return len(run_chunk(stage, work, chunk, clips, only_keys, on_item=on_item))
+    try:
+        stage = have.get(name)
+        if isinstance(stage, ChunkStage):
+            return stage.run_chunk(work, task.chunk, task.clips, on_item), ""
+        return len(run_chunk(stage, work, task.chunk, task.clips, task.only_keys, on_item, task.inputs)), ""
+    except Exception as e:  # noqa: BLE001 - outside any item (items' errors are rows): this chunk fails, not the run
+        return 0, failed_job(have.stages[name], work, task, e)
+
+
+def failed_job(stage: "Stage", work: "WorkDir", task: "ChunkTask", error: BaseException | str) -> str:
+    """Record a job that failed outside any item (runner.fail_chunk) and return the line that reports it; when
+    even its rows cannot be written (the store is gone), the line says so and the chunk stays to do."""
+    from mmdata.pipelines.runner import fail_chunk
+
+    try:
+        return f"{stage.name}: {fail_chunk(stage, work, task, error)}"
+    except Exception as e:  # noqa: BLE001 - reported, never raised: the run goes on with the other chunks
+        log.error("%s: chunk %d: its chunk_failed rows could not be written: %s", stage.name, task.chunk, e)
+        why = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return (f"{stage.name}: chunk {task.chunk} failed outside any item: {why}; its rows could not be "
+                f"written either ({type(e).__name__}: {e}), so the chunk is still to do")
 
 
 def local_cpus() -> int:
@@ -90,6 +118,16 @@ def local_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def crash_event(stage: "Stage", work: "WorkDir", job: Job) -> Event:
+    """A worker died on `job`: the chunk again with its culprit marked, or, dead outside any item, the
+    chunk failed (its items chunk_failed rows) and reported."""
+    task = after_crash(stage, work, job.task)
+    if task is not None:
+        return Event("crashed", job, retry=Job(job.stage, task))
+    return Event("done", job, failure=failed_job(stage, work, job.task, "the worker died outside any item "
+                                                 "(its setup, or out of memory between items); see its log"))
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -134,15 +172,16 @@ def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
     """A local worker process: run the jobs the driver sends until it sends None."""
     _exit_with_driver(driver)
     have = _StageSet(stages)
-    while (msg := conn.recv()) is not None:
-        name, work, chunk, clips, only_keys = msg
+
+    def tell(message) -> None:
         try:
-            stage = have.get(name)
-        except Exception as e:  # noqa: BLE001 - the driver re-raises it with its message
-            conn.send(("setup_failed", e))
-            return
-        n = run_job(stage, work, chunk, clips, only_keys, on_item=lambda _r: conn.send(("item", None)))
-        conn.send(("done", n))
+            conn.send(message)
+        except OSError:  # the driver is gone (killed): write nothing more, not even this chunk's failure rows
+            os._exit(1)
+
+    while (msg := conn.recv()) is not None:
+        name, work, task = msg
+        tell(("done", run_job(have, name, work, task, on_item=lambda _r: tell(("item", None)))))
 
 
 class _Proc:
@@ -229,8 +268,7 @@ class LocalPool:
     def submit(self, job: Job) -> None:
         p = next(p for p in self.procs if p.job is None and self._serves(p, job.stage))
         p.job = job
-        t = job.task
-        p.conn.send((job.stage, self.work, t.chunk, t.clips, t.only_keys))
+        p.conn.send((job.stage, self.work, job.task))
 
     def wait(self, timeout: float | None = None) -> list[Event]:
         from multiprocessing.connection import wait
@@ -244,32 +282,29 @@ class LocalPool:
             if p.job is None:
                 continue
             job, finished = p.job, self._drain(p, events)
-            if finished:
-                events.append(Event("done", job))
+            if finished is not None:
+                events.append(Event("done", job, failure=finished))
                 p.job = None
             elif not p.proc.is_alive():  # died mid-chunk: blame its item, give the rest back
-                retry = Job(job.stage, after_crash(self.stages[job.stage], self.work, job.task))
-                events.append(Event("crashed", job, retry=retry))
+                events.append(crash_event(self.stages[job.stage], self.work, job))
                 p.stop()
                 self.procs[i] = _Proc(self._ctx, self.stages, io=p.io)
         return events
 
     @staticmethod
-    def _drain(p: _Proc, events: list[Event]) -> bool:
-        """Read what the worker said; True when it finished its job."""
+    def _drain(p: _Proc, events: list[Event]) -> str | None:
+        """Read what the worker said; when it finished its job, its failure ("" for none), else None."""
         while p.conn.poll():
             try:
                 kind, value = p.conn.recv()
             except (EOFError, OSError):  # the worker is gone: let it finish exiting so is_alive() says so
                 p.proc.join(timeout=10)
-                return False
+                return None
             if kind == "item":
                 events.append(Event("item", p.job))
-            elif kind == "setup_failed":
-                raise value
             elif kind == "done":
-                return True
-        return False
+                return value[1]
+        return None
 
     def close(self) -> None:
         for p in self.procs:
@@ -297,11 +332,10 @@ class InProcessPool:
         return 0
 
     def submit(self, job: Job) -> None:
-        t = job.task
         events = self.done
-        run_job(self.have.get(job.stage), self.work, t.chunk, t.clips, t.only_keys,
-                on_item=lambda _r: events.append(Event("item", job)))
-        events.append(Event("done", job))
+        _, failure = run_job(self.have, job.stage, self.work, job.task,
+                             on_item=lambda _r: events.append(Event("item", job)))
+        events.append(Event("done", job, failure=failure))
 
     def wait(self, timeout: float | None = None) -> list[Event]:
         events, self.done = self.done, []
@@ -384,10 +418,10 @@ def _ray_worker_class(ray):
         def ping(self) -> bool:
             return True
 
-        def run(self, name, work, chunk, clips, only_keys):
-            n = run_job(self.have.get(name), work, chunk, clips, only_keys)
+        def run(self, name, work, task):
+            n, failure = run_job(self.have, name, work, task)
             ctx = ray.get_runtime_context()
-            return n, ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU"))
+            return n, ctx.get_node_id(), bool(ctx.get_accelerator_ids().get("GPU")), failure
 
     return ChunkWorker
 
@@ -413,10 +447,21 @@ class RayPool:
     def __init__(self, ray, stages: dict[str, "Stage"], work: "WorkDir", n_tasks: dict[str, int], workers: int = 0,
                  gpus_per_worker: float = 0.0):
         self.ray, self.stages, self.work = ray, stages, work
-        cls = _ray_worker_class(ray)
-        nodes = cluster_nodes(ray)
         self.groups: dict[str, _Group] = {}
         self.group_of: dict[str, str] = {}
+        self.pending: dict[Any, tuple[Job, Any, str]] = {}  # result ref -> (job, actor, group)
+        try:
+            self._start(ray, stages, n_tasks, workers, gpus_per_worker)
+        except BaseException:
+            self.close()  # a group started before the next one failed to plan (or Ctrl-C): its actors go
+            raise
+        self.chunks_per_node: dict[str, int] = {}
+        self.chunks_on_gpu = 0
+
+    def _start(self, ray, stages: dict[str, "Stage"], n_tasks: dict[str, int], workers: int,
+               gpus_per_worker: float) -> None:
+        cls = _ray_worker_class(ray)
+        nodes = cluster_nodes(ray)
         notes = []
         gpu_stages = {n: s for n, s in stages.items() if s.resources.gpus}
         if gpu_stages and any(n.get("GPU", 0) for n in nodes):
@@ -446,9 +491,6 @@ class RayPool:
         # give every actor a moment to start, so the first jobs spread over the cluster instead of all
         # going to the first actor up; one Ray cannot place is then simply not used
         self._started(STARTUP_WAIT_S)
-        self.pending: dict[Any, tuple[Job, Any, str]] = {}  # result ref -> (job, actor, group)
-        self.chunks_per_node: dict[str, int] = {}
-        self.chunks_on_gpu = 0
 
     def _started(self, timeout: float) -> None:
         """Move actors that answered their ping to idle (an actor Ray cannot place never answers)."""
@@ -472,8 +514,11 @@ class RayPool:
     def submit(self, job: Job) -> None:
         name = self.group_of[job.stage]
         actor = self.groups[name].idle.popleft()
-        t = job.task
-        ref = actor.run.remote(job.stage, self.work, t.chunk, t.clips, t.only_keys)
+        try:
+            ref = actor.run.remote(job.stage, self.work, job.task)
+        except BaseException:
+            self.groups[name].idle.appendleft(actor)  # not sent: the actor is still free
+            raise
         self.pending[ref] = (job, actor, name)
 
     def wait(self, timeout: float | None = None) -> list[Event]:
@@ -485,25 +530,46 @@ class RayPool:
         self._started(0)
         events = []
         for ref in ready:
-            if ref not in self.pending:
-                continue
-            job, actor, group = self.pending.pop(ref)
-            try:
-                _, node, on_gpu = self.ray.get(ref)
-            except self.ray.exceptions.RayActorError:
-                retry = Job(job.stage, after_crash(self.stages[job.stage], self.work, job.task))
-                events.append(Event("crashed", job, retry=retry))
-                self.groups[group].add()
-                continue
-            self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
-            self.chunks_on_gpu += on_gpu
-            events.append(Event("done", job, node=node, on_gpu=on_gpu))
-            self.groups[group].idle.append(actor)
+            if ref in self.pending:
+                events.append(self._result(ref, *self.pending.pop(ref)))
         return events
 
-    def close(self) -> None:
-        for g in self.groups.values():
-            for actor in list(g.idle) + list(g.starting.values()):
-                self.ray.kill(actor)
-        for _, actor, _ in self.pending.values():
+    def _result(self, ref, job: Job, actor, group: str) -> Event:
+        """A finished job's event. Whatever went wrong, its actor is released: back to idle when it is
+        healthy, else killed and replaced (a dead one by a fresh one, so the pool keeps its size)."""
+        healthy = False
+        try:
+            _, node, on_gpu, failure = self.ray.get(ref)
+            healthy = True
+            self.chunks_per_node[node] = self.chunks_per_node.get(node, 0) + 1
+            self.chunks_on_gpu += on_gpu
+            return Event("done", job, node=node, on_gpu=on_gpu, failure=failure)
+        except self.ray.exceptions.RayActorError:
+            return crash_event(self.stages[job.stage], self.work, job)
+        except self.ray.exceptions.RayTaskError as e:  # raised in the actor outside run_job's guard: it lives on
+            healthy = True
+            return Event("done", job, failure=failed_job(self.stages[job.stage], self.work, job.task, e))
+        except Exception as e:  # noqa: BLE001 - lost results, cancelled tasks...: this chunk fails, not the run
+            return Event("done", job, failure=failed_job(self.stages[job.stage], self.work, job.task, e))
+        finally:
+            if healthy:
+                self.groups[group].idle.append(actor)
+            else:
+                self._kill(actor)
+                self.groups[group].add()
+
+    def _kill(self, actor) -> None:
+        try:
             self.ray.kill(actor)
+        except Exception as e:  # noqa: BLE001 - already gone, or Ray shutting down: nothing more to release
+            log.debug("could not kill a Ray actor: %s", e)
+
+    def close(self) -> None:
+        """Release every actor, whatever state it is in (idle, starting, busy), even when one kill fails."""
+        actors = [a for g in self.groups.values() for a in list(g.idle) + list(g.starting.values())]
+        actors += [actor for _, actor, _ in self.pending.values()]
+        for g in self.groups.values():
+            g.idle.clear()
+            g.starting.clear()
+        for actor in actors:
+            self._kill(actor)

@@ -22,7 +22,7 @@ import numpy as np
 
 from mmdata.config import check
 from mmdata.environment import check_needs
-from mmdata.errors import ItemError
+from mmdata.errors import ConfigError, ItemError
 from mmdata.pipelines.base import Resources, Stage, upstream_output
 from mmdata.records import Clip
 from mmdata.store.records import QuantizeOutput
@@ -91,6 +91,19 @@ class QuantizeStage(Stage):
     @property
     def load_threads(self) -> int:
         return self.cfg.load_threads
+
+    def options(self) -> dict[str, Any]:
+        """What shapes the tokens: the tokenizers (by hash), not where they lie, the device or the batching
+        (the same tokenizers give the same tokens). None before they are fitted (`mmdata run` fits them)."""
+        from mmdata.tokenizers import load_tokenizer_set
+
+        if self.hashes:  # a worker's, after setup: the tokenizers it encodes with
+            return {"tokenizers": dict(sorted(self.hashes.items()))}
+        try:
+            found = load_tokenizer_set(self.cfg.tokenizers)
+        except (ConfigError, OSError, ValueError):
+            return {"tokenizers": None}
+        return {"tokenizers": {name: c["hash"] for name, c in sorted(found.items())}}
 
     def __getstate__(self):  # ship the config to Ray workers, never loaded models
         return {"cfg": self.cfg, "resources": self.resources, "toks": None, "hashes": {}}

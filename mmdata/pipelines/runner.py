@@ -2,7 +2,9 @@
 
 `run_chunk` is the one function that processes a chunk; the local and Ray executors (executors.py) only
 decide where it runs. Resume works at two levels:
-  - chunk: a chunk whose status table exists is done and skipped (`--retry-failed` re-runs its error rows);
+  - chunk: a chunk whose status table exists, stamped with the options and inputs this run would use, is
+    done and skipped (`--retry-failed` re-runs its error rows); one made with other options stops the run
+    before any work unless `force` says to redo it (stamps.py: the resume rules);
   - item: an item staged in the worker's scratch is complete (committed there by rename), so a chunk
     killed half-way and run again on the same machine redoes only the items it had not finished.
 A chunk's outputs reach the work store at once, when its table is committed (WorkDir.commit_chunk).
@@ -21,7 +23,8 @@ from typing import Any, Callable
 
 from mmdata.config import check
 from mmdata.errors import ItemError
-from mmdata.pipelines.base import Stage
+from mmdata.pipelines.base import ChunkStage, Stage
+from mmdata.pipelines.stamps import Review, Stamps, forget, make_stamp, refuse, review
 from mmdata.pipelines.status import read_status, write_status
 from mmdata.records import Clip, StatusRow
 from mmdata.utils import dir_bytes
@@ -44,6 +47,8 @@ class RunnerConfig:
     # mmdata run: chunks between their first and last stage at once (0: enough to keep every worker busy)
     max_chunks_in_flight: int = 0
     retry_failed: bool = False
+    # redo the chunks made with other options (and what reads them) instead of refusing to run (stamps.py)
+    force: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -176,21 +181,28 @@ def process_batches(stage: Stage, items: list[Any], work: WorkDir,
 
 
 def run_chunk(stage: Stage, work: WorkDir | str, chunk: int, clips: list[Clip], only_keys: list[str] | None = None,
-              on_item: Callable[[StatusRow], None] | None = None) -> list[StatusRow]:
-    """Process one chunk (or only `only_keys` of it), then commit it with its status table. Returns its rows."""
+              on_item: Callable[[StatusRow], None] | None = None,
+              inputs: dict[str, str | None] | None = None) -> list[StatusRow]:
+    """Process one chunk (or only `only_keys` of it), then commit it with its status table, stamped with the
+    stage's options and `inputs` (the driver's plan; default: the committed inputs). Returns its rows."""
     work = work.fresh() if isinstance(work, WorkDir) else WorkDir(work)  # this job's view: inputs read once
     try:
-        return _run_chunk(stage, work, chunk, clips, only_keys, on_item)
+        if inputs is None:
+            inputs = Stamps(work, {}).inputs(stage.name, chunk, clips)
+        # the options as the worker's stage sees them (quantize: the tokenizers it loaded, fitted after the plan)
+        stamp = make_stamp(stage.name, stage.options(), inputs)
+        return _run_chunk(stage, work, chunk, clips, only_keys, on_item, stamp)
     finally:
         work.close()
 
 
 def _run_chunk(stage: Stage, work: WorkDir, chunk: int, clips: list[Clip], only_keys: list[str] | None,
-               on_item: Callable[[StatusRow], None] | None) -> list[StatusRow]:
+               on_item: Callable[[StatusRow], None] | None, stamp: dict[str, Any]) -> list[StatusRow]:
     items = stage.items(work, clips)
     if only_keys is not None:
         wanted = set(only_keys)
         items = [it for it in items if it.key in wanted]
+    work.stage_chunk(stage.name, chunk, [it.key for it in items], stamp["fingerprint"])
 
     def one(item) -> StatusRow:
         row = process_item(stage, item, work)
@@ -205,11 +217,39 @@ def _run_chunk(stage: Stage, work: WorkDir, chunk: int, clips: list[Clip], only_
             rows = list(pool.map(one, items))
     else:
         rows = [one(it) for it in items]
-    if only_keys is not None:  # a retry: the chunk's other rows stand as they were
-        redone = {r.key for r in rows}
-        rows = [r for r in read_status(work, stage.name, chunk) or [] if r.key not in redone] + rows
-    write_status(work, stage.name, chunk, rows)
+    write_status(work, stage.name, chunk, _with_others(work, stage.name, chunk, rows, only_keys), stamp)
     return rows
+
+
+def _with_others(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow],
+                 only_keys: list[str] | None) -> list[StatusRow]:
+    if only_keys is None:
+        return rows
+    redone = {r.key for r in rows}  # a retry: the chunk's other rows stand as they were
+    return [r for r in read_status(work, stage, chunk) or [] if r.key not in redone] + rows
+
+
+def fail_chunk(stage: Stage, work: WorkDir, task: "ChunkTask", error: BaseException | str) -> str:
+    """A job that failed outside any item (the stage's setup, reading the chunk, writing its table, a worker
+    that died between items): each of its items gets a `chunk_failed` row, committed like any chunk, and the
+    run goes on. Returns the line for the summary; raises when the rows cannot be written either."""
+    detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    if isinstance(error, BaseException):
+        log.error("%s: chunk %d failed outside any item:\n%s", stage.name, task.chunk,
+                  "".join(traceback.format_exception(error)))
+    line = f"chunk {task.chunk} failed outside any item: {detail}"
+    if isinstance(stage, ChunkStage):  # shard keeps no chunk table: the summary's line is its report
+        return line
+    try:
+        keys = [it.key for it in stage.items(work, task.clips)]
+    except Exception:  # noqa: BLE001 - the chunk's items are what failed: name them as the store does
+        keys = WorkDir.item_keys(stage.name, task.clips)
+    if task.only_keys is not None:
+        keys = [k for k in keys if k in set(task.only_keys)]
+    rows = [StatusRow(k, "error", "chunk_failed", f"the {stage.name} job of chunk {task.chunk} failed outside "
+                      f"any item: {detail}") for k in keys]
+    write_status(work, stage.name, task.chunk, _with_others(work, stage.name, task.chunk, rows, task.only_keys))
+    return f"{line} ({len(rows)} item(s) recorded as chunk_failed)"
 
 
 @dataclass
@@ -218,24 +258,54 @@ class ChunkTask:
     clips: list[Clip]
     only_keys: list[str] | None
     n_items: int
+    inputs: dict[str, str | None] | None = None  # the fingerprints of what it reads, for its stamp (stamps.py)
+    why: str = ""  # a chunk made again: "options" (forced) or "inputs" (an input stage was redone)
 
 
-def plan(stage: Stage, work: WorkDir, retry_failed: bool) -> tuple[list[ChunkTask], int]:
-    """The chunks this run must process, and how many were skipped as done."""
+def plan(stage: Stage, work: WorkDir, retry_failed: bool, force: bool = False, stamps: Stamps | None = None,
+         reviewed: Review | None = None) -> tuple[list[ChunkTask], int]:
+    """The chunks this run must process, and how many were skipped as done. A chunk made with other options
+    stops the run (ConfigError naming them) unless `force`; one made from other inputs is redone (stamps.py).
+    `stamps`: this run's stages (default: this one alone); `reviewed`: its review, when the caller made it."""
+    joint = stamps is not None  # `mmdata run`: inputs planned with the stages that make them, not as stored now
+    stamps = stamps or Stamps(work, {stage.name: stage})
+    chunks = work.chunks()
+
+    def inputs(chunk: int, clips: list[Clip]) -> dict[str, str | None] | None:
+        # alone, a stage's inputs are the committed ones when its job runs (run_chunk reads them then)
+        return stamps.inputs(stage.name, chunk, clips) if joint else None
+
+    reviewed = reviewed or review(work, stage.name, stamps, chunks)
+    refuse([reviewed], force)
+    redo = reviewed.redo(force)
     tasks, skipped = [], 0
-    for chunk, clips in work.chunks().items():
+    for chunk, clips in chunks.items():
+        if chunk in redo:
+            keys = [it.key for it in stage.items(work, clips)]
+            forget(work, stage.name, chunk, keys)
+            why = "inputs" if chunk in reviewed.redo_inputs else "options"
+            tasks.append(ChunkTask(chunk, clips, None, len(keys), inputs(chunk, clips), why))
+            continue
         rows = read_status(work, stage.name, chunk)
         if rows is None:
-            tasks.append(ChunkTask(chunk, clips, None, len(stage.items(work, clips))))
+            tasks.append(ChunkTask(chunk, clips, None, len(stage.items(work, clips)), inputs(chunk, clips)))
             continue
         failed = [r.key for r in rows if r.status == "error" and stage.should_retry(r)]
         if retry_failed and failed:
             for key in failed:  # a retry gives a crashed item another chance
                 work.unmark(stage.name, "crashed", key)
-            tasks.append(ChunkTask(chunk, clips, failed, len(failed)))
+            tasks.append(ChunkTask(chunk, clips, failed, len(failed), inputs(chunk, clips)))
         else:
             skipped += 1
     return tasks, skipped
+
+
+def redone_note(tasks: list[ChunkTask]) -> list[str]:
+    """The summary's line on chunks made again, and why."""
+    options, inputs = sum(t.why == "options" for t in tasks), sum(t.why == "inputs" for t in tasks)
+    parts = ([f"{options} made with other options (--force)"] if options else []) + \
+            ([f"{inputs} whose inputs were made again"] if inputs else [])
+    return [f"redone: {', '.join(parts)} chunk(s)"] if parts else []
 
 
 @dataclass
@@ -306,13 +376,17 @@ def run_stage(stage: Stage, work: WorkDir, cfg: RunnerConfig | None = None) -> S
     t0 = time.perf_counter()
     check_needs(stage.needs(), f"the {stage.name} stage")  # before any work, in the driver
     work.clean_temp(stage.name)
-    tasks, skipped = plan(stage, work, cfg.retry_failed)
+    tasks, skipped = plan(stage, work, cfg.retry_failed, cfg.force)
     summary = Summary(stage.name, chunks_run=len(tasks), chunks_skipped=skipped)
+    failures: list[str] = []
     if tasks:
         executor = make_executor(cfg)
         summary.processed_now = executor.run(stage, work, tasks)
         summary.chunks_per_node = dict(executor.chunks_per_node)
         summary.chunks_on_gpu = executor.chunks_on_gpu
         summary.pool = executor.pool_note
+        failures = executor.failures
     summary.wall_s = time.perf_counter() - t0
-    return summarize(stage, work, summary)
+    summary = summarize(stage, work, summary)
+    summary.notes += redone_note(tasks) + failures
+    return summary

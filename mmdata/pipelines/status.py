@@ -6,8 +6,8 @@ from mmdata.records import StatusRow
 from mmdata.workdir import WorkDir
 
 
-def write_status(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow]) -> None:
-    work.commit_chunk(stage, chunk, rows)
+def write_status(work: WorkDir, stage: str, chunk: int, rows: list[StatusRow], stamp: dict | None = None) -> None:
+    work.commit_chunk(stage, chunk, rows, stamp)
 
 
 def read_status(work: WorkDir, stage: str, chunk: int) -> list[StatusRow] | None:

@@ -164,6 +164,7 @@ class StageClock:
     first: float | None = None
     last: float | None = None
     items: int = 0
+    failures: list[str] = field(default_factory=list)  # chunks that failed outside any item, one line each
 
 
 def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: ChunkGraph,
@@ -203,9 +204,10 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
                 for ev in pool.wait(timeout=0.5):
                     bars.on(ev)
                     if ev.kind == "done":
-                        graph.finish(ev.job)
+                        graph.finish(ev.job)  # a failed chunk too: the stages after it read its error rows
                         clocks[ev.job.stage].last = time.perf_counter()
                         clocks[ev.job.stage].items += ev.job.task.n_items
+                        clocks[ev.job.stage].failures += [ev.failure] if ev.failure else []
                     elif ev.kind == "crashed":
                         graph.retry(ev.retry)
             if fitting is not None and not graph.fitted:
@@ -217,7 +219,7 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
 
 
 def summaries(stages: dict[str, "Stage"], work: "WorkDir", clocks: dict[str, StageClock],
-              planned: dict[str, tuple[int, int]]) -> dict[str, "Summary"]:
+              planned: dict[str, tuple[int, int]], redone: dict[str, list[str]]) -> dict[str, "Summary"]:
     """Each stage's summary, as `run_stage` would give it (wall time: its first job's start to its last end)."""
     from mmdata.pipelines.runner import Summary, summarize
 
@@ -228,5 +230,6 @@ def summaries(stages: dict[str, "Stage"], work: "WorkDir", clocks: dict[str, Sta
         s = Summary(name, chunks_run=run, chunks_skipped=skipped, processed_now=c.items,
                     wall_s=(c.last - c.first) if c.first and c.last else 0.0)
         out[name] = summarize(stage, work, s)
+        out[name].notes += redone.get(name, []) + c.failures
     return out
 

@@ -78,6 +78,7 @@ class ShardSummary:
     chunks_skipped: int = 0  # chunks whose shards were up to date
     samples_now: int = 0  # samples written by this run
     bytes_now: int = 0
+    chunk_failures: list[str] = field(default_factory=list)  # shard jobs that failed: no index.json this run
 
     @property
     def bytes(self) -> int:
@@ -115,7 +116,10 @@ class ShardSummary:
                 lines.append(f"  {title}: {sum(counts.values())}")
                 lines += [f"    {r:<36} {n}" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         lines += [f"    e.g. {e}" for e in self.examples]
-        if self.samples == 0:
+        if self.chunk_failures:
+            lines.append("  index.json not written: these chunks failed (run again to finish them):")
+            lines += [f"    {f}" for f in self.chunk_failures]
+        elif self.samples == 0:
             lines.append("  no sample was written: run the stages up to quantize first")
         return "\n".join(lines)
 
@@ -135,12 +139,15 @@ def build_shards(work: WorkDir, out: str | Path | Store, cfg: ShardConfig, progr
     prepare_out(out, cfg.prefix)
     todo, _ = plan_chunks(work, out, cfg, chunks)
     before = record_stamps(out, chunks)
+    failures: list[str] = []
     if todo:
         runner = runner or RunnerConfig(workers=1)
         runner = dataclasses.replace(runner, progress=progress and runner.progress)
         tasks = [ChunkTask(c, chunks[c], None, len(chunks[c])) for c in todo]
-        make_executor(runner).run(ShardStage(out, cfg), work, tasks)
-    return finish_shards(work, out, cfg, before, t0)
+        executor = make_executor(runner)
+        executor.run(ShardStage(out, cfg), work, tasks)
+        failures = executor.failures
+    return finish_shards(work, out, cfg, before, t0, failures)
 
 
 def quantized_with(work: WorkDir) -> dict[str, dict[str, int]]:
@@ -184,9 +191,13 @@ def used_tokenizers(work: WorkDir, cfg: ShardConfig) -> ShardConfig:
     return dataclasses.replace(cfg, tokenizers=where)
 
 
-def finish_shards(work: WorkDir, out: Store, cfg: ShardConfig, before: dict[int, Any], t0: float) -> ShardSummary:
+def finish_shards(work: WorkDir, out: Store, cfg: ShardConfig, before: dict[int, Any], t0: float,
+                  failures: list[str] = ()) -> ShardSummary:
     """After every chunk job: the index merged from the records of the chunks (`before`: their record stamps
-    before the jobs, to tell the chunks sharded now from those found unchanged), and the summary."""
+    before the jobs, to tell the chunks sharded now from those found unchanged), and the summary. When some
+    chunk's job failed, no index is written (it marks a complete corpus): the summary says which and why."""
+    if failures:
+        return ShardSummary(out.url, wall_s=time.perf_counter() - t0, chunk_failures=list(failures))
     ran = {c for c, stamp in record_stamps(out, before).items() if stamp != before[c]}
     _, records = merge_index(work, out, cfg, list(before))
     return ShardSummary.from_records(out, records, ran, time.perf_counter() - t0)

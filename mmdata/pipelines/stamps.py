@@ -1,0 +1,202 @@
+"""Stamps: what each stage's chunk was made with, so that a re-run notices what changed (README "Resume
+rules").
+
+Every chunk table a stage commits carries a stamp (workdir.ChunkTable.stamp):
+
+    {"stage": "frames", "options": {"fps": 2.0, "size": 224, ...},
+     "inputs": {"clips": "<sha256>", "download": "<fingerprint>"}, "fingerprint": "<sha256 of the three>"}
+
+`options` are the options that shape the stage's output (`Stage.options()`: its config less `run_only`:
+workers, timeouts, retries, rate limits, devices do not count); `inputs` the digest of the chunk's clips and
+the fingerprints of what the stage reads for that chunk (stream.READS), so a frames chunk made again with
+another fps makes the quantize chunk that read the old frames out of date too. The driver reviews every
+chunk before any work (runner.plan):
+
+  - same fingerprint: the chunk is done (resume: only `--retry-failed` runs it again);
+  - other options: the run is refused with one message naming each option, old -> new; `force` redoes it;
+  - same options, other inputs (an input stage was redone): the chunk is redone, no question asked.
+
+A chunk redone takes the chunks of the stages that read it (for that chunk) with it, so no stage ever holds
+outputs made from two versions of its inputs, and staged items of a killed run with other options are thrown
+away by the job (WorkDir.stage_chunk). A chunk committed without a stamp (test builders, an mmdata before
+stamps) is kept as it is: what made it is unknown; `force` redoes it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mmdata.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmdata.pipelines.base import Stage
+    from mmdata.records import Clip
+    from mmdata.workdir import WorkDir
+
+UNRECORDED = "unrecorded"  # an input chunk committed without a stamp
+UNREADABLE = "unreadable"  # an input chunk whose table does not read
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """An option's value as JSON keeps it (tuples become lists), so a stored stamp compares equal to a new one."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def config_options(cfg: Any, run_only: tuple[str, ...]) -> dict[str, Any]:
+    """A config dataclass's options that shape output: its init fields less `run_only`."""
+    return {f.name: jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+            if f.init and f.name not in run_only}
+
+
+def make_stamp(stage: str, options: dict[str, Any], inputs: dict[str, str | None]) -> dict[str, Any]:
+    stamp = {"stage": stage, "options": jsonable(options), "inputs": dict(inputs)}
+    return {**stamp, "fingerprint": _digest(stamp)}
+
+
+def clips_digest(clips: list["Clip"]) -> str:
+    return _digest([c.to_dict() for c in clips])
+
+
+def reads(stage: str) -> tuple[str, ...]:
+    from mmdata.pipelines.stream import READS
+
+    return READS.get(stage, ())
+
+
+def readers(stage: str) -> list[str]:
+    """The stages with chunk tables that read `stage`'s output, directly or through others."""
+    from mmdata.pipelines.stream import READS
+
+    out: list[str] = []
+    for s, inputs in READS.items():
+        if stage in inputs and s != "shard":  # shard keeps its own records, fingerprinted by content
+            out += [s] + [r for r in readers(s) if r not in out]
+    return list(dict.fromkeys(out))
+
+
+def stored_fingerprint(work: "WorkDir", stage: str, chunk: int) -> str | None:
+    """The fingerprint a committed chunk carries; None when the stage has not committed it."""
+    from mmdata.workdir import UnreadableTable
+
+    try:
+        table = work.read_table(stage, chunk)
+    except UnreadableTable:
+        return UNREADABLE
+    if table is None:
+        return None
+    return table.stamp["fingerprint"] if table.stamp else UNRECORDED
+
+
+class Stamps:
+    """The stamps this run's stages will give each chunk. A stage of this run is fingerprinted by what it
+    will be (its options now); a stage it reads but does not run, by what its committed chunk carries."""
+
+    def __init__(self, work: "WorkDir", stages: dict[str, "Stage"]):
+        self.work, self.stages = work, stages
+        self._options: dict[str, dict[str, Any]] = {}
+        self._memo: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def options(self, stage: str) -> dict[str, Any]:
+        if stage not in self._options:
+            self._options[stage] = jsonable(self.stages[stage].options())
+        return self._options[stage]
+
+    def inputs(self, stage: str, chunk: int, clips: list["Clip"]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {"clips": clips_digest(clips)}
+        for d in reads(stage):
+            found[d] = self.expected(d, chunk, clips)["fingerprint"] if d in self.stages \
+                else stored_fingerprint(self.work, d, chunk)
+        return found
+
+    def expected(self, stage: str, chunk: int, clips: list["Clip"]) -> dict[str, Any]:
+        k = (stage, chunk)
+        if k not in self._memo:
+            self._memo[k] = make_stamp(stage, self.options(stage), self.inputs(stage, chunk, clips))
+        return self._memo[k]
+
+
+@dataclass
+class Review:
+    """One stage's committed chunks against what this run would make of them."""
+    stage: str
+    redo_options: list[int] = field(default_factory=list)  # made with other options: refused unless forced
+    redo_inputs: list[int] = field(default_factory=list)  # same options, other inputs: redone
+    unstamped: list[int] = field(default_factory=list)  # committed without a stamp: kept unless forced
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # option -> (old, new), first seen
+    chunks: int = 0
+
+    def redo(self, force: bool) -> set[int]:
+        return set(self.redo_inputs) | (set(self.redo_options) | set(self.unstamped) if force else set())
+
+    def refusal(self) -> str:
+        """The message naming what changed (old -> new), for the chunks made with other options."""
+        if not self.redo_options:
+            return ""
+        changes = ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(self.changed.items()))
+        later = [s for s in readers(self.stage)]
+        also = f" (and the {', '.join(later)} chunks that read them)" if later else ""
+        return (f"{self.stage}: {len(self.redo_options)} of {self.chunks} chunk(s) were made with other options: "
+                f"{changes}. Use --force to redo them{also}, or the options they were made with")
+
+
+def _show(value: Any) -> str:
+    return "(not recorded)" if value is _MISSING else json.dumps(value)
+
+
+_MISSING = object()
+
+
+def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["Clip"]]) -> Review:
+    """Compare each committed chunk's stamp with the one this run gives it (reads only)."""
+    from mmdata.workdir import UnreadableTable
+
+    out = Review(stage, chunks=len(chunks))
+    for chunk, clips in chunks.items():
+        try:
+            table = work.read_table(stage, chunk)
+        except UnreadableTable:
+            continue  # planned as its rows say (runner.plan reads it again and reports it)
+        if table is None:
+            continue
+        if table.stamp is None:
+            out.unstamped.append(chunk)
+            continue
+        want = stamps.expected(stage, chunk, clips)
+        if table.stamp.get("fingerprint") == want["fingerprint"]:
+            continue
+        old = table.stamp.get("options") or {}
+        if old != want["options"]:
+            out.redo_options.append(chunk)
+            for k in sorted(set(old) | set(want["options"])):
+                if old.get(k, _MISSING) != want["options"].get(k, _MISSING) and k not in out.changed:
+                    out.changed[k] = (old.get(k, _MISSING), want["options"].get(k, _MISSING))
+        else:
+            out.redo_inputs.append(chunk)
+    return out
+
+
+def refuse(reviews: list[Review], force: bool) -> None:
+    """Stop before any work when some chunks were made with other options and `force` is not given."""
+    if force:
+        return
+    messages = [m for r in reviews if (m := r.refusal())]
+    if messages:
+        raise ConfigError("the work store holds outputs made with other options; nothing was run.\n  "
+                          + "\n  ".join(messages))
+
+
+def forget(work: "WorkDir", stage: str, chunk: int, keys: list[str]) -> None:
+    """Before a chunk is redone: the chunks that read it go (they read what is about to change), and so do
+    the crash marks of its items (they get another chance under the new options)."""
+    for later in readers(stage):
+        if work.has_table(later, chunk):
+            work.drop_table(later, chunk)
+    for key in keys:
+        work.unmark(stage, "crashed", key)
