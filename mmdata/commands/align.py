@@ -11,7 +11,8 @@ timing came from (asr, manual, forced, interpolated).
 
 Sources, in order: the subtitle file the manifest's `subtitles` column named, then YouTube captions
 (json3, then WebVTT; manual before automatic; languages in --languages order), then the manifest's `text`
-aligned to the clip audio (forced alignment with --checkpoint, otherwise an energy-based estimate), then
+aligned to the clip audio (forced alignment with --forced-model and/or --checkpoint, otherwise an
+energy-based estimate), then
 the manifest's `caption` without word times. A broken subtitle file becomes an error row with its reason;
 a clip without any language is kept with present=false.
 
@@ -24,7 +25,8 @@ Example:
 \b
   mmdata align --work work
   mmdata align --work work --segment fixed --segment-len 5 --segment-min-words 3
-  mmdata align --work work --languages en,de --checkpoint wav2vec2_base_960h.pth
+  mmdata align --work work --languages en,de --forced-model mms_fa
+  mmdata align --work work --checkpoint wav2vec2_base_960h.pth
 """
 
 
@@ -33,10 +35,12 @@ Example:
 @click.option("--languages", default=None, help="Subtitle languages in order of preference, comma-separated. [en]")
 @click.option("--origins", default=None,
               help="Subtitle origins in order of preference, comma-separated. [manifest,manual,auto]")
+@click.option("--forced-model", "--forced-bundle", "forced_model", default=None,
+              help="Pretrained CTC model for forced alignment of manifest text: mms_fa, wav2vec2_base_960h, or a "
+                   "torchaudio bundle name; weights from torch hub's cache (downloaded when missing). "
+                   "[none: energy fallback]")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Local wav2vec2/MMS state_dict for forced alignment of manifest text. [none: energy fallback]")
-@click.option("--forced-bundle", "forced_bundle", default=None,
-              help="torchaudio bundle whose params and labels fit --checkpoint. [WAV2VEC2_ASR_BASE_960H]")
+              help="Local weights file for --forced-model (alone: for wav2vec2_base_960h) instead of the cache's.")
 @click.option("--device", default=None, help="Device for the alignment model: cpu, cuda. [cpu]")
 @click.option("--no-fallback", "no_fallback", is_flag=True, default=False,
               help="Without a checkpoint, keep manifest text without word times instead of estimating them.")

@@ -1,8 +1,9 @@
 """The align stage: each clip's transcript text and word times.
 
 Per clip, in order: the source's subtitles (chosen by `mmdata.transcripts.sources`, parsed once per
-source), else the manifest's `text` aligned to the clip's audio (forced alignment with a local
-checkpoint, or the energy-based fallback), else the manifest's `caption` as text without timing.
+source), else the manifest's `text` aligned to the clip's audio (forced alignment with a model named by
+`forced_model` or a local checkpoint, or the energy-based fallback), else the manifest's `caption` as text
+without timing.
 Output: an AlignOutput record (no files): present, text, words (clip-relative seconds), timing, tags,
 method, and in `extra` source, origin, lang, level, coverage.
 A broken subtitle file is an error row with its reason; a clip with no language is `present: false`.
@@ -39,8 +40,11 @@ ORIGINS = ("manifest", "manual", "auto")
 class AlignConfig:
     languages: tuple[str, ...] = ("en",)  # subtitle languages in order of preference; "*" takes any
     origins: tuple[str, ...] = ORIGINS  # subtitle origins in order of preference (leave one out to skip it)
-    checkpoint: str | None = None  # local wav2vec2/MMS state_dict for forced alignment of manifest text
-    forced_bundle: str = "WAV2VEC2_ASR_BASE_960H"  # torchaudio bundle whose params/labels fit the checkpoint
+    # forced alignment of manifest text: a pretrained model by name (mms_fa, wav2vec2_base_960h: weights from
+    # torch hub's cache, mmdata/models.py), and/or a local weights file for it (alone: wav2vec2_base_960h's)
+    forced_model: str | None = None
+    checkpoint: str | None = None
+    forced_bundle: str | None = None  # the older name of forced_model (a torchaudio bundle name)
     forced_params: dict[str, Any] | None = None  # overrides of the bundle's model params
     device: str = "cpu"
     fallback: bool = True  # without a checkpoint, spread text over voiced audio (energy); False: no times
@@ -64,7 +68,23 @@ class AlignConfig:
         check(self.duration_tolerance_s >= 0, n, "duration_tolerance_s", self.duration_tolerance_s, "seconds >= 0")
         check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
               "the path of an existing state_dict file")
+        self.forced_model = self.forced_model or self.forced_bundle
+        if self.forced_model:  # known, and its weights at hand (or a clear error) before any work
+            from mmdata import models
+
+            models.require(self.forced_model, "forced", self.checkpoint)
         check(self.cache_sources >= 1, n, "cache_sources", self.cache_sources, "a count >= 1")
+
+    @property
+    def forced(self) -> bool:
+        """Whether manifest text is force-aligned (a model or a checkpoint is configured)."""
+        return bool(self.forced_model or self.checkpoint)
+
+    def forced_config(self):
+        from mmdata.transcripts.forced import DEFAULT_MODEL, ForcedConfig
+
+        return ForcedConfig(self.checkpoint, self.forced_model or DEFAULT_MODEL, self.forced_params or {},
+                            device=self.device)
 
     def transcript_cache(self) -> TranscriptCache:
         return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
@@ -79,23 +99,22 @@ class AlignStage(ShipsConfigOnly, Stage):
         self.cfg = cfg or AlignConfig()
         self.cache = self.cfg.transcript_cache()
         self.aligner = None
-        if self.cfg.checkpoint:
+        if self.cfg.forced:
             self.resources = Resources(cpus=1, memory_mb=3072)
 
     def needs(self) -> Needs:
-        return super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.checkpoint else Needs())
+        return super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.forced else Needs())
 
     def setup(self) -> None:
-        """Load the emission model once per worker (only when a checkpoint is configured)."""
-        if self.cfg.checkpoint and self.aligner is None:
+        """Load the emission model once per worker (only when forced alignment is configured)."""
+        if self.cfg.forced and self.aligner is None:
             import torch
 
-            from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
+            from mmdata.transcripts.forced import ForcedAligner
 
             torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
 
-            self.aligner = ForcedAligner(ForcedConfig(self.cfg.checkpoint, self.cfg.forced_bundle,
-                                                      self.cfg.forced_params or {}, device=self.cfg.device))
+            self.aligner = ForcedAligner(self.cfg.forced_config())
 
     def process(self, clip: Clip, out_dir: Path, work: WorkDir) -> AlignOutput:
         return AlignOutput.from_dict(self._meta(clip, work))
@@ -133,12 +152,14 @@ class AlignStage(ShipsConfigOnly, Stage):
         return meta
 
     def _from_text(self, clip: Clip, work: WorkDir) -> dict[str, Any]:
-        if self.cfg.checkpoint and self.aligner is None:
+        if self.cfg.forced and self.aligner is None:
             self.setup()
         audio: AudioOutput | None = work.output("audio", clip.key)
         text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio,
                                                self.aligner, self.cfg.fallback)
         meta = clip_meta(text, words, tags, "manifest_text", method=method)
+        if method == "forced":  # which model timed the words, and the sha256 of its weights file
+            meta["aligner"] = self.aligner.record
         if words and audio is not None and audio.duration_s:
             meta["coverage"] = coverage(words, 0.0, float(audio.duration_s))
         return meta
