@@ -84,6 +84,10 @@ def test_offline_without_the_file_names_it_and_where_it_goes(torch_home, tmp_pat
     code, out = run(align_cmd, ["--work", work.root, "--forced-model", "mms_fa", "--no-progress"])
     assert code == 2 and mms.url in out and str(mms.cache_path()) in out
     assert not WorkDir(work.root).has_table("align", 0)  # before any work
+    from mmdata.pipelines.align import AlignConfig
+
+    with pytest.raises(ConfigError, match=str(mms.cache_path())):
+        AlignConfig(forced_bundle="MMS_FA")  # the older option name means the same model
 
 
 def test_a_missing_file_is_downloaded_into_the_cache_with_its_hash_checked(torch_home, tmp_path, monkeypatch):
@@ -175,6 +179,12 @@ def test_align_with_wav2vec2_base_960h_by_name(torch_home, tmp_path):
                                "checkpoint_sha256": sha256_file(path),
                                "model": "torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H",
                                "weights_url": models.resolve("wav2vec2_base_960h", "forced").url}
+    # the bundle's file as served, copied anywhere, works as --checkpoint for the named model
+    from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
+
+    local = shutil.copyfile(path, tmp_path / "copy.pth")
+    aligner = ForcedAligner(ForcedConfig(str(local), "wav2vec2_base_960h"))
+    assert aligner.record["checkpoint"] == str(local) and aligner.record["checkpoint_sha256"] == sha256_file(path)
 
 
 def test_fit_vision_with_vit_b_16_by_name(torch_home, tmp_path):
