@@ -25,7 +25,6 @@ from urllib.parse import urlparse
 from mmdata.errors import ConfigError
 
 OFFLINE_ENV = "MMDATA_OFFLINE"  # "1": never download, a missing weights file is an error at once
-KINDS = ("speech", "forced", "vision")
 # names people use for bundles whose torchaudio name says more (ASR = fine-tuned with CTC labels)
 ALIASES = {
     "wav2vec2_base_960h": "WAV2VEC2_ASR_BASE_960H",
@@ -41,11 +40,14 @@ KNOWN = {
 }
 
 
+OPTION = {"speech": "fit-speech --encoder", "forced": "align --forced-model", "vision": "fit-vision --encoder"}
+
+
 @dataclass(frozen=True)
 class NamedModel:
     name: str  # as the user wrote it
     kind: str  # speech | forced | vision
-    source: str  # the library object it is: torchaudio.pipelines.HUBERT_BASE, torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1
+    source: str  # the library object: torchaudio.pipelines.HUBERT_BASE, torchvision...ViT_B_16_Weights.IMAGENET1K_V1
     url: str  # where the library fetches its weights
 
     @property
@@ -95,8 +97,9 @@ def resolve(name: str, kind: str) -> NamedModel:
     if ok and kind == "forced":
         ok = hasattr(bundle, "get_labels")  # CTC labels: only fine-tuned (ASR) and forced-alignment bundles
     if not ok:
-        raise ConfigError(f"{name!r} is not a pretrained {kind} model: one of {', '.join(KNOWN[kind])}, "
-                          f"or a torchaudio.pipelines bundle name{' with CTC labels' if kind == 'forced' else ''}")
+        labels = " with CTC labels" if kind == "forced" else ""
+        raise ConfigError(f"{OPTION[kind]} {name!r} is not a pretrained {kind} model: one of "
+                          f"{', '.join(KNOWN[kind])}, or a torchaudio.pipelines bundle name{labels}")
     path = bundle._path
     url = path if path.startswith("https") else f"https://download.pytorch.org/torchaudio/models/{path}"
     return NamedModel(name, kind, f"torchaudio.pipelines.{attr}", url)  # the URL rule of torchaudio's _get_state_dict
@@ -108,13 +111,14 @@ def _torchvision(name: str) -> NamedModel:
     tvm = import_library("torchvision.models", f"--encoder {name}")
     arch, _, member = name.partition(":")
     if not arch.startswith("vit_") or arch not in tvm.list_models(module=tvm):
-        raise ConfigError(f"{name!r} is not a torchvision ViT: one of {', '.join(KNOWN['vision'])} (the patch "
-                          f"tokenizer needs a VisionTransformer), optionally with ':WEIGHTS' from its weights enum")
+        raise ConfigError(f"{OPTION['vision']} {name!r} is not a torchvision ViT: one of "
+                          f"{', '.join(KNOWN['vision'])} (the patch tokenizer needs a VisionTransformer), "
+                          "optionally with ':WEIGHTS' from its weights enum")
     enum = tvm.get_model_weights(arch)
     try:
         weights = enum[member] if member else enum.DEFAULT
     except KeyError:
-        raise ConfigError(f"{name!r}: {enum.__name__} has no {member!r}; one of "
+        raise ConfigError(f"{OPTION['vision']} {name!r}: {enum.__name__} has no {member!r}; one of "
                           f"{', '.join(w.name for w in enum)}") from None
     return NamedModel(name, "vision", f"torchvision.models.{enum.__name__}.{weights.name}", weights.url)
 
