@@ -11,9 +11,10 @@ timing came from (asr, manual, forced, vad_interpolated, interpolated).
 
 Sources, in order: the subtitle file the manifest's `subtitles` column named, then YouTube captions
 (json3, then WebVTT; manual before automatic; languages in --languages order), then the manifest's `text`
-aligned to the clip audio (forced alignment with --checkpoint, otherwise placed in the speech that --vad
-finds), then the manifest's `caption` without word times. Words of subtitles timed only per cue (SRT,
-manual WebVTT) are timed again inside each cue from the clip audio the same way, when the audio stage ran. A broken subtitle file becomes an error row with its reason;
+aligned to the clip audio (forced alignment with --forced-model and/or --checkpoint, otherwise placed in
+the speech that --vad finds), then the manifest's `caption` without word times. Words of subtitles timed only
+per cue (SRT, manual WebVTT) are timed again inside each cue from the clip audio the same way, when the audio
+stage ran. A broken subtitle file becomes an error row with its reason;
 a clip without any language is kept with present=false.
 
 --segment fixed|cue first cuts whole sources (manifest rows without start/end) into clips: fixed windows
@@ -25,7 +26,8 @@ Example:
 \b
   mmdata align --work work
   mmdata align --work work --segment fixed --segment-len 5 --segment-min-words 3
-  mmdata align --work work --languages en,de --checkpoint wav2vec2_base_960h.pth
+  mmdata align --work work --languages en,de --forced-model mms_fa
+  mmdata align --work work --checkpoint wav2vec2_base_960h.pth
 """
 
 
@@ -34,10 +36,12 @@ Example:
 @click.option("--languages", default=None, help="Subtitle languages in order of preference, comma-separated. [en]")
 @click.option("--origins", default=None,
               help="Subtitle origins in order of preference, comma-separated. [manifest,manual,auto]")
+@click.option("--forced-model", "--forced-bundle", "forced_model", default=None,
+              help="Pretrained CTC model for forced alignment of manifest text: mms_fa, wav2vec2_base_960h, or a "
+                   "torchaudio bundle name; weights from torch hub's cache (downloaded when missing); it also "
+                   "retimes cue-level subtitles. [none: words placed in the speech --vad finds]")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Local wav2vec2/MMS state_dict for forced alignment of manifest text and subtitle cues. [none: VAD]")
-@click.option("--forced-bundle", "forced_bundle", default=None,
-              help="torchaudio bundle whose params and labels fit --checkpoint. [WAV2VEC2_ASR_BASE_960H]")
+              help="Local weights file for --forced-model (alone: for wav2vec2_base_960h) instead of the cache's.")
 @click.option("--device", default=None, help="Device for the alignment model: cpu, cuda. [cpu]")
 @click.option("--no-fallback", "no_fallback", is_flag=True, default=False,
               help="Without a checkpoint, keep manifest text without word times instead of estimating them.")

@@ -95,6 +95,7 @@ def fit_text_cmd(work, config, out, **opts):
 @tokenizers_group.command("fit-speech", help="Speech units: 16 kHz audio -> 39-d Kaldi MFCC (or a HuBERT/WavLM/"
                           "wav2vec2 layer) at 50 Hz -> mean/variance normalised -> k-means.\n\nExample:\n\n"
                           "  mmdata tokenizers fit-speech --work work --k 500 --max-frames 300000\n\n"
+                          "  mmdata tokenizers fit-speech --work work --encoder hubert_base --layer 6\n\n"
                           "  mmdata tokenizers fit-speech --work work --encoder hubert --checkpoint h.pt --layer 6")
 @fit_options
 @click.option("--k", "k", type=int, default=None, help="Number of units (2..65536). [100]")
@@ -102,10 +103,12 @@ def fit_text_cmd(work, config, out, **opts):
 @click.option("--max-clips", "max_clips", type=int, default=None, help="Clips sampled, 0 = all. [0]")
 @click.option("--iters", type=int, default=None, help="k-means iterations. [20]")
 @click.option("--seed", type=int, default=None, help="Seed of the sample and the k-means init. [0]")
-@click.option("--encoder", type=click.Choice(["mfcc", "hubert", "wavlm", "wav2vec2"]), default=None,
-              help="Frame features. [mfcc]")
+@click.option("--encoder", "--speech-encoder", "encoder", default=None,
+              help="Frame features: mfcc; a pretrained model by name (hubert_base, wavlm_base_plus, ... any "
+                   "torchaudio.pipelines bundle: weights from torch hub's cache, downloaded when missing); or "
+                   "hubert|wavlm|wav2vec2 with --checkpoint. [mfcc]")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Local torchaudio state_dict for --encoder hubert|wavlm|wav2vec2.")
+              help="Local weights file: for hubert|wavlm|wav2vec2, or in place of a named model's download.")
 @click.option("--layer", type=int, default=None, help="Transformer layer (1-based) of the encoder. [6]")
 @click.option("--window-seconds", "window_s", type=float, default=None,
               help="Encoder models see clips in windows this long (bounded memory for long clips). [30]")
@@ -121,7 +124,8 @@ def fit_speech_cmd(work, config, out, **opts):
 @tokenizers_group.command("fit-vision", help="Vision tokens: frames -> 224x224 -> 14x14 patches of 16x16 -> "
                           "patch features (pooled pixels, colour statistics, gradient histograms; or a ViT) -> "
                           "PCA-whitened -> k-means.\n\nExample:\n\n"
-                          "  mmdata tokenizers fit-vision --work work --k 1024 --max-patches 200000")
+                          "  mmdata tokenizers fit-vision --work work --k 1024 --max-patches 200000\n\n"
+                          "  mmdata tokenizers fit-vision --work work --encoder vit_b_16")
 @fit_options
 @click.option("--k", "k", type=int, default=None, help="Number of tokens (2..65536). [1024]")
 @click.option("--max-patches", "max_patches", type=int, default=None, help="Patches in the fitting sample. [200000]")
@@ -131,9 +135,11 @@ def fit_speech_cmd(work, config, out, **opts):
 @click.option("--iters", type=int, default=None, help="k-means iterations. [10]")
 @click.option("--pca-dim", "pca_dim", type=int, default=None, help="Whitened feature dimensions. [64]")
 @click.option("--seed", type=int, default=None, help="Seed of the sample and the k-means init. [0]")
-@click.option("--encoder", type=click.Choice(["patch", "vit"]), default=None, help="Patch features. [patch]")
+@click.option("--encoder", "--vision-encoder", "encoder", default=None,
+              help="Patch features: patch; a torchvision ViT by name (vit_b_16, vit_l_16: its default weights "
+                   "from torch hub's cache, downloaded when missing); or vit with --checkpoint. [patch]")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Local torchvision ViT state_dict for --encoder vit (needs torchvision).")
+              help="Local weights file: for --encoder vit, or in place of a named model's download.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
 def fit_vision_cmd(work, config, out, **opts):
     common.require("tokenizers", "mmdata tokenizers fit-vision")

@@ -3,8 +3,8 @@
 Per clip, in order: the source's subtitles (chosen by `mmdata.transcripts.sources`, parsed once per
 source; the words of cue-level subtitles timed again inside each cue from the clip's audio, by forced
 alignment or voice activity detection: `transcripts/cuetimes.py`), else the manifest's `text` aligned to
-the clip's audio (forced alignment with a local checkpoint, or placed in the speech the VAD finds), else
-the manifest's `caption` as text without timing.
+the clip's audio (forced alignment with a model named by `forced_model` or a local checkpoint, or placed in
+the speech the VAD finds), else the manifest's `caption` as text without timing.
 Output: an AlignOutput record (no files): present, text, words (clip-relative seconds), timing, tags,
 method, and in `extra` source, origin, lang, level, coverage.
 A broken subtitle file is an error row with its reason; a clip with no language is `present: false`.
@@ -44,8 +44,11 @@ ORIGINS = ("manifest", "manual", "auto")
 class AlignConfig:
     languages: tuple[str, ...] = ("en",)  # subtitle languages in order of preference; "*" takes any
     origins: tuple[str, ...] = ORIGINS  # subtitle origins in order of preference (leave one out to skip it)
-    checkpoint: str | None = None  # local wav2vec2/MMS state_dict for forced alignment of manifest text
-    forced_bundle: str = "WAV2VEC2_ASR_BASE_960H"  # torchaudio bundle whose params/labels fit the checkpoint
+    # forced alignment of manifest text: a pretrained model by name (mms_fa, wav2vec2_base_960h: weights from
+    # torch hub's cache, mmdata/models.py), and/or a local weights file for it (alone: wav2vec2_base_960h's)
+    forced_model: str | None = None
+    checkpoint: str | None = None
+    forced_bundle: str | None = None  # the older name of forced_model (a torchaudio bundle name)
     forced_params: dict[str, Any] | None = None  # overrides of the bundle's model params
     device: str = "cpu"
     fallback: bool = True  # without a checkpoint, place text in the speech the VAD finds; False: no times
@@ -70,8 +73,24 @@ class AlignConfig:
         check(self.duration_tolerance_s >= 0, n, "duration_tolerance_s", self.duration_tolerance_s, "seconds >= 0")
         check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
               "the path of an existing state_dict file")
+        self.forced_model = self.forced_model or self.forced_bundle
+        if self.forced_model:  # known, and its weights at hand (or a clear error) before any work
+            from mmdata import models
+
+            models.require(self.forced_model, "forced", self.checkpoint)
         check(self.cache_sources >= 1, n, "cache_sources", self.cache_sources, "a count >= 1")
         check(self.vad in VAD_CHOICES, n, "vad", self.vad, f"one of {VAD_CHOICES}")
+
+    @property
+    def forced(self) -> bool:
+        """Whether manifest text is force-aligned (a model or a checkpoint is configured)."""
+        return bool(self.forced_model or self.checkpoint)
+
+    def forced_config(self):
+        from mmdata.transcripts.forced import DEFAULT_MODEL, ForcedConfig
+
+        return ForcedConfig(self.checkpoint, self.forced_model or DEFAULT_MODEL, self.forced_params or {},
+                            device=self.device)
 
     def transcript_cache(self) -> TranscriptCache:
         return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
@@ -89,28 +108,27 @@ class AlignStage(ShipsConfigOnly, Stage):
         self.aligner = None
         self.vad = None
         self.ready = False
-        if self.cfg.checkpoint:
+        if self.cfg.forced:
             self.resources = Resources(cpus=1, memory_mb=3072)
         elif self.cfg.vad == "silero":
             self.resources = Resources(cpus=1, memory_mb=1536)
 
     def needs(self) -> Needs:
-        needs = super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.checkpoint else Needs())
+        needs = super().needs() | (Needs(("torch", "torchaudio")) if self.cfg.forced else Needs())
         return needs | (Needs(("torch",)) if self.cfg.vad == "silero" else Needs())
 
     def setup(self) -> None:
-        """Load the emission model (when a checkpoint is configured) and the VAD once per worker."""
+        """Load the emission model (when forced alignment is configured) and the VAD once per worker."""
         if self.ready:
             return
-        if self.cfg.checkpoint or self.cfg.vad == "silero":
+        if self.cfg.forced or self.cfg.vad == "silero":
             import torch
 
             torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
-        if self.cfg.checkpoint:
-            from mmdata.transcripts.forced import ForcedAligner, ForcedConfig
+        if self.cfg.forced:
+            from mmdata.transcripts.forced import ForcedAligner
 
-            self.aligner = ForcedAligner(ForcedConfig(self.cfg.checkpoint, self.cfg.forced_bundle,
-                                                      self.cfg.forced_params or {}, device=self.cfg.device))
+            self.aligner = ForcedAligner(self.cfg.forced_config())
         if self.cfg.vad != "none":
             from mmdata.transcripts.vad import load_vad
 
@@ -180,6 +198,8 @@ class AlignStage(ShipsConfigOnly, Stage):
         text, words, tags, method = align_text(clip.text or "", work.item_dir("audio", clip.key), audio,
                                                self.aligner, self.cfg.fallback, self.vad)
         meta = clip_meta(text, words, tags, "manifest_text", method=method)
+        if method == "forced":  # which model timed the words, and the sha256 of its weights file
+            meta["aligner"] = self.aligner.record
         if words and audio is not None and audio.duration_s:
             meta["coverage"] = coverage(words, 0.0, float(audio.duration_s))
         return meta

@@ -68,8 +68,10 @@ class Codebook:
         features = cls.make_features(fc, dev)
         # tokens depend on the encoder's weights: a tokenizer fitted on a checkpoint needs that very file
         if fc["encoder"] != cls.builtin_encoder and features.sha256 != fc.get("checkpoint_sha256"):
-            raise ConfigError(f"{cls.name} tokenizer {folder} was fitted on checkpoint {fc.get('checkpoint')} with "
-                              f"sha256 {fc.get('checkpoint_sha256')}, but that file is now missing or different")
+            fitted_on = fc.get("checkpoint") or f"{fc['encoder']}'s weights ({fc.get('weights_url')})"
+            raise ConfigError(f"{cls.name} tokenizer {folder} was fitted on checkpoint {fitted_on} with sha256 "
+                              f"{fc.get('checkpoint_sha256')}, but that file ({features.weights.file}) is now "
+                              f"missing or different")
         norm = [store.load_array(files, name) for name in cls.arrays]
         return cls(features, *norm, store.load_array(files, "centroids.npy"), config, dev)
 

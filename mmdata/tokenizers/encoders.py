@@ -1,12 +1,13 @@
-"""Feature plug-ins from local checkpoints: speech (HuBERT / WavLM / wav2vec 2.0, torchaudio) and vision
-(ViT, torchvision). Nothing is downloaded: the model is built with its library factory function and
-loaded from a file the user has.
+"""Feature plug-ins: speech (HuBERT / WavLM / wav2vec 2.0, torchaudio) and vision (ViT, torchvision), from a
+pretrained model named as its library names it (`hubert_base`, `wavlm_base_plus`, `vit_b_16`: mmdata/models.py
+finds its weights in torch hub's cache or downloads them there) or from a local checkpoint file.
 
-A checkpoint is either a plain `state_dict` (the family's base factory builds the model: `hubert_base`,
+A local checkpoint is either a plain `state_dict` (the family's base factory builds the model: `hubert_base`,
 `wavlm_base`, `wav2vec2_base`, `vit_b_16`) or a dict `{"factory": NAME, "factory_kwargs": {...},
 "state_dict": {...}}` naming another factory of the same family (e.g. `hubert_large`, or the generic
 `wav2vec2_model(...)` with its arguments, which is how the tests build tiny random models). The
-checkpoint's sha256 goes into the tokenizer config, so swapping the file changes the tokenizer hash.
+weights file's sha256 (local or cached) goes into the tokenizer config, so swapping the file changes the
+tokenizer hash; a named model's config also records the bundle and its URL.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mmdata import models
 from mmdata.environment import import_library
 from mmdata.errors import ConfigError
 from mmdata.utils import sha256_file
@@ -49,15 +51,7 @@ VISION_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def read_checkpoint(path: str | Path, family: str, families: dict) -> tuple[str, dict, dict]:
     """(factory name, factory kwargs, state_dict) from a local checkpoint file."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad pickle
-        raise ConfigError(f"--checkpoint {path} is not a readable torch checkpoint: {e}") from e
+    obj = models.read_state_dict(path, "--checkpoint")
     default, allowed = families[family]
     if isinstance(obj, dict) and "state_dict" in obj:
         factory, kwargs, state = obj.get("factory", default), dict(obj.get("factory_kwargs") or {}), obj["state_dict"]
@@ -66,6 +60,34 @@ def read_checkpoint(path: str | Path, family: str, families: dict) -> tuple[str,
     if factory not in allowed:
         raise ConfigError(f"--checkpoint {path}: factory {factory!r} is not a {family} model; allowed: {allowed}")
     return factory, kwargs, state
+
+
+class Weights:
+    """Where an encoder's weights come from: a family name with a local checkpoint (`hubert` + h.pt), or a
+    pretrained model's name (`hubert_base`), its file in torch hub's cache unless a checkpoint replaces it.
+    `sha256` is the weights file's, whichever it is: the one mechanism that ties a tokenizer to its weights."""
+
+    def __init__(self, encoder: str, checkpoint: str | Path | None, kind: str, families: dict):
+        self.encoder, self.families = encoder, families
+        self.named = None if encoder in families else models.resolve(encoder, kind)
+        if self.named is None and not checkpoint:
+            raise ConfigError(f"--encoder {encoder} needs --checkpoint PATH (a local weights file), or name a "
+                              f"pretrained model instead: {', '.join(models.KNOWN[kind])}")
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.file = self.checkpoint or models.weights_file(self.named)
+        self.sha256 = sha256_file(self.file) if self.file.is_file() else ""
+
+    def build(self, module):
+        """The model in eval mode (CPU)."""
+        if self.named is not None:
+            return models.build(self.named, self.checkpoint)
+        factory, kwargs, state = read_checkpoint(self.checkpoint, self.encoder, self.families)
+        return _build(module, factory, kwargs, state, self.checkpoint)
+
+    def config(self) -> dict[str, Any]:
+        out = {"checkpoint": str(self.checkpoint.resolve()) if self.checkpoint else None,
+               "checkpoint_sha256": self.sha256}
+        return out | (self.named.record() if self.named is not None else {})
 
 
 def _build(module, factory: str, kwargs: dict, state: dict, path: Path):
@@ -80,32 +102,32 @@ def _build(module, factory: str, kwargs: dict, state: dict, path: Path):
 class SpeechEncoderFeatures:
     """Frame features [L, D] at 50 Hz from layer `layer` (1-based) of a wav2vec2-family transformer."""
 
-    def __init__(self, encoder: str, checkpoint: str | Path, layer: int, device: str = "cpu",
+    def __init__(self, encoder: str, checkpoint: str | Path | None, layer: int, device: str = "cpu",
                  window_s: float = WINDOW_S, batch_windows: int = 8):
-        if encoder not in SPEECH_FAMILIES:
-            raise ConfigError(f"--encoder {encoder!r} is invalid: one of mfcc, {', '.join(SPEECH_FAMILIES)}")
-        self.encoder, self.checkpoint, self.layer, self.device = encoder, Path(checkpoint), int(layer), device
+        self.weights = Weights(encoder, checkpoint, "speech", SPEECH_FAMILIES)
+        self.encoder, self.layer, self.device = encoder, int(layer), device
         self.window_s, self.window_frames = float(window_s), max(1, round(window_s * 16000 / HOP))
         self.batch_windows = max(1, int(batch_windows))
-        self.sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
+        self.sha256 = self.weights.sha256
+        # the large bundles were trained on layer-normalised waveforms (torchaudio wraps them to do so)
+        self.normalize = self.weights.named is not None and models.normalizes_waveform(self.weights.named)
         self._model = None
         self.dim = 0
 
     def _load(self):
         import torchaudio.models
 
-        factory, kwargs, state = read_checkpoint(self.checkpoint, self.encoder, SPEECH_FAMILIES)
-        model = _build(torchaudio.models, factory, kwargs, state, self.checkpoint)
+        model = self.weights.build(torchaudio.models)
         n_layers = len(model.encoder.transformer.layers)
         if not 1 <= self.layer <= n_layers:
-            raise ConfigError(f"--layer {self.layer} is invalid: {self.checkpoint} has layers 1..{n_layers}")
-        self.factory = factory
+            raise ConfigError(f"--layer {self.layer} is invalid: {self.encoder} ({self.weights.file}) has layers "
+                              f"1..{n_layers}")
         self.dim = int(model.encoder.feature_projection.projection.out_features)
         self._model = model.to(self.device)
 
     def config(self) -> dict[str, Any]:
-        return {"encoder": self.encoder, "checkpoint": str(self.checkpoint.resolve()), "layer": self.layer,
-                "checkpoint_sha256": self.sha256, "dim": self.dim, "rate_hz": 50.0, "window_s": self.window_s}
+        return {"encoder": self.encoder, "layer": self.layer, "dim": self.dim, "rate_hz": 50.0,
+                "window_s": self.window_s} | self.weights.config()
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         """16 kHz mono float32 [N] -> [N // 320, D]."""
@@ -139,6 +161,8 @@ class SpeechEncoderFeatures:
             for k in range(0, len(where), self.batch_windows):
                 group = where[k:k + self.batch_windows]
                 x = torch.from_numpy(np.stack([pieces[i][j] for i, j in group])).to(self.device)
+                if self.normalize:
+                    x = torch.nn.functional.layer_norm(x, x.shape[-1:])  # each window on its own
                 with torch.inference_mode(), autocast(self.device):
                     feats, _ = self._model.extract_features(x, num_layers=self.layer)
                 f = feats[self.layer - 1].float().cpu().numpy()
@@ -157,25 +181,24 @@ class VitPatchFeatures:
     MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics the torchvision ViTs were trained with
     STD = (0.229, 0.224, 0.225)
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path | None, device: str = "cpu", encoder: str = "vit"):
         import_torchvision()  # fail at configuration time, not on the first frame
-        self.checkpoint, self.device = Path(checkpoint), device
-        self.sha256 = sha256_file(self.checkpoint) if self.checkpoint.is_file() else ""
+        self.weights = Weights(encoder, checkpoint, "vision", VISION_FAMILIES)
+        self.encoder, self.device = encoder, device
+        self.sha256 = self.weights.sha256
         self._model = None
         self.dim = 0
 
     def _load(self):
-        factory, kwargs, state = read_checkpoint(self.checkpoint, "vit", VISION_FAMILIES)
-        model = _build(import_torchvision(), factory, kwargs, state, self.checkpoint)
+        model = self.weights.build(import_torchvision())
         if model.patch_size != 16 or model.image_size != 224:
-            raise ConfigError(f"--checkpoint {self.checkpoint}: need a 224 px ViT with 16 px patches, got "
-                              f"{model.image_size} px / {model.patch_size} px")
+            raise ConfigError(f"--encoder {self.encoder} ({self.weights.file}): need a 224 px ViT with 16 px "
+                              f"patches, got {model.image_size} px / {model.patch_size} px")
         self.dim = int(model.hidden_dim)
         self._model = model.to(self.device)
 
     def config(self) -> dict[str, Any]:
-        return {"encoder": "vit", "checkpoint": str(self.checkpoint.resolve()),
-                "checkpoint_sha256": self.sha256, "dim": self.dim}
+        return {"encoder": self.encoder, "dim": self.dim} | self.weights.config()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, 224, 224, 3] -> float32 [B, 196, D] (the class token dropped)."""

@@ -13,14 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from mmdata import models
 from mmdata.config import check
-from mmdata.errors import ConfigError
 from mmdata.tokenizers.codebook import Codebook, fit_codebook, need_rows
 from mmdata.tokenizers.encoders import HOP, SPEECH_FAMILIES, WIN, WINDOW_S, SpeechEncoderFeatures
 
 SAMPLE_RATE = 16000
 RATE_HZ = SAMPLE_RATE / HOP  # 50 units per second
-ENCODERS = ("mfcc",) + tuple(SPEECH_FAMILIES)
+ENCODERS = ("mfcc",) + tuple(SPEECH_FAMILIES)  # built in, or a family with a local --checkpoint
+# ... or a pretrained model by name (mmdata/models.py): these are the ones --help offers
+ENCODER_CHOICES = ENCODERS + models.KNOWN["speech"]
 
 
 def frame_centres_s(n_frames: int) -> np.ndarray:
@@ -62,14 +64,11 @@ class MfccFeatures:
 
 def make_speech_features(encoder: str = "mfcc", checkpoint: str | None = None, layer: int = 6,
                          device: str = "cpu", window_s: float = WINDOW_S):
-    """The registry of speech feature extractors: 'mfcc' or a wav2vec2-family encoder from a checkpoint."""
+    """The registry of speech feature extractors: 'mfcc', or a wav2vec2-family encoder: a family name with a
+    local checkpoint, or a pretrained model's name (its weights from torch hub's cache)."""
     if encoder == "mfcc":
         return MfccFeatures()
-    if encoder in SPEECH_FAMILIES:
-        if not checkpoint:
-            raise ConfigError(f"--encoder {encoder} needs --checkpoint PATH (a local torchaudio state_dict)")
-        return SpeechEncoderFeatures(encoder, checkpoint, layer, device, window_s)
-    raise ConfigError(f"speech encoder {encoder!r} is invalid: one of {ENCODERS}")
+    return SpeechEncoderFeatures(encoder, checkpoint, layer, device, window_s)
 
 
 @dataclass
@@ -91,7 +90,8 @@ class SpeechFitConfig:
         check(self.max_frames >= self.k, "SpeechFitConfig", "max_frames", self.max_frames, f"at least k ({self.k})")
         check(self.max_clips >= 0, "SpeechFitConfig", "max_clips", self.max_clips, "0 (all) or a positive count")
         check(self.iters >= 1, "SpeechFitConfig", "iters", self.iters, "1 or more")
-        check(self.encoder in ENCODERS, "SpeechFitConfig", "encoder", self.encoder, f"one of {ENCODERS}")
+        if self.encoder not in ENCODERS:  # a pretrained model: known, and its weights at hand, before any work
+            models.require(self.encoder, "speech", self.checkpoint)
         check(self.layer >= 1, "SpeechFitConfig", "layer", self.layer, "a 1-based transformer layer")
         check(self.device in ("auto", "cpu", "cuda"), "SpeechFitConfig", "device", self.device, "auto, cpu or cuda")
 

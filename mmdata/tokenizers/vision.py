@@ -16,7 +16,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from mmdata.config import check
-from mmdata.errors import ConfigError
 from mmdata.media_io import read_image_rgb
 from mmdata.tokenizers.codebook import Codebook, fit_codebook, need_rows
 
@@ -98,15 +97,12 @@ class PatchFeatures:
 
 
 def make_vision_features(encoder: str = "patch", checkpoint: str | None = None, device: str = "cpu"):
+    """'patch', or a ViT: 'vit' with a local checkpoint, or a torchvision model's name (vit_b_16)."""
     if encoder == "patch":
         return PatchFeatures()
-    if encoder == "vit":
-        if not checkpoint:
-            raise ConfigError("--encoder vit needs --checkpoint PATH (a local torchvision ViT state_dict)")
-        from mmdata.tokenizers.encoders import VitPatchFeatures
+    from mmdata.tokenizers.encoders import VitPatchFeatures
 
-        return VitPatchFeatures(checkpoint, device)
-    raise ConfigError(f"vision encoder {encoder!r} is invalid: one of {ENCODERS}")
+    return VitPatchFeatures(checkpoint, device, encoder)
 
 
 def fit_pca_whitening(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +141,10 @@ class VisionFitConfig:
         check(self.max_clips >= 0, name, "max_clips", self.max_clips, "0 (all) or a positive count")
         check(self.iters >= 1, name, "iters", self.iters, "1 or more")
         check(self.pca_dim >= 1, name, "pca_dim", self.pca_dim, "1 or more")
-        check(self.encoder in ENCODERS, name, "encoder", self.encoder, f"one of {ENCODERS}")
+        if self.encoder not in ENCODERS:  # a torchvision model by name: known, and its weights at hand
+            from mmdata import models
+
+            models.require(self.encoder, "vision", self.checkpoint)
         check(self.device in ("auto", "cpu", "cuda"), name, "device", self.device, "auto, cpu or cuda")
 
 

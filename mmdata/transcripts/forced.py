@@ -1,9 +1,10 @@
 """Forced alignment of known text to speech with a CTC acoustic model (torchaudio wav2vec2 / MMS).
 
-The model is built with `torchaudio.models.wav2vec2_model(**params)` where `params` are a torchaudio
-bundle's (e.g. WAV2VEC2_ASR_BASE_960H) and its weights come from a local state_dict file, loaded with
-`weights_only=True` (a checkpoint is data, never code). A checkpoint may also be a dict
-{"state_dict", "params", "labels"} that describes itself. Nothing is downloaded.
+The model is `torchaudio.models.wav2vec2_model(**params)` with the params and labels of a torchaudio bundle
+named through mmdata/models.py (`mms_fa`, `wav2vec2_base_960h`, or a bundle's own name). Its weights are
+the bundle's file in torch hub's cache (downloaded there when missing), or a local `checkpoint`, read
+with `weights_only=True` (a checkpoint is data, never code). A local checkpoint may also be a dict
+{"state_dict", "params", "labels"} that describes itself.
 
 `align_emissions` is the model-free half (CTC log-probs + words -> word times), so it can be checked
 against known word boundaries with synthetic emissions.
@@ -18,29 +19,24 @@ from typing import Any
 
 import numpy as np
 
+from mmdata import models
 from mmdata.errors import ConfigError
 from mmdata.records import Word
 from mmdata.transcripts.text import spread
+from mmdata.utils import sha256_file
+
+
+DEFAULT_MODEL = "wav2vec2_base_960h"
 
 
 @dataclass(frozen=True)
 class ForcedConfig:
-    checkpoint: str
-    bundle: str = "WAV2VEC2_ASR_BASE_960H"  # torchaudio.pipelines name giving params, labels, sample rate
+    checkpoint: str | None  # a local weights file; None: the model's own file from torch hub's cache
+    model: str = DEFAULT_MODEL  # a name models.resolve knows: the bundle giving params, labels, sample rate
     params: dict[str, Any] = field(default_factory=dict)  # overrides of the bundle's model params
     labels: tuple[str, ...] = ()  # overrides the bundle's labels (index 0 must be the CTC blank)
     device: str = "cpu"
     chunk_s: float = 30.0  # audio longer than this is run through the model in pieces
-
-
-def _bundle(name: str):
-    import torchaudio
-
-    bundle = getattr(torchaudio.pipelines, name, None)
-    if bundle is None or not hasattr(bundle, "_params"):
-        raise ConfigError(f"align.forced_bundle = {name!r} is not a torchaudio wav2vec2 bundle "
-                          "(e.g. WAV2VEC2_ASR_BASE_960H, MMS_FA)")
-    return bundle
 
 
 def _bundle_labels(bundle) -> tuple[str, ...]:
@@ -52,20 +48,21 @@ class ForcedAligner:
     """Loads the emission model once (per worker); `align(words, audio)` gives word times."""
 
     def __init__(self, cfg: ForcedConfig):
-        import torch
         import torchaudio
 
-        path = Path(cfg.checkpoint)
-        if not path.is_file():
-            raise ConfigError(f"align.checkpoint = {str(path)!r} does not exist")
-        bundle = _bundle(cfg.bundle)
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-            raise ConfigError(f"align.checkpoint {path} is not a torch weights file: {e}") from e
-        state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+        named = models.resolve(cfg.model, "forced")
+        bundle = named.bundle()
+        path = Path(cfg.checkpoint) if cfg.checkpoint else models.weights_file(named)
+        blob = models.read_state_dict(path, "align.checkpoint" if cfg.checkpoint else f"{cfg.model} weights")
+        if isinstance(blob, dict) and "state_dict" in blob:  # a checkpoint that describes itself
+            state = blob["state_dict"]
+        else:  # the bundle's own layout (a local copy of its file, or the cache's)
+            state, blob = blob, {}
         if not isinstance(state, dict):
             raise ConfigError(f"align.checkpoint {path} holds no state_dict")
+        # what the align output records: which model, and the sha256 of the very weights file
+        self.record = {"name": cfg.model, "checkpoint": str(path) if cfg.checkpoint else None,
+                       "checkpoint_sha256": sha256_file(path)} | named.record()
         params = {**bundle._params, **(blob.get("params") or {}), **cfg.params}
         self.labels = tuple(cfg.labels or blob.get("labels") or _bundle_labels(bundle))
         self.sample_rate = int(bundle.sample_rate)
@@ -74,9 +71,9 @@ class ForcedAligner:
         self.device = cfg.device
         model = torchaudio.models.wav2vec2_model(**params)
         try:
-            model.load_state_dict(state)
+            model.load_state_dict(models.to_model_layout(named, state))
         except RuntimeError as e:
-            raise ConfigError(f"align.checkpoint {path} does not fit bundle {cfg.bundle} params: {e}") from e
+            raise ConfigError(f"the weights file {path} does not fit {named.source} params: {str(e)[:400]}") from e
         if params.get("aux_num_out") != len(self.labels):
             raise ConfigError(f"align: the model has {params.get('aux_num_out')} outputs but "
                               f"{len(self.labels)} labels")

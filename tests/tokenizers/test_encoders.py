@@ -59,7 +59,7 @@ def test_bad_checkpoints_and_layers_are_config_errors(tmp_path):
         torch.save(torch.load(ckpt, weights_only=True)["state_dict"], tmp_path / "plain.pt")
         SpeechEncoderFeatures("hubert", tmp_path / "plain.pt", layer=1)(x)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="not a readable torch checkpoint"):
+    with pytest.raises(ConfigError, match="not a readable torch weights file"):
         SpeechEncoderFeatures("hubert", tmp_path / "junk.pt", layer=1)(x)
     with pytest.raises(ConfigError, match="needs --checkpoint"):
         make_speech_features("hubert", None)

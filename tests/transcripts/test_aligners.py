@@ -168,10 +168,10 @@ def test_bad_checkpoints_are_config_errors(tmp_path: Path):
     with pytest.raises(ConfigError, match="does not fit"):
         ForcedAligner(ForcedConfig(str(ckpt)))  # the full-size bundle params do not fit tiny weights
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="not a torch weights file"):
+    with pytest.raises(ConfigError, match="not a readable torch weights file"):
         ForcedAligner(ForcedConfig(str(tmp_path / "junk.pt")))
-    with pytest.raises(ConfigError, match="not a torchaudio wav2vec2 bundle"):
-        ForcedAligner(ForcedConfig(str(ckpt), bundle="NO_SUCH_BUNDLE"))
+    with pytest.raises(ConfigError, match="not a pretrained forced model"):
+        ForcedAligner(ForcedConfig(str(ckpt), model="NO_SUCH_BUNDLE"))
 
 
 @pytest.mark.slow
