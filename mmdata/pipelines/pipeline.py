@@ -24,9 +24,9 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
-STAGES = ("download", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
+STAGES = ("download", "shots", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
 SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
-OPTIONAL = ("filter",)  # in the default stages only when the YAML has its section
+OPTIONAL = ("shots", "filter")  # in the default stages only when the YAML has its section
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
 TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
             *(SECTIONS.get(s, s) for s in STAGES)}
@@ -108,6 +108,13 @@ def _align(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.align import AlignStage
 
     return AlignStage(_align_config(cfg))
+
+
+def _shots(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.media.shots import ShotsConfig
+    from mmdata.pipelines.shots import ShotsStage
+
+    return ShotsStage(build_config(ShotsConfig, {}, cfg.sections["shots"]))
 
 
 def _filter(cfg: PipelineConfig, work: WorkDir):
@@ -207,7 +214,7 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
-    "download": _download, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
+    "download": _download, "shots": _shots, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
     "filter": _filter, "quantize": _quantize, "shard": _shard,
 }
 
@@ -250,9 +257,13 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         s = run_stage(stages.pop("download"), work, cfg.runner)
         click.echo(s.render())
         results.append(StepResult("download", s.ok, s.failed, s.wall_s, s.reasons))
+        if _align_config(cfg).uses_shots:  # the clips come from the shots: every source's first
+            s = run_stage(_shots(cfg, work), work, cfg.runner)
+            click.echo(s.render())
+            results.append(StepResult("shots", s.ok, s.failed, s.wall_s, s.reasons))
         _segment_if_asked(cfg, work)
     stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages
-                   if name in STAGE_MAKERS and name != "download"})
+                   if name in STAGE_MAKERS and name != "download" and name not in {r.stage for r in results}})
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
