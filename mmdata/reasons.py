@@ -175,7 +175,7 @@ REASONS: tuple[Reason, ...] = (
            "and the worker's machine has none (quantize asks for no media tools up front: GPU nodes may lack them)",
            "install ffmpeg on the GPU nodes and run quantize with `--retry-failed`, or have the audio stage write "
            "16 kHz (its default)"),
-    Reason("bad_kind", ("frames", "audio"),
+    Reason("bad_kind", ("frames", "shots", "audio"),
            "the download recorded a kind other than video, audio or image",
            "fix the manifest's `kind` and re-run download"),
     # --- frames and audio: the clip's window ------------------------------------------------------------

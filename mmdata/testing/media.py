@@ -5,7 +5,7 @@ test media comes from, for the tests, the benchmarks and the demo.
   odd variants built on it: `vfr_video`, `odd_size_video`, `anamorphic_video`.
 - `box_video`: flat colour with boxes that show at given times (`make_flash_beep_video`, `halves_video`,
   `slideshow_video`; no boxes: a black clip).
-- `shots_video`: distinct generated scenes joined by hard cuts at known frames.
+- `shots_video`: distinct generated scenes joined by hard cuts at known frames; `pictureless_video`.
 - `audio_file`, `speak`; stream edits `rotated`, `offset_stream`; `truncate_file`, `image_with_exif_rotation`.
 - `scene`, `jpeg_bytes`: frames in memory. Speech with known word times: mmdata/testing/speech.py.
 """
@@ -153,6 +153,12 @@ def shots_video(dst: Path, frames: list[int], size: tuple[int, int] = (320, 240)
            "-g", str(fps), str(dst))
     cuts = [round(sum(frames[:k]) / fps, 6) for k in range(1, len(frames))]
     return Path(dst), cuts
+
+
+def pictureless_video(src: Path, dst: Path) -> Path:
+    """`src`'s H.264 stream with every picture slice removed: ffprobe lists its packets, no frame decodes."""
+    ffmpeg("-i", str(src), "-map", "0:v", "-c:v", "copy", "-bsf:v", "filter_units=remove_types=1|5", str(dst))
+    return Path(dst)
 
 
 def audio_file(dst: Path, expr: str, duration_s: float, rate: int = 44100, channels: int = 1) -> Path:
