@@ -39,6 +39,7 @@ MEDIA_TOOLS = ("ffmpeg", "ffprobe")
 STEP_NEEDS: dict[str, Needs] = {
     "download": Needs(("yt_dlp", "PIL"), ("ffprobe",)),
     "frames": Needs(("decord", "PIL"), MEDIA_TOOLS),
+    "shots": Needs(("scenedetect", "cv2"), MEDIA_TOOLS),
     "audio": Needs((), MEDIA_TOOLS),
     "align": Needs(),
     "filter": Needs(("PIL",)),

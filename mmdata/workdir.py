@@ -145,6 +145,9 @@ class ChunkTable:
         return rows + [self.unreadable] if self.unreadable else rows
 
 
+SOURCE_STAGES = ("download", "shots")  # stages whose items are sources (keyed by video_id), not clips
+
+
 class UnreadableTable(ValueError):
     """A chunk table that does not read (truncated, overwritten): a job reading its items gets error rows."""
 
@@ -254,12 +257,12 @@ class WorkDir:
         self._chunk_maps = None
 
     def chunk_of(self, stage: str, key: str) -> int | None:
-        """The chunk an item of `stage` belongs to (download items are sources, every other a clip)."""
+        """The chunk an item of `stage` belongs to (download and shots items are sources, every other a clip)."""
         if self._chunk_maps is None:
             clips = self.clips() if self.has_clips() else []
             self._chunk_maps = ({c.key: c.chunk for c in clips}, {c.video_id: c.chunk for c in clips})
         by_clip, by_source = self._chunk_maps
-        return (by_source if stage == "download" else by_clip).get(key)
+        return (by_source if stage in SOURCE_STAGES else by_clip).get(key)
 
     # --- committed chunks ---------------------------------------------------------------------
     @staticmethod

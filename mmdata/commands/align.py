@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from mmdata.commands import common
-from mmdata.pipelines.align import VAD_CHOICES, AlignConfig, AlignStage, segment_work
+from mmdata.media.shot_windows import SHORT_RULES
+from mmdata.pipelines.align import SEGMENT_MODES, VAD_CHOICES, AlignConfig, AlignStage, segment_work
 
 HELP = """Give every clip its transcript: text, words with clip-relative start/end seconds, and where the
 timing came from (asr, manual, forced, vad_interpolated, interpolated).
@@ -19,7 +20,11 @@ a clip without any language is kept with present=false.
 
 --segment fixed|cue first cuts whole sources (manifest rows without start/end) into clips: fixed windows
 of --segment-len seconds grown until they hold --segment-min-words words (MERLOT Reserve style), or one
-clip per caption cue (HowTo100M style). Run it right after `mmdata download`, before frames and audio.
+clip per caption cue (HowTo100M style). --segment shots cuts them at the shot boundaries of `mmdata shots`
+instead (no transcript needed): a clip per shot, long shots split into equal windows of at most
+--segment-max-len, shots under --segment-min-len dropped (or merged into the shot before: --short-shots
+merge). --respect-shots keeps fixed and cue clips inside shots too. Run it right after `mmdata download` (and
+`mmdata shots`), before frames and audio.
 
 Example:
 
@@ -28,6 +33,7 @@ Example:
   mmdata align --work work --segment fixed --segment-len 5 --segment-min-words 3
   mmdata align --work work --languages en,de --forced-model mms_fa
   mmdata align --work work --checkpoint wav2vec2_base_960h.pth
+  mmdata shots --work work && mmdata align --work work --segment shots --segment-max-len 10
 """
 
 
@@ -47,13 +53,19 @@ Example:
               help="Without a checkpoint, keep manifest text without word times instead of estimating them.")
 @click.option("--vad", type=click.Choice(list(VAD_CHOICES)), default=None,
               help="Voice activity detector placing words without a checkpoint (none: cue words stay spread). [silero]")
-@click.option("--segment", type=click.Choice(["none", "fixed", "cue"]), default=None,
-              help="Cut whole sources into clips from their transcript. [none]")
+@click.option("--segment", type=click.Choice(list(SEGMENT_MODES)), default=None,
+              help="Cut whole sources into clips from their transcript (fixed, cue) or their shots. [none]")
 @click.option("--segment-len", "segment_len_s", type=float, default=None, help="Fixed window length, s. [5]")
 @click.option("--segment-min-words", "segment_min_words", type=int, default=None,
               help="Grow a fixed window until it holds this many words. [3]")
 @click.option("--segment-max-len", "segment_max_len_s", type=float, default=None,
-              help="Longest a fixed window may grow, s. [15]")
+              help="Longest a fixed window may grow, and longest clip cut from a shot, s. [15]")
+@click.option("--segment-min-len", "segment_min_len_s", type=float, default=None,
+              help="Shots (and, with --respect-shots, pieces of windows) shorter than this are not clips, s. [1]")
+@click.option("--short-shots", "short_shots", type=click.Choice(list(SHORT_RULES)), default=None,
+              help="A shot under --segment-min-len: dropped, or merged into the shot before it. [drop]")
+@click.option("--respect-shots", "respect_shots", is_flag=True, default=None,
+              help="--segment fixed|cue: cut clips at the shot boundaries of `mmdata shots` too.")
 def align_cmd(run_opts: common.RunOptions, no_fallback: bool, **opts):
     if no_fallback:
         opts["fallback"] = False

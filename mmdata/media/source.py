@@ -18,22 +18,32 @@ from mmdata.workdir import WorkDir
 
 def offset_of(work: WorkDir, clip: Clip) -> float:
     """Source time at which the downloaded file begins (non-zero only for section downloads)."""
-    out: DownloadOutput | None = work.output("download", clip.video_id)
+    return offset_of_source(work, clip.video_id)
+
+
+def offset_of_source(work: WorkDir, video_id: str) -> float:
+    out: DownloadOutput | None = work.output("download", video_id)
     return float(out.offset_s or 0.0) if out is not None else 0.0
 
 
 def source_of(work: WorkDir, clip: Clip) -> tuple[Path, str]:
     """(media file, kind) of the clip's source as the download stage left it."""
-    out: DownloadOutput | None = work.output("download", clip.video_id)
+    return downloaded_file(work, clip.video_id, clip.kind, f"of clip {clip.key} ")
+
+
+def downloaded_file(work: WorkDir, video_id: str, kind: str = "video", of: str = "") -> tuple[Path, str]:
+    """(media file, kind) of source `video_id` as the download stage left it; `kind`: the manifest's guess,
+    used when the download recorded none; `of`: who asks, for the message ("of clip K ")."""
+    out: DownloadOutput | None = work.output("download", video_id)
     if out is None:
-        raise ItemError("missing_download", f"source {clip.video_id} of clip {clip.key} has no download output; "
+        raise ItemError("missing_download", f"source {video_id} {of}has no download output; "
                                           "run `mmdata download` (or --retry-failed) first")
-    path = work.item_dir("download", clip.video_id) / out.media
+    path = work.item_dir("download", video_id) / out.media
     if not path.is_file():
-        raise ItemError("missing_output_file", f"download output {path} of clip {clip.key} is gone")
-    kind = out.kind or clip.kind
+        raise ItemError("missing_output_file", f"download output {path} {of}is gone")
+    kind = out.kind or kind
     if kind not in KINDS:
-        raise ItemError("bad_kind", f"source {clip.video_id} has kind {kind!r}; expected one of {KINDS}")
+        raise ItemError("bad_kind", f"source {video_id} has kind {kind!r}; expected one of {KINDS}")
     return path, kind
 
 

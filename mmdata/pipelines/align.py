@@ -22,7 +22,8 @@ from mmdata.errors import ItemError
 from mmdata.manifests.table import write_clip_table
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Word
-from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput
+from mmdata.media.shot_windows import SHORT_RULES, shot_windows, split_at_cuts
+from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, ShotsOutput
 from mmdata.transcripts.assign import relative
 from mmdata.transcripts.model import Transcript, dominant_timing
 from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
@@ -35,7 +36,7 @@ from mmdata.workdir import WorkDir
 
 log = logging.getLogger(__name__)
 
-SEGMENT_MODES = ("none", "fixed", "cue")
+SEGMENT_MODES = ("none", "fixed", "cue", "shots")
 VAD_CHOICES = (*VADS, "none")
 ORIGINS = ("manifest", "manual", "auto")
 
@@ -54,10 +55,13 @@ class AlignConfig:
     fallback: bool = True  # without a checkpoint, place text in the speech the VAD finds; False: no times
     vad: str = "silero"  # silero | energy | none: finds speech for cue words and text without a checkpoint
     duration_tolerance_s: float = 2.0  # subtitles may run this far past the media end (clipped there)
-    segment: str = "none"  # none | fixed | cue: make clips of whole sources from their transcript
+    segment: str = "none"  # none | fixed | cue: clips of whole sources from their transcript; shots: from shots
     segment_len_s: float = 5.0
     segment_min_words: int = 3
-    segment_max_len_s: float = 15.0
+    segment_max_len_s: float = 15.0  # also the longest clip cut from a shot
+    segment_min_len_s: float = 1.0  # shots (and, with respect_shots, pieces of windows) shorter: short_shots
+    short_shots: str = "drop"  # drop | merge (into the shot before: a flash or a false cut)
+    respect_shots: bool = False  # fixed | cue: no clip crosses a cut of the shots stage
     cache_sources: int = 8  # parsed subtitle files kept per worker
 
     def __post_init__(self):
@@ -70,6 +74,10 @@ class AlignConfig:
         check(self.segment_max_len_s >= self.segment_len_s, n, "segment_max_len_s", self.segment_max_len_s,
               f"seconds >= segment_len_s ({self.segment_len_s})")
         check(self.segment_min_words >= 0, n, "segment_min_words", self.segment_min_words, "a count >= 0")
+        check(0 <= self.segment_min_len_s <= self.segment_max_len_s / 2, n, "segment_min_len_s",
+              self.segment_min_len_s, f"seconds >= 0, at most half of segment_max_len_s ({self.segment_max_len_s}), "
+              "so that a long shot split in equal windows keeps them all")
+        check(self.short_shots in SHORT_RULES, n, "short_shots", self.short_shots, f"one of {SHORT_RULES}")
         check(self.duration_tolerance_s >= 0, n, "duration_tolerance_s", self.duration_tolerance_s, "seconds >= 0")
         check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
               "the path of an existing state_dict file")
@@ -91,6 +99,10 @@ class AlignConfig:
 
         return ForcedConfig(self.checkpoint, self.forced_model or DEFAULT_MODEL, self.forced_params or {},
                             device=self.device)
+
+    @property
+    def uses_shots(self) -> bool:
+        return self.segment == "shots" or (self.respect_shots and self.segment in ("fixed", "cue"))
 
     def transcript_cache(self) -> TranscriptCache:
         return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
@@ -216,22 +228,29 @@ def clip_meta(text: str, words: list[Word], tags: list[str], source: str | None,
 
 
 def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
-    """Rewrite the clip table: each whole-source clip (no start/end) whose source has a transcript
-    becomes clips over fixed windows or caption cues. Returns (sources segmented, clips made).
+    """Rewrite the clip table: each whole-source clip (no start/end) becomes clips over fixed windows or
+    caption cues of its transcript, or over its shots. Returns (sources segmented, clips made).
     Running it again changes nothing (segmented sources no longer have a whole-source clip)."""
     clips = work.clips()
     cache = cfg.transcript_cache()
     out: list[Clip] = []
     changed_chunks: set[int] = set()
-    sources, made = 0, 0
+    sources, made, no_shots = 0, 0, []
     for clip in clips:
-        new = _segment_one(work, clip, cfg, cache) if clip.start_s is None and clip.end_s is None else None
+        whole = clip.start_s is None and clip.end_s is None
+        shots = _shots_of(work, clip.video_id) if whole and cfg.uses_shots else None
+        if whole and cfg.uses_shots and shots is None:
+            no_shots.append(clip.video_id)
+        new = _segment_one(work, clip, cfg, cache, shots) if whole and (shots or not cfg.uses_shots) else None
         if new:
             out.extend(new)
             changed_chunks.add(clip.chunk)
             sources, made = sources + 1, made + len(new)
         else:
             out.append(clip)
+    if no_shots:
+        log.warning("%d source(s) kept whole: no shots record (see `mmdata shots --work %s`), e.g. %s",
+                    len(no_shots), work.root, ", ".join(no_shots[:5]))
     if changed_chunks:
         write_clip_table(work, out)
         for chunk in sorted(changed_chunks):  # those chunks hold new clips: this stage must run them again
@@ -243,7 +262,18 @@ def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
     return sources, made
 
 
-def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptCache) -> list[Clip] | None:
+def _shots_of(work: WorkDir, video_id: str) -> ShotsOutput | None:
+    try:
+        return work.output("shots", video_id)
+    except ItemError:
+        return None  # a damaged table: the shots stage's rows say so
+
+
+def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptCache,
+                 shots: ShotsOutput | None) -> list[Clip] | None:
+    if cfg.segment == "shots":
+        return segment_clips(clip, shot_windows(shots.shots, cfg.segment_min_len_s, cfg.segment_max_len_s,
+                                                cfg.short_shots)) or None
     dl: DownloadOutput | None = work.output("download", clip.video_id)
     if dl is None:
         return None
@@ -256,8 +286,12 @@ def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptC
     tr = loaded.transcript
     if cfg.segment == "cue":
         windows = cue_windows(tr)
+        if shots is not None:
+            windows = split_at_cuts(windows, shots.cuts_s, cfg.segment_min_len_s)
     else:
         duration = dl.duration_s or max(w.end for w in tr.words)
-        windows = fixed_windows(loaded.index, duration, cfg.segment_len_s, cfg.segment_min_words,
-                                cfg.segment_max_len_s)
+        # with shots: fixed windows within each shot, grown to their words there, never across its cut
+        spans = split_at_cuts([(0.0, duration)], shots.cuts_s, 0.0) if shots is not None else [(0.0, duration)]
+        windows = [w for s, e in spans for w in fixed_windows(loaded.index, e, cfg.segment_len_s,
+                                                               cfg.segment_min_words, cfg.segment_max_len_s, s)]
     return segment_clips(clip, windows) or None

@@ -26,9 +26,9 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
-STAGES = ("download", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
+STAGES = ("download", "shots", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
 SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
-OPTIONAL = ("filter",)  # in the default stages only when the YAML has its section
+OPTIONAL = ("shots", "filter")  # in the default stages only when the YAML has its section
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
 TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
             *(SECTIONS.get(s, s) for s in STAGES)}
@@ -136,6 +136,18 @@ def _align(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.align import AlignStage
 
     return AlignStage(_align_config(cfg))
+
+
+def _shots_config(cfg: PipelineConfig):
+    from mmdata.media.shots import ShotsConfig
+
+    return build_config(ShotsConfig, {}, cfg.sections["shots"])
+
+
+def _shots(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.shots import ShotsStage
+
+    return ShotsStage(_shots_config(cfg))
 
 
 def _filter_config(cfg: PipelineConfig):
@@ -271,14 +283,15 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
 # each section's config, built to check it before any work (the tokenizer folder: not needed to check)
 SECTION_CHECKS: dict[str, Callable[[PipelineConfig], Any]] = {
     "download": _download_config, "frames": lambda c: _media_config(c, "frames"),
-    "audio": lambda c: _media_config(c, "audio"), "align": lambda c: _align_config(c), "filter": _filter_config,
+    "audio": lambda c: _media_config(c, "audio"), "align": lambda c: _align_config(c), "shots": _shots_config,
+    "filter": _filter_config,
     "tokenizers": lambda c: _fit_configs(c), "quantize": lambda c: _quantize_config(c, "tokenizers"),
     "shard": lambda c: _shard_config(c, "tokenizers"),
 }
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
-    "download": _download, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
+    "download": _download, "shots": _shots, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
     "filter": _filter, "quantize": _quantize, "shard": _shard,
 }
 
@@ -321,9 +334,13 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         s = run_stage(stages.pop("download"), work, cfg.runner)
         click.echo(s.render())
         results.append(StepResult("download", s.ok, s.failed, s.wall_s, s.reasons))
+        if _align_config(cfg).uses_shots:  # the clips come from the shots: every source's first
+            s = run_stage(_shots(cfg, work), work, cfg.runner)
+            click.echo(s.render())
+            results.append(StepResult("shots", s.ok, s.failed, s.wall_s, s.reasons))
         _segment_if_asked(cfg, work)
     stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages
-                   if name in STAGE_MAKERS and name != "download"})
+                   if name in STAGE_MAKERS and name != "download" and name not in {r.stage for r in results}})
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())

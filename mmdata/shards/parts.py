@@ -92,9 +92,13 @@ class FailureTable:
         return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
 
 
+# stages whose rows hold no clip back: shots records a source's cuts (a failed one leaves its clips whole)
+NOT_GATES = ("shots",)
+
+
 def status_stages(work: WorkDir) -> list[str]:
-    """Stages with committed chunks, in pipeline order (unknown ones after, by name)."""
-    found = work.stages()
+    """Stages with committed chunks that can stop a clip, in pipeline order (unknown ones after, by name)."""
+    found = [s for s in work.stages() if s not in NOT_GATES]
     return [s for s in STAGE_ORDER if s in found] + [s for s in found if s not in STAGE_ORDER]
 
 

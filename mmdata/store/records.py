@@ -109,6 +109,31 @@ class FramesOutput(StageOutput):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShotsOutput(StageOutput):
+    """A source's shot boundaries (keyed by the source's video_id, like the download; no files). Times are
+    source seconds: `cuts_s` are the starts of the first frames of every shot after the first, `start_s` the
+    first frame's start, `end_s` the last frame's end. An image or audio source has `present: false`."""
+
+    stage: ClassVar[str] = "shots"
+    present: bool = True
+    reason: str | None = None  # why absent (image_source, no_video_stream)
+    cuts_s: tuple[float, ...] = ()
+    start_s: float | None = None
+    end_s: float | None = None
+    frames: int | None = None
+    fps: float | None = None
+    detector: Mapping[str, Any] | None = None  # ShotsConfig.recorded(): detector, threshold, min_shot_s, ...
+
+    @property
+    def shots(self) -> list[tuple[float, float]]:
+        """[start, end) of every shot, in order."""
+        if not self.present or self.start_s is None or self.end_s is None:
+            return []
+        edges = [self.start_s, *self.cuts_s, self.end_s]
+        return list(zip(edges[:-1], edges[1:]))
+
+
+@dataclass(frozen=True, kw_only=True)
 class AudioOutput(StageOutput):
     """A clip's audio: `file` (mono FLAC among the item's files) at `sample_rate`."""
 
@@ -169,7 +194,8 @@ class QuantizeOutput(StageOutput):
 
 
 OUTPUTS: dict[str, type[StageOutput]] = {
-    cls.stage: cls for cls in (DownloadOutput, FramesOutput, AudioOutput, AlignOutput, FilterOutput, QuantizeOutput)}
+    cls.stage: cls for cls in (DownloadOutput, FramesOutput, ShotsOutput, AudioOutput, AlignOutput, FilterOutput,
+                               QuantizeOutput)}
 
 
 def as_meta(result: StageOutput | Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ test media comes from, for the tests, the benchmarks and the demo.
   odd variants built on it: `vfr_video`, `odd_size_video`, `anamorphic_video`.
 - `box_video`: flat colour with boxes that show at given times (`make_flash_beep_video`, `halves_video`,
   `slideshow_video`; no boxes: a black clip).
+- `shots_video`: distinct generated scenes joined by hard cuts at known frames; `pictureless_video`.
 - `audio_file`, `speak`; stream edits `rotated`, `offset_stream`; `truncate_file`, `image_with_exif_rotation`.
 - `scene`, `jpeg_bytes`: frames in memory. Speech with known word times: mmdata/testing/speech.py.
 """
@@ -126,6 +127,38 @@ def slideshow_video(dst: Path, slides: int = 3, slide_s: float = 2.0, size: tupl
     boxes = [drawbox((k * w // 5) % (w - w // 3), (k * h // 4) % (h - h // 3), w // 3, h // 3, colours[k % 6],
                      (k * slide_s, (k + 1) * slide_s - 1e-3)) for k in range(slides)]
     return box_video(dst, slides * slide_s, boxes, size, background="gray")
+
+
+# distinct generated scenes, one per shot of `shots_video` (each moves, or not, in its own way)
+SHOT_SOURCES = ("testsrc2", "mandelbrot", "smptebars", "rgbtestsrc", "testsrc", "yuvtestsrc")
+
+
+def shots_video(dst: Path, frames: list[int], size: tuple[int, int] = (320, 240), fps: int = 25,
+                audio: bool = False) -> tuple[Path, list[float]]:
+    """Shots of `frames[i]` frames each, a different generated scene each (SHOT_SOURCES in turn), joined with
+    hard cuts: H.264 in MP4 (with a tone when `audio`). -> (the file, the cut times in seconds: the first frame
+    of each shot after the first)."""
+    w, h = size
+    inputs, labels = [], []
+    for i, n in enumerate(frames):
+        src = SHOT_SOURCES[i % len(SHOT_SOURCES)]
+        inputs += ["-f", "lavfi", "-i", f"{src}=size={w}x{h}:rate={fps}"]
+        labels.append(f"[{i}:v]trim=end_frame={n},setpts=PTS-STARTPTS,setsar=1[s{i}];")
+    pads = "".join(f"[s{i}]" for i in range(len(frames)))
+    graph = f"{''.join(labels)}{pads}concat=n={len(frames)}:v=1:a=0,format=yuv420p[v]"
+    total = sum(frames) / fps
+    extra = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={total}"] if audio else []
+    maps = ["-map", "[v]"] + (["-map", f"{len(frames)}:a", "-c:a", "aac"] if audio else [])
+    ffmpeg(*inputs, *extra, "-filter_complex", graph, *maps, "-c:v", "libx264", "-preset", "ultrafast",
+           "-g", str(fps), str(dst))
+    cuts = [round(sum(frames[:k]) / fps, 6) for k in range(1, len(frames))]
+    return Path(dst), cuts
+
+
+def pictureless_video(src: Path, dst: Path) -> Path:
+    """`src`'s H.264 stream with every picture slice removed: ffprobe lists its packets, no frame decodes."""
+    ffmpeg("-i", str(src), "-map", "0:v", "-c:v", "copy", "-bsf:v", "filter_units=remove_types=1|5", str(dst))
+    return Path(dst)
 
 
 def audio_file(dst: Path, expr: str, duration_s: float, rate: int = 44100, channels: int = 1) -> Path:

@@ -1,4 +1,5 @@
-"""Make clips from a transcript for sources the manifest gave whole (no start/end):
+"""Make clips from a transcript for sources the manifest gave whole (no start/end) (from shots:
+mmdata/media/shot_windows.py):
 
 - fixed: consecutive windows of `length_s`; a window with fewer than `min_words` words grows word by
   word up to `max_len_s` (MERLOT Reserve cuts its videos into fixed-length segments this way); a window
@@ -18,10 +19,11 @@ MIN_CLIP_S = 0.05
 
 
 def fixed_windows(index: WordIndex, duration_s: float, length_s: float, min_words: int,
-                  max_len_s: float) -> list[tuple[float, float]]:
+                  max_len_s: float, start_s: float = 0.0) -> list[tuple[float, float]]:
+    """Windows over [start_s, duration_s) (see the module's docstring)."""
     by_centre = sorted(zip(index.centres, (w.end for w in index.words)))
     centres = [c for c, _ in by_centre]
-    out, t = [], 0.0
+    out, t = [], start_s
     while duration_s - t > MIN_CLIP_S:
         cap = min(t + max_len_s, duration_s)
         end = min(t + length_s, duration_s)
