@@ -61,12 +61,15 @@ def parquet_bytes(table) -> bytes:
 
 
 def read_parquet_bytes(data: bytes):
-    """A parquet table from bytes in memory. Through an Arrow buffer, not a Python file object: pyarrow's
-    reader threads calling back into Python made the interpreter abort at exit now and then."""
+    """A parquet table from bytes in memory, read on this thread alone. Through an Arrow buffer, not a Python
+    file object (pyarrow's reader threads called back into Python), and without pre-buffering, pyarrow's
+    default, which reads on its I/O thread pool even with use_threads=False: a pool thread alive when the
+    interpreter exits aborts the process ("terminate called without an active exception", exit -6, after
+    the command's work was done; apache/arrow#34314), which a busy machine made happen now and then."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(pa.BufferReader(data), use_threads=False)
+    return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
 
 
 def table_name(chunk: int) -> str:

@@ -123,7 +123,8 @@ def read_parquet(path: Path) -> Rows:
     import pyarrow.parquet as pq
 
     try:
-        return list(enumerate(pq.read_table(path).to_pylist(), start=1))
+        # on this thread alone: see workdir.read_parquet_bytes (pyarrow's pool threads and the exit abort)
+        return list(enumerate(pq.read_table(path, use_threads=False, pre_buffer=False).to_pylist(), start=1))
     except Exception as e:  # pyarrow raises several types for a bad file
         raise ManifestError(path, f"not a readable Parquet file: {e}") from e
 
