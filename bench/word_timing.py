@@ -69,6 +69,7 @@ def main() -> dict[str, Score]:
     print(f"\nvad_interpolated vs interpolated: within 100 ms {new.within:.0%} vs {base.within:.0%} "
           f"({new.within / max(base.within, 1e-9):.1f}x), median {new.median_s * 1000:.0f} vs "
           f"{base.median_s * 1000:.0f} ms ({base.median_s / max(new.median_s, 1e-9):.1f}x lower)")
+    print(f"ratio of median errors, vad_interpolated / interpolated: {new.median_s / max(base.median_s, 1e-9):.3f}")
     print(f"goal (offline): >= 70% within 100 ms and median < 60 ms: "
           f"{'met' if new.within >= 0.7 and new.median_s < 0.06 else 'NOT met'}")
     return totals
