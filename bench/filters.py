@@ -5,8 +5,10 @@ Clips are generated (testsrc2 with a tone, H.264 + AAC, `--size`, `--seconds` ea
 them (`--frames` per clip, 224 px, in this process), then each filter's share of the filter stage is timed on
 its own: the duration and picture filters read stored records; black_frames and static_video read the clip's
 JPEGs from the frames pack and decode them at 1/8 scale (that read and decode is counted in both), then
-compute their score. The whole filter stage is timed too. Prints, per filter, ms per clip, seconds per hour of
-video and the ratio filter / frames decode (target: well under 0.1). Best of `--repeat`.
+compute their score; low_speech decodes the audio stage's FLAC at 16 kHz and runs Silero VAD over it (the
+clips carry a tone: no speech, the whole length scored). The whole filter stage is timed too. Prints, per
+filter, ms per clip, seconds per hour of video and the ratio filter / frames decode (target: well under 0.1 for the model-free filters; low_speech runs a
+network over every 32 ms of audio, about half a frames decode at 640x360). Best of `--repeat`.
 
     .venv/bin/python bench/filters.py
     .venv/bin/python bench/filters.py --clips 8 --seconds 20 --size 1280x720
@@ -21,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmdata.filters.measures import black_fraction, clip_duration, grey_frame, motion  # noqa: E402
+from mmdata.filters.measures import black_fraction, clip_duration, clip_speech_ratio, grey_frame, motion  # noqa: E402
+from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.filters.rules import FilterConfig  # noqa: E402
 from mmdata.media.config import FramesConfig  # noqa: E402
 from mmdata.pipelines.filters import FilterStage  # noqa: E402
@@ -48,13 +51,15 @@ def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int
     t0 = time.perf_counter()
     s = run_stage(FramesStage(FramesConfig(frames=frames, size=224)), work, RUN)
     assert s.failed == 0, s.render()
-    return work, time.perf_counter() - t0
+    decode_s = time.perf_counter() - t0
+    assert run_stage(AudioStage(), work, RUN).failed == 0
+    return work, decode_s
 
 
-def time_parts(work: WorkDir, cfg: FilterConfig) -> dict[str, float]:
+def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
     """Seconds over all clips for each filter's own work (a fresh view: nothing cached from the last pass)."""
     view = work.fresh()
-    t = dict.fromkeys(("records", "frames_read", "black", "motion"), 0.0)
+    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech"), 0.0)
     try:
         for clip in view.clips():
             t0 = time.perf_counter()
@@ -69,7 +74,9 @@ def time_parts(work: WorkDir, cfg: FilterConfig) -> dict[str, float]:
             t3 = time.perf_counter()
             motion(grey)
             t4 = time.perf_counter()
-            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            clip_speech_ratio(view, clip.key, au, lambda: vad)
+            t5 = time.perf_counter()
+            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 t[k] += v
     finally:
         view.close()
@@ -92,16 +99,19 @@ def main() -> float:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
-    cfg = FilterConfig(min_duration_s=2, min_side=240, max_aspect=2.4, max_black_fraction=0.5, min_motion=0.01)
+    cfg = FilterConfig(min_duration_s=2, min_side=240, max_aspect=2.4, max_black_fraction=0.5, min_motion=0.01,
+                       min_speech_ratio=0.3)
+    stage = FilterStage(cfg)
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-filters-") as d:
         work, decode_s = build(Path(d), args.clips, args.seconds, size, args.frames)
-        parts = [time_parts(work, cfg) for _ in range(args.repeat)]
+        parts = [time_parts(work, cfg, stage.vad()) for _ in range(args.repeat)]
         best = {k: min(p[k] for p in parts) for k in parts[0]}
         stage_s = min(time_stage(work, cfg) for _ in range(args.repeat))
     n, hours = args.clips, args.clips * args.seconds / 3600
     per_filter = {
         "too_short / too_long": best["records"], "low_resolution / bad_aspect": best["records"],
         "black_frames": best["frames_read"] + best["black"], "static_video": best["frames_read"] + best["motion"],
+        "low_speech (FLAC + Silero VAD)": best["speech"],
         "filter stage (all, with its commit)": stage_s,
     }
     print(f"{n} clips of {args.seconds:g} s at {args.size}, {args.frames} frames each; frames stage (decode): "

@@ -287,6 +287,9 @@ REASONS: tuple[Reason, ...] = (
     Reason("static_video", ("filter",),
            "the sampled frames barely change (median frame difference under `min_motion`): a still, a slideshow",
            "intended; lower `--min-motion` (read the motion histogram in `mmdata stats --work`)"),
+    Reason("low_speech", ("filter",),
+           "Silero VAD finds speech in less than `min_speech_ratio` of the clip's audio: silence, music, noise",
+           "intended; lower `--min-speech-ratio` (read the speech_ratio histogram in `mmdata stats --work`)"),
     # --- quantize -----------------------------------------------------------------------------------------
     Reason("no_modality", ("quantize", "train", "eval"),
            "the clip (or sample) has nothing to tokenise: no frames, no speech and no text",

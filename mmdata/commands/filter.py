@@ -7,18 +7,19 @@ from mmdata.commands import common
 from mmdata.filters.rules import FilterConfig
 from mmdata.pipelines.filters import FilterStage
 
-HELP = """Measure every clip (length, picture size and aspect, blank frames, motion between its sampled frames)
-and reject the clips outside the thresholds given: each becomes an error row whose reason names the filter
-(too_short, too_long, low_resolution, bad_aspect, black_frames, static_video) and whose detail holds its
-scores. Quantize and shard leave rejected clips out. Run it after frames and audio, before quantize. With no
-threshold it only records scores: `mmdata stats --work W` shows their histograms and the funnel.
+HELP = """Measure every clip (length, picture size and aspect, blank frames, motion between its sampled frames,
+share of its audio that Silero VAD finds as speech) and reject the clips outside the thresholds given: each
+becomes an error row whose reason names the filter (too_short, too_long, low_resolution, bad_aspect,
+black_frames, static_video, low_speech) and whose detail holds its scores. Quantize and shard leave rejected
+clips out. Run it after frames and audio, before quantize. With no threshold it only records scores:
+`mmdata stats --work W` shows their histograms and the funnel.
 The config file's section is `filters:`.
 
 Example:
 
 \b
   mmdata filter --work work --min-duration 2 --min-side 240 --max-aspect 2.4 \\
-      --max-black-fraction 0.5 --min-motion 0.01
+      --max-black-fraction 0.5 --min-motion 0.01 --min-speech-ratio 0.3
   mmdata stats --work work            # the funnel and the score histograms
 """
 
@@ -35,6 +36,8 @@ Example:
               help="black_frames: greatest share of blank (near-black or flat) sampled frames kept, 0..1.")
 @click.option("--min-motion", "min_motion", type=float, default=None,
               help="static_video: least median change between consecutive sampled frames kept, 0..1.")
+@click.option("--min-speech-ratio", "min_speech_ratio", type=float, default=None,
+              help="low_speech: least share of the clip's audio that Silero VAD finds as speech, 0..1.")
 @click.option("--black-range", "black_range", type=float, default=None,
               help="A frame whose luma spread (1st-99th percentile, 0..1) is under this is blank. [0.06]")
 def filter_cmd(run_opts: common.RunOptions, **opts):

@@ -1,4 +1,4 @@
-"""A clip's scores, from what earlier stages stored: no model, and no second decode of the source.
+"""A clip's scores, from what earlier stages stored: no second decode of the source, and one model (a VAD).
 
     duration_s      the clip's window (frames, else audio), else its manifest times, else the source's length
     short_side      min(width, height) of the source picture as shown (frames stage, else the image's probe)
@@ -6,16 +6,19 @@
     black_fraction  share of the sampled frames that are blank: near-black or near-uniform (luma spread under
                     `black_range`)
     motion          median change between consecutive sampled frames: mean absolute grey difference, 0..1
+    speech_ratio    share of the clip's audio (the audio stage's FLAC) that Silero VAD finds as speech, 0..1
 
 The frame scores read the frames stage's JPEGs, decoded at 1/8 scale (JPEG's own DCT scaling) to a small grey
 image. `motion` takes the median over the pairs, so a slideshow whose slide changes between two samples still
 scores as still. Scores depend on the sampling (`--frames`/`--fps`): tune thresholds on the funnel's histograms.
-A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame) is None.
+A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame, speech_ratio of a
+clip without audio) is None. `speech_ratio` is the one score that needs a model: the caller hands a loader,
+called only for a clip that has audio, so a corpus without audio never loads torch.
 """
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,12 +29,14 @@ from mmdata.records import Clip
 from mmdata.store.records import AudioOutput, DownloadOutput, FramesOutput
 from mmdata.workdir import WorkDir
 
-MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion")
+MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion", "speech_ratio")
 
 
-def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig) -> dict[str, float | None]:
-    """Every score of the clip (None where it has none). ItemError `missing_<stage>` when an earlier stage
-    ran but has no output for it: it failed there."""
+def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig,
+                vad: Callable[[], Any] | None = None) -> dict[str, float | None]:
+    """Every score of the clip (None where it has none). `vad`: returns the VAD (`transcripts.vad`), called
+    only when the clip has audio; without it speech_ratio is not measured. ItemError `missing_<stage>` when
+    an earlier stage ran but has no output for it: it failed there."""
     frames: FramesOutput | None = upstream_output(work, "frames", clip.key)
     audio: AudioOutput | None = upstream_output(work, "audio", clip.key)
     download: DownloadOutput | None = work.output("download", clip.video_id)
@@ -46,7 +51,28 @@ def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig) -> dict[str, float
         grey = [grey_frame(files.get(name), cfg.measure_size, f"{clip.key}/{name}") for name in frames.files]
         scores["black_fraction"] = round(black_fraction(grey, cfg.black_range), 4)
         scores["motion"] = None if len(grey) < 2 else round(motion(grey), 5)
+    if vad is not None and audio is not None and audio.present and audio.file:
+        scores["speech_ratio"] = round(clip_speech_ratio(work, clip.key, audio, vad), 4)
     return scores
+
+
+def clip_speech_ratio(work: WorkDir, key: str, audio: AudioOutput, vad: Callable[[], Any]) -> float:
+    """speech_ratio of the clip's FLAC, decoded at the VAD's 16 kHz. Digital silence (the audio stage's
+    `silent` flag) is 0 without running the model."""
+    from mmdata.media_io import read_audio
+    from mmdata.transcripts.vad import SILERO_RATE
+
+    if audio.silent:
+        return 0.0
+    return speech_ratio(read_audio(work.item_dir("audio", key) / audio.file, SILERO_RATE), SILERO_RATE, vad())
+
+
+def speech_ratio(wav: np.ndarray, sr: int, vad: Any) -> float:
+    """Seconds inside the VAD's speech regions over the audio's length (0 for empty audio)."""
+    if not wav.size:
+        return 0.0
+    speech = sum(end - start for start, end in vad.regions(wav, sr))
+    return min(1.0, speech / (wav.size / sr))
 
 
 def clip_duration(clip: Clip, frames: FramesOutput | None, audio: AudioOutput | None,

@@ -29,6 +29,7 @@ class FilterConfig:
     max_aspect: float | None = None
     max_black_fraction: float | None = None  # black_frames: share of sampled frames that are blank (0..1)
     min_motion: float | None = None  # static_video: median change between consecutive sampled frames (0..1)
+    min_speech_ratio: float | None = None  # low_speech: share of the clip's audio that the VAD finds as speech
     black_range: float = 0.06  # a frame whose luma spread (1st to 99th percentile, 0..1) is under this is blank
     measure_size: int = 64  # frames are compared as grey images of this many pixels a side
 
@@ -37,8 +38,9 @@ class FilterConfig:
         for key in ("min_duration_s", "max_duration_s", "min_side", "min_aspect", "max_aspect", "min_motion"):
             value = getattr(self, key)
             check(value is None or value >= 0, n, key, value, "unset or a number >= 0")
-        b = self.max_black_fraction
-        check(b is None or 0 <= b <= 1, n, "max_black_fraction", b, "unset or a share from 0 to 1")
+        for key in ("max_black_fraction", "min_speech_ratio"):
+            value = getattr(self, key)
+            check(value is None or 0 <= value <= 1, n, key, value, "unset or a share from 0 to 1")
         check(0 < self.black_range < 1, n, "black_range", self.black_range, "a share of the luma range, 0 < x < 1")
         check(self.measure_size >= 8, n, "measure_size", self.measure_size, "pixels >= 8")
         for lo, hi in (("min_duration_s", "max_duration_s"), ("min_aspect", "max_aspect")):
@@ -106,9 +108,13 @@ class StaticVideo(Filter):
     name, measure, low = "static_video", "motion", "min_motion"
 
 
+class LowSpeech(Filter):
+    name, measure, low = "low_speech", "speech_ratio", "min_speech_ratio"
+
+
 # name -> filter, in the order they are applied
 FILTERS: dict[str, type[Filter]] = {cls.name: cls for cls in (TooShort, TooLong, LowResolution, BadAspect,
-                                                               BlackFrames, StaticVideo)}
+                                                               BlackFrames, StaticVideo, LowSpeech)}
 
 
 @dataclass(frozen=True)
