@@ -134,9 +134,7 @@ class AlignStage(ShipsConfigOnly, Stage):
         if self.ready:
             return
         if self.cfg.forced or self.cfg.vad == "silero":
-            import torch
-
-            torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
+            self.limit_torch_threads()
         if self.cfg.forced:
             from mmdata.transcripts.forced import ForcedAligner
 

@@ -56,6 +56,12 @@ class Stage:
     def setup(self) -> None:
         """Load models or check tools; called once per worker process before the first item."""
 
+    def limit_torch_threads(self) -> None:
+        """torch's threads to the CPUs this stage declared, no more: its workers share the machine."""
+        import torch
+
+        torch.set_num_threads(max(1, int(self.resources.cpus)))
+
     def items(self, work: WorkDir, clips: list[Clip]) -> list[Any]:
         """Turn one chunk's clips into this stage's work items (each has `.key`). Default: the clips."""
         return list(clips)

@@ -210,11 +210,11 @@ def detect_kind(item: Source, location: str, timeout_s: float) -> tuple[str, str
 class DownloadStage(ShipsConfigOnly, Stage):
     name = "download"
     resources = Resources(cpus=1, memory_mb=1024)
-    # how sources are fetched, not what is kept: access (cookies, proxies, pacing), the network policy (a
-    # source it refused is an error row: --retry-failed after allowing it), retries and timeouts
-    # not in the resume stamp: they change how sources are fetched, not what a fetched source holds. The
-    # prefilter's rules decide only which sources are admitted; a dropped row names its rule, and
-    # `should_retry` re-judges it when the rule changed (a looser re-run fetches only the newly admitted)
+    # not in the resume stamp: how sources are fetched, not what a fetched source holds: access (cookies,
+    # proxies, pacing), the network policy (a source it refused is an error row: --retry-failed after allowing
+    # it), retries and timeouts. The prefilter's rules decide only which sources are admitted; a dropped row
+    # names its rule, and `should_retry` re-judges it when the rule changed (a looser re-run fetches only the
+    # newly admitted)
     run_only = ("allow_local", "allow_hosts", "concurrency", "retries", "backoff_s", "timeout_s", "cookies",
                 "cookies_from_browser", "proxy", "sleep_requests_s", "sleep_interval_s", "limit_rate",
                 "youtube_extractor_args", "js_runtimes", "block_backoff_s", "block_backoff_max_s", "block_window",

@@ -37,8 +37,8 @@ class FilterStage(ShipsConfigOnly, Stage):
         if self._vad is None:
             from mmdata.transcripts.vad import load_vad
 
-            torch = import_library("torch", "the filter stage (speech_ratio)")
-            torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
+            import_library("torch", "the filter stage (speech_ratio)")
+            self.limit_torch_threads()
             self._vad = load_vad("silero")
         return self._vad
 

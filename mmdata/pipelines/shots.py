@@ -33,9 +33,7 @@ class ShotsStage(ShipsConfigOnly, Stage):
 
     def setup(self) -> None:
         if self.cfg.detector == "transnetv2":
-            import torch
-
-            torch.set_num_threads(max(1, int(self.resources.cpus)))  # the CPUs this stage declared, no more
+            self.limit_torch_threads()
 
     def items(self, work: WorkDir, clips: list[Clip]) -> list[Source]:
         return sources_of(clips)
