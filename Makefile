@@ -54,7 +54,7 @@ lock-check: | $(UV)
 	$(UV) lock --check --python $(PY)
 
 test: setup lock-check
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"

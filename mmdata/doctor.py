@@ -23,9 +23,7 @@ from mmdata.environment import (REINSTALL, SYSTEM_INSTALL, describe_import_failu
                                 requirement_problems)
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-# codecs YouTube serves, and the decoders Debian's ffmpeg has for each (any one is enough)
-CODECS = {"h264": ("h264",), "vp9": ("vp9", "libvpx-vp9"), "av1": ("libdav1d", "libaom-av1", "av1"),
-          "hevc": ("hevc",)}
+CODECS = ("h264", "vp9", "av1", "hevc")  # the codecs YouTube serves
 YTDLP_STALE_DAYS = 90  # YouTube changes often; a yt-dlp this old usually fails on it
 CHILD_TIMEOUT_S = 120
 
@@ -92,10 +90,10 @@ def check_ffmpeg() -> list[Check]:
         else:
             checks.append(Check(tool, OK, line.replace(" Copyright", ";").split(";")[0]))
     if checks[0].status == OK:
-        out = subprocess.run([shutil.which("ffmpeg"), "-hide_banner", "-decoders"], capture_output=True,
-                             text=True, timeout=30).stdout
-        decoders = {ln.split()[1] for ln in out.splitlines() if len(ln.split()) > 1 and ln.startswith(" V")}
-        found = {codec: next((d for d in names if d in decoders), None) for codec, names in CODECS.items()}
+        # the same list the frames stage consults (hardware-only decoders, native AV1 among them, left out)
+        from mmdata.media.ffmpeg_video import software_decoders
+        decoders = software_decoders()
+        found = {codec: (decoders.get(codec) or (None,))[0] for codec in CODECS}
         have = ", ".join(f"{c} ({d})" for c, d in found.items() if d)
         lacking = [c for c, d in found.items() if not d]
         if lacking:

@@ -31,18 +31,26 @@ _HW_SUFFIXES = ("_cuvid", "_qsv", "_v4l2m2m", "_vaapi", "_vdpau", "_mediacodec",
                 "_videotoolbox", "_d3d11va", "_dxva2", "_nvdec", "_omx")
 
 
+# FFmpeg's native AV1 decoder is listed like a software one but decodes only through a hardware device
+_HW_ONLY = {"av1"}
+
+
 @functools.lru_cache(maxsize=None)
-def _software_decoders() -> frozenset[str]:
-    """Codec names (ffprobe's codec_name) the system ffmpeg has a software video decoder for."""
+def software_decoders() -> dict[str, tuple[str, ...]]:
+    """{codec name (ffprobe's codec_name): the system ffmpeg's software video decoders for it}."""
     proc = run_tool([require_tool("ffmpeg"), "-hide_banner", "-decoders"], 60.0, "probe", Path("ffmpeg"))
-    names = set()
+    found: dict[str, list[str]] = {}
     for line in proc.stdout.decode(errors="replace").splitlines():
         m = re.match(r"\s*V\S{5}\s+(\S+)\s+(.*)$", line)
-        if not m or m.group(1).endswith(_HW_SUFFIXES):
+        if not m or m.group(1).endswith(_HW_SUFFIXES) or m.group(1) in _HW_ONLY:
             continue
         codec = re.search(r"\(codec (\w+)\)\s*$", m.group(2))
-        names.add(codec.group(1) if codec else m.group(1))
-    return frozenset(names)
+        found.setdefault(codec.group(1) if codec else m.group(1), []).append(m.group(1))
+    return {codec: tuple(names) for codec, names in found.items()}
+
+
+def _software_decoders() -> frozenset[str]:
+    return frozenset(software_decoders())
 
 
 _TRIED: dict[str, tuple[bool, str]] = {}  # codec -> (the system ffmpeg decodes it, why not); per process
