@@ -17,8 +17,9 @@ The frame scores read the frames stage's JPEGs, decoded at 1/8 scale (JPEG's own
 image. `motion` takes the median over the pairs, so a slideshow whose slide changes between two samples still
 scores as still. Scores depend on the sampling (`--frames`/`--fps`): tune thresholds on the funnel's histograms.
 A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame, speech_ratio of a
-clip without audio, the transcript scores of a clip the align stage did not run on or failed on) is None. `speech_ratio` is the one score that needs a model: the caller hands a loader,
-called only for a clip that has audio, so a corpus without audio never loads torch.
+clip without audio, the transcript scores of a clip the align stage did not run on or failed on) is None.
+`speech_ratio` needs torch: the caller hands a loader, called only for a clip that has audio, so a corpus without
+audio never loads torch. The language identifier (numpy only) loads at the first transcript long enough.
 """
 from __future__ import annotations
 

@@ -158,8 +158,8 @@ def speech_seconds(scores: Mapping[str, Any]) -> tuple[float | None, str]:
 
 
 class FewWords(Filter):
-    """A transcript too sparse for its speech: subtitles of a few lines over a long talk, a clip of music or
-    crowd noise with one caption."""
+    """A transcript too sparse for its speech: a few subtitle lines over minutes of talk (only the first lines
+    subtitled, subtitles of another cut)."""
 
     name, measure, low, unit = "few_words", "words_per_second", "min_words_per_second", " words/s"
 
