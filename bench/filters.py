@@ -6,9 +6,12 @@ them (`--frames` per clip, 224 px, in this process), then each filter's share of
 its own: the duration and picture filters read stored records; black_frames and static_video read the clip's
 JPEGs from the frames pack and decode them at 1/8 scale (that read and decode is counted in both), then
 compute their score; low_speech decodes the audio stage's FLAC at 16 kHz and runs Silero VAD over it (the
-clips carry a tone: no speech, the whole length scored). The whole filter stage is timed too. Prints, per
-filter, ms per clip, seconds per hour of video and the ratio filter / frames decode (target: well under 0.1 for the model-free filters; low_speech runs a
-network over every 32 ms of audio, about half a frames decode at 640x360). Best of `--repeat`.
+clips carry a tone: no speech, the whole length scored); few_words reads the align stage's record and counts
+its words, wrong_language runs py3langid over the text (each clip carries a manifest transcript of 2.5 words
+per second, through the align stage; the identifier is loaded before the timing, as a worker loads it once).
+The whole filter stage is timed too. Prints, per filter, ms per clip, seconds per hour of video and the ratio
+filter / frames decode (target: well under 0.1 for the model-free filters and the language identifier;
+low_speech runs a network over every 32 ms of audio, about half a frames decode at 640x360). Best of `--repeat`.
 
     .venv/bin/python bench/filters.py
     .venv/bin/python bench/filters.py --clips 8 --seconds 20 --size 1280x720
@@ -23,7 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmdata.filters.measures import black_fraction, clip_duration, clip_speech_ratio, grey_frame, motion  # noqa: E402
+from mmdata.filters import language  # noqa: E402
+from mmdata.filters.measures import (black_fraction, clip_duration, clip_speech_ratio, grey_frame, motion,  # noqa: E402
+                                     transcript, transcript_scores)
+from mmdata.pipelines.align import AlignConfig, AlignStage  # noqa: E402
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.filters.rules import FilterConfig  # noqa: E402
 from mmdata.media.config import FramesConfig  # noqa: E402
@@ -36,6 +42,13 @@ from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
 from mmdata.workdir import WorkDir  # noqa: E402
 
 RUN = RunnerConfig(workers=1, progress=False)
+SENTENCE = "so today we are going to talk about how the engine works and why it matters to all of us".split()
+
+
+def talk(seconds: float) -> str:
+    """A transcript of 2.5 words per second, a conversational pace."""
+    n = max(1, round(2.5 * seconds))
+    return " ".join(SENTENCE[i % len(SENTENCE)] for i in range(n))
 
 
 def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int) -> tuple[WorkDir, float]:
@@ -43,8 +56,8 @@ def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int
     media = root / "media"
     media.mkdir()
     make_video(media / "src.mp4", seconds, size=size)
-    clips = [Clip(key=f"v{i:03d}_0", video_id=f"v{i:03d}", url="http://127.0.0.1/x.mp4", kind="video")
-             for i in range(n)]
+    clips = [Clip(key=f"v{i:03d}_0", video_id=f"v{i:03d}", url="http://127.0.0.1/x.mp4", kind="video",
+                  text=talk(seconds)) for i in range(n)]
     work = make_work(root / "work", clips)
     for c in clips:  # one file each: every clip is its own decode, as distinct sources are
         add_downloaded(work, c.video_id, media / "src.mp4")
@@ -53,13 +66,14 @@ def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int
     assert s.failed == 0, s.render()
     decode_s = time.perf_counter() - t0
     assert run_stage(AudioStage(), work, RUN).failed == 0
+    assert run_stage(AlignStage(AlignConfig(vad="energy")), work, RUN).failed == 0
     return work, decode_s
 
 
 def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
     """Seconds over all clips for each filter's own work (a fresh view: nothing cached from the last pass)."""
     view = work.fresh()
-    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech"), 0.0)
+    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech", "words", "language"), 0.0)
     try:
         for clip in view.clips():
             t0 = time.perf_counter()
@@ -74,9 +88,15 @@ def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
             t3 = time.perf_counter()
             motion(grey)
             t4 = time.perf_counter()
-            clip_speech_ratio(view, clip.key, au, lambda: vad)
+            ratio = clip_speech_ratio(view, clip.key, au, lambda: vad)
             t5 = time.perf_counter()
-            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            text = transcript(view.output("align", clip.key))
+            scores = {"duration_s": clip_duration(clip, fr, au, dl), "speech_ratio": ratio}
+            transcript_scores(text, scores, min_words=len(text.split()) + 1)  # words and words/s, no language
+            t6 = time.perf_counter()
+            language.detect(text)
+            t7 = time.perf_counter()
+            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
                 t[k] += v
     finally:
         view.close()
@@ -100,10 +120,14 @@ def main() -> float:
     args = ap.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     cfg = FilterConfig(min_duration_s=2, min_side=240, max_aspect=2.4, max_black_fraction=0.5, min_motion=0.01,
-                       min_speech_ratio=0.3)
+                       min_speech_ratio=0.3, min_words_per_second=0.5, language=("en",))
     stage = FilterStage(cfg)
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-filters-") as d:
         work, decode_s = build(Path(d), args.clips, args.seconds, size, args.frames)
+        language.identifier.cache_clear()  # the config's code check loaded it in this process: load it afresh
+        t0 = time.perf_counter()
+        language.identifier()  # loaded once per worker, before its first transcript: not per clip
+        load_s = time.perf_counter() - t0
         parts = [time_parts(work, cfg, stage.vad()) for _ in range(args.repeat)]
         best = {k: min(p[k] for p in parts) for k in parts[0]}
         stage_s = min(time_stage(work, cfg) for _ in range(args.repeat))
@@ -112,12 +136,15 @@ def main() -> float:
         "too_short / too_long": best["records"], "low_resolution / bad_aspect": best["records"],
         "black_frames": best["frames_read"] + best["black"], "static_video": best["frames_read"] + best["motion"],
         "low_speech (FLAC + Silero VAD)": best["speech"],
+        "few_words (align record, word count)": best["words"],
+        "wrong_language (py3langid)": best["language"],
         "filter stage (all, with its commit)": stage_s,
     }
     print(f"{n} clips of {args.seconds:g} s at {args.size}, {args.frames} frames each; frames stage (decode): "
           f"{1000 * decode_s / n:.1f} ms/clip, {decode_s / hours:.1f} s per hour of video")
     print(f"  of which shared by black_frames and static_video: reading + decoding the JPEGs at 1/8 scale "
           f"{1000 * best['frames_read'] / n:.2f} ms/clip")
+    print(f"  loading py3langid's model: {load_s:.2f} s once per worker (not counted per clip)")
     worst = 0.0
     for name, s in per_filter.items():
         ratio = s / decode_s

@@ -42,7 +42,7 @@ STEP_NEEDS: dict[str, Needs] = {
     "shots": Needs(("scenedetect", "cv2"), MEDIA_TOOLS),
     "audio": Needs((), MEDIA_TOOLS),
     "align": Needs(),
-    "filter": Needs(("PIL",)),
+    "filter": Needs(("PIL", "py3langid")),
     "tokenizers": Needs(("torch", "torchaudio", "tokenizers"), ("ffmpeg",)),
     # no ffmpeg: the audio stage's FLAC at 16 kHz decodes in-process, so a GPU node needs no media tools;
     # other audio (another rate, several channels) becomes `missing_ffmpeg` rows there

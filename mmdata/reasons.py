@@ -290,6 +290,14 @@ REASONS: tuple[Reason, ...] = (
     Reason("low_speech", ("filter",),
            "Silero VAD finds speech in less than `min_speech_ratio` of the clip's audio: silence, music, noise",
            "intended; lower `--min-speech-ratio` (read the speech_ratio histogram in `mmdata stats --work`)"),
+    Reason("few_words", ("filter",),
+           "the transcript has fewer than `min_words_per_second` words per second of speech (Silero VAD's speech "
+           "seconds, else the clip's length; the detail says which)",
+           "intended; lower `--min-words-per-second`, or check the subtitles belong to this video"),
+    Reason("wrong_language", ("filter",),
+           "the transcript's detected language (py3langid) is not in `language` (and the detection is at least "
+           "`min_language_confidence` sure)",
+           "intended; add the language to `--language`, or raise `--min-language-confidence`"),
     # --- quantize -----------------------------------------------------------------------------------------
     Reason("no_modality", ("quantize", "train", "eval"),
            "the clip (or sample) has nothing to tokenise: no frames, no speech and no text",

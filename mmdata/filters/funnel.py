@@ -47,6 +47,7 @@ class Funnel:
     kept: int = 0
     kept_seconds: float = 0.0
     scores: dict[str, list[float]] = field(default_factory=dict)  # measure -> one value per clip measured
+    labels: dict[str, collections.Counter] = field(default_factory=dict)  # a measure of words (language) -> counts
     thresholds: list[dict[str, Any]] = field(default_factory=list)  # thresholds_used()
     samples: int | None = None  # in the shards' index.json, when OUT is given
 
@@ -55,6 +56,7 @@ class Funnel:
                 "steps": [{"step": s.label, "clips": s.clips, "hours": s.seconds / 3600, "reasons": dict(s.reasons)}
                           for s in self.steps],
                 "pending": self.pending, "kept": self.kept, "kept_hours": self.kept_seconds / 3600,
+                "labels": {m: dict(c.most_common()) for m, c in self.labels.items()},
                 "thresholds": self.thresholds, "samples": self.samples}
 
     def render(self, bins: int = 10) -> str:
@@ -79,17 +81,14 @@ class Funnel:
         for measure in MEASURES:
             if self.scores.get(measure):
                 lines += histogram(measure, self.scores[measure], self._limits(measure), bins)
+            if self.labels.get(measure):
+                lines += label_counts(measure, self.labels[measure], self._limits(measure))
         return "\n".join(lines)
 
     def _limits(self, measure: str) -> list[str]:
         """The thresholds on `measure` in force (the most used set), as words: `too_short < 2.0`."""
         t = self.thresholds[0]["thresholds"] if self.thresholds else {}
-        out = []
-        for f in FILTERS.values():
-            if f.measure == measure:
-                out += [f"{f.name} < {t[f.low]}"] if f.low and f.low in t else []
-                out += [f"{f.name} > {t[f.high]}"] if f.high and f.high in t else []
-        return out
+        return [words for f in FILTERS.values() if f.measure == measure for words in f.limits(t)]
 
 
 def _h(seconds: float) -> str:
@@ -107,6 +106,14 @@ def histogram(measure: str, values: list[float], limits: list[str], bins: int = 
     for n, a, b in zip(counts, edges, edges[1:]):
         lines.append(f"  {a:>10.4g} .. {b:<10.4g} {'#' * int(round(width * n / top)):<{width}} {int(n)}")
     return lines
+
+
+def label_counts(measure: str, counts: collections.Counter, limits: list[str], top: int = 12) -> list[str]:
+    """A score of words (a language code) as counts, most common first."""
+    rules = f"; rejected when {', '.join(limits)}" if limits else "; no threshold set"
+    shown = ", ".join(f"{k} {n}" for k, n in counts.most_common(top))
+    more = f" +{len(counts) - top} more" if len(counts) > top else ""
+    return [f"score {measure}: {sum(counts.values())} clips{rules}", f"  {shown}{more}"]
 
 
 def funnel(work: WorkDir, out: Any = None) -> Funnel:
@@ -138,7 +145,7 @@ def funnel(work: WorkDir, out: Any = None) -> Funnel:
     result.steps = sorted(steps.values(), key=lambda s: (order[s.stage], s.reason is not None and
                                                          filters.index(s.reason) if s.reason else -1))
     if "filter" in stages:
-        result.scores = _scores(work)
+        result.scores, result.labels = _scores(work)
         result.thresholds = thresholds_used(work)
     if out is not None:
         from mmdata.shards.index import ShardIndex
@@ -187,13 +194,17 @@ def _filter_records(work: WorkDir) -> list[dict[str, Any]]:
     return found
 
 
-def _scores(work: WorkDir) -> dict[str, list[float]]:
+def _scores(work: WorkDir) -> tuple[dict[str, list[float]], dict[str, collections.Counter]]:
+    """Each measure's numbers over the clips measured, and the counts of each measure whose values are words."""
     scores: dict[str, list[float]] = {m: [] for m in MEASURES}
+    labels: dict[str, collections.Counter] = {}
     for rec in _filter_records(work):
         for m, v in rec["scores"].items():
             if m in scores and isinstance(v, (int, float)):
                 scores[m].append(float(v))
-    return scores
+            elif m in scores and isinstance(v, str):
+                labels.setdefault(m, collections.Counter())[v] += 1
+    return scores, labels
 
 
 def thresholds_used(work: WorkDir) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""A clip's scores, from what earlier stages stored: no second decode of the source, and one model (a VAD).
+"""A clip's scores, from what earlier stages stored: no second decode of the source; two models (a VAD, and a
+language identifier over the transcript's text).
 
     duration_s      the clip's window (frames, else audio), else its manifest times, else the source's length
     short_side      min(width, height) of the source picture as shown (frames stage, else the image's probe)
@@ -7,13 +8,18 @@
                     `black_range`)
     motion          median change between consecutive sampled frames: mean absolute grey difference, 0..1
     speech_ratio    share of the clip's audio (the audio stage's FLAC) that Silero VAD finds as speech, 0..1
+    words           words of the clip's transcript: the align stage's text (not a manifest caption)
+    words_per_second  words over the seconds of speech (rules.speech_seconds: the VAD's, else the clip's length)
+    language        the transcript's language (ISO 639 code, language.py), when it has `language_min_words`
+    language_confidence  the identifier's probability for it, 0..1
 
 The frame scores read the frames stage's JPEGs, decoded at 1/8 scale (JPEG's own DCT scaling) to a small grey
 image. `motion` takes the median over the pairs, so a slideshow whose slide changes between two samples still
 scores as still. Scores depend on the sampling (`--frames`/`--fps`): tune thresholds on the funnel's histograms.
 A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame, speech_ratio of a
-clip without audio) is None. `speech_ratio` is the one score that needs a model: the caller hands a loader,
-called only for a clip that has audio, so a corpus without audio never loads torch.
+clip without audio, the transcript scores of a clip the align stage did not run on or failed on) is None.
+`speech_ratio` needs torch: the caller hands a loader, called only for a clip that has audio, so a corpus without
+audio never loads torch. The language identifier (numpy only) loads at the first transcript long enough.
 """
 from __future__ import annotations
 
@@ -23,24 +29,26 @@ from typing import Any, Callable
 import numpy as np
 
 from mmdata.errors import ItemError
-from mmdata.filters.rules import FilterConfig
+from mmdata.filters import language
+from mmdata.filters.rules import FilterConfig, speech_seconds
 from mmdata.pipelines.base import upstream_output
 from mmdata.records import Clip
-from mmdata.store.records import AudioOutput, DownloadOutput, FramesOutput
+from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, FramesOutput
 from mmdata.workdir import WorkDir
 
-MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion", "speech_ratio")
+MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion", "speech_ratio", "words",
+            "words_per_second", "language", "language_confidence")
 
 
 def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig,
-                vad: Callable[[], Any] | None = None) -> dict[str, float | None]:
+                vad: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Every score of the clip (None where it has none). `vad`: returns the VAD (`transcripts.vad`), called
     only when the clip has audio; without it speech_ratio is not measured. ItemError `missing_<stage>` when
     an earlier stage ran but has no output for it: it failed there."""
     frames: FramesOutput | None = upstream_output(work, "frames", clip.key)
     audio: AudioOutput | None = upstream_output(work, "audio", clip.key)
     download: DownloadOutput | None = work.output("download", clip.video_id)
-    scores: dict[str, float | None] = dict.fromkeys(MEASURES)
+    scores: dict[str, Any] = dict.fromkeys(MEASURES)
     scores["duration_s"] = clip_duration(clip, frames, audio, download)
     size = _picture_size(frames, download)
     if size:
@@ -53,7 +61,31 @@ def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig,
         scores["motion"] = None if len(grey) < 2 else round(motion(grey), 5)
     if vad is not None and audio is not None and audio.present and audio.file:
         scores["speech_ratio"] = round(clip_speech_ratio(work, clip.key, audio, vad), 4)
+    # not upstream_output: a clip the align stage failed on still goes on (quantize takes the manifest's text)
+    scores.update(transcript_scores(transcript(work.output("align", clip.key)), scores, cfg.language_min_words))
     return scores
+
+
+def transcript(align: AlignOutput | None) -> str | None:
+    """The clip's transcript as the align stage wrote it; None without one (a caption describes the picture:
+    no speech, no words per second)."""
+    if align is None or not align.present or align.method == "caption":
+        return None
+    return align.text
+
+
+def transcript_scores(text: str | None, scores: dict[str, Any], min_words: int) -> dict[str, Any]:
+    """words, words_per_second (over `scores`' speech seconds) and the language of the text when it has
+    `min_words`: each None when it cannot be told."""
+    if text is None:
+        return {}
+    words = len(text.split())
+    seconds, _ = speech_seconds(scores)
+    out: dict[str, Any] = {"words": words, "words_per_second": round(words / seconds, 4) if seconds else None}
+    if words >= min_words:
+        code, confidence = language.detect(text)
+        out.update(language=code, language_confidence=round(confidence, 4))
+    return out
 
 
 def clip_speech_ratio(work: WorkDir, key: str, audio: AudioOutput, vad: Callable[[], Any]) -> float:

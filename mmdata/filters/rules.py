@@ -5,6 +5,7 @@ measured and recorded for every clip whatever is switched on (the funnel's histo
 thresholds); a clip is rejected by the first filter, in `FILTERS` order, that rejects it, so the cheap and
 the more specific ones (a black clip is also static: it is reported as `black_frames`) come first.
 
+Most filters keep a score between two options (`Filter`); `WrongLanguage` keeps a language code from a list.
 A rejected clip's error row says why in words and carries every score and the thresholds as JSON after
 `DETAIL_SEP`, so the funnel counts the scores of kept and rejected clips alike (`scores_from_detail`).
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from mmdata.config import check
 
@@ -30,22 +32,44 @@ class FilterConfig:
     max_black_fraction: float | None = None  # black_frames: share of sampled frames that are blank (0..1)
     min_motion: float | None = None  # static_video: median change between consecutive sampled frames (0..1)
     min_speech_ratio: float | None = None  # low_speech: share of the clip's audio that the VAD finds as speech
+    min_words_per_second: float | None = None  # few_words: transcript words per second of speech (speech_seconds)
+    language: tuple[str, ...] | None = None  # wrong_language: the transcript languages kept (ISO 639 codes)
+    # wrong_language: a detection less sure than this does not reject (on short lines the misnamed ones scored
+    # under 0.42, the rightly named ones of 5 words or more above 0.56: mmdata/filters/language.py)
+    min_language_confidence: float | None = 0.5
+    language_min_words: int = 5  # a transcript of fewer words gets no language: too few to tell
     black_range: float = 0.06  # a frame whose luma spread (1st to 99th percentile, 0..1) is under this is blank
     measure_size: int = 64  # frames are compared as grey images of this many pixels a side
 
     def __post_init__(self):
         n = "FilterConfig"
-        for key in ("min_duration_s", "max_duration_s", "min_side", "min_aspect", "max_aspect", "min_motion"):
+        for key in ("min_duration_s", "max_duration_s", "min_side", "min_aspect", "max_aspect", "min_motion",
+                    "min_words_per_second"):
             value = getattr(self, key)
             check(value is None or value >= 0, n, key, value, "unset or a number >= 0")
-        for key in ("max_black_fraction", "min_speech_ratio"):
+        for key in ("max_black_fraction", "min_speech_ratio", "min_language_confidence"):
             value = getattr(self, key)
             check(value is None or 0 <= value <= 1, n, key, value, "unset or a share from 0 to 1")
         check(0 < self.black_range < 1, n, "black_range", self.black_range, "a share of the luma range, 0 < x < 1")
         check(self.measure_size >= 8, n, "measure_size", self.measure_size, "pixels >= 8")
+        check(self.language_min_words >= 1, n, "language_min_words", self.language_min_words, "a count >= 1")
+        if self.language is not None:
+            self._check_languages()
         for lo, hi in (("min_duration_s", "max_duration_s"), ("min_aspect", "max_aspect")):
             a, z = getattr(self, lo), getattr(self, hi)
             check(a is None or z is None or a <= z, n, hi, z, f"at least {lo} ({a})")
+
+    def _check_languages(self) -> None:
+        """Every code one the model can name: a misspelt code (`eng`, `english`) would reject every clip."""
+        raw = self.language.split(",") if isinstance(self.language, str) else self.language
+        codes = self.language = tuple(str(c).strip().lower() for c in raw)
+        check(bool(codes) and all(re.fullmatch(r"[a-z]{2,3}", c) for c in codes), "FilterConfig", "language",
+              codes, "ISO 639 codes such as en or en,de")
+        from mmdata.filters.language import known_languages
+
+        unknown = sorted(set(codes) - known_languages())
+        check(not unknown, "FilterConfig", "language", codes,
+              f"{', '.join(unknown)} not among the language identifier's codes: {' '.join(sorted(known_languages()))}")
 
     def thresholds(self) -> dict[str, Any]:
         """The options that decide, as recorded in each clip's row and in index.json (unset ones left out)."""
@@ -74,6 +98,18 @@ class Filter:
         lo = getattr(cfg, cls.low) if cls.low else None
         hi = getattr(cfg, cls.high) if cls.high else None
         return cls(lo, hi) if lo is not None or hi is not None else None
+
+    @classmethod
+    def limits(cls, thresholds: Mapping[str, Any]) -> list[str]:
+        """The filter's thresholds in `thresholds` (FilterConfig.thresholds()) as words: `too_short < 2.0`."""
+        out = [f"{cls.name} < {thresholds[cls.low]}"] if cls.low and cls.low in thresholds else []
+        return out + ([f"{cls.name} > {thresholds[cls.high]}"] if cls.high and cls.high in thresholds else [])
+
+    def reject(self, scores: Mapping[str, Any]) -> str | None:
+        """Why the clip with these scores is rejected (words), or None when it passes: a clip without the
+        score (None: motion of an audio-only clip, resolution of a clip whose frames stage did not run) passes."""
+        score = scores.get(self.measure)
+        return self.why(score) if score is not None else None
 
     def why(self, score: float) -> str | None:
         """Why the clip is rejected (words), or None when it passes."""
@@ -112,14 +148,67 @@ class LowSpeech(Filter):
     name, measure, low = "low_speech", "speech_ratio", "min_speech_ratio"
 
 
+def speech_seconds(scores: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The seconds a clip's transcript is spoken over, and where they come from: the speech Silero VAD found
+    (speech_ratio x duration_s) when it found any, else the clip's whole length."""
+    duration, ratio = scores.get("duration_s"), scores.get("speech_ratio")
+    if duration and ratio:
+        return ratio * duration, "of speech found by Silero VAD"
+    return duration, "the clip's length (the VAD found no speech, or did not run)"
+
+
+class FewWords(Filter):
+    """A transcript too sparse for its speech: a few subtitle lines over minutes of talk (only the first lines
+    subtitled, subtitles of another cut)."""
+
+    name, measure, low, unit = "few_words", "words_per_second", "min_words_per_second", " words/s"
+
+    def reject(self, scores: Mapping[str, Any]) -> str | None:
+        why = super().reject(scores)
+        if why is None:
+            return None
+        seconds, basis = speech_seconds(scores)
+        return f"{why}: {scores.get('words')} words over {seconds:.4g} s, {basis}"
+
+
+@dataclass(frozen=True)
+class WrongLanguage(Filter):
+    """A transcript whose detected language is not among `language`; a detection less sure than
+    `min_language_confidence` does not reject, nor does a transcript too short to have a language."""
+
+    name, measure = "wrong_language", "language"
+    languages: tuple[str, ...] = ()
+    min_confidence: float | None = None
+
+    @classmethod
+    def build(cls, cfg: FilterConfig) -> "Filter | None":
+        return cls(languages=cfg.language, min_confidence=cfg.min_language_confidence) if cfg.language else None
+
+    @classmethod
+    def limits(cls, thresholds: Mapping[str, Any]) -> list[str]:
+        if not thresholds.get("language"):
+            return []
+        sure = thresholds.get("min_language_confidence")
+        return [f"{cls.name}: not {','.join(thresholds['language'])}" + (f" (confidence >= {sure})" if sure else "")]
+
+    def reject(self, scores: Mapping[str, Any]) -> str | None:
+        code, confidence = scores.get("language"), scores.get("language_confidence")
+        if code is None or code in self.languages:
+            return None
+        if self.min_confidence is not None and confidence is not None and confidence < self.min_confidence:
+            return None
+        return f"language {code} (confidence {confidence}) not in language {','.join(self.languages)}"
+
+
 # name -> filter, in the order they are applied
 FILTERS: dict[str, type[Filter]] = {cls.name: cls for cls in (TooShort, TooLong, LowResolution, BadAspect,
-                                                               BlackFrames, StaticVideo, LowSpeech)}
+                                                               BlackFrames, StaticVideo, LowSpeech, FewWords,
+                                                               WrongLanguage)}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    scores: dict[str, float | None]
+    scores: dict[str, Any]
     thresholds: dict[str, Any]
     reason: str | None = None  # the first filter that rejects the clip; None: kept
     why: str = ""
@@ -130,12 +219,10 @@ class Verdict:
                                                   sort_keys=True)
 
 
-def judge(filters: list[Filter], scores: dict[str, float | None], thresholds: dict[str, Any]) -> Verdict:
-    """The first filter that rejects the clip, if any. A filter whose score the clip lacks (None: motion of an
-    audio-only clip, resolution of a clip whose frames stage did not run) lets it pass."""
+def judge(filters: list[Filter], scores: dict[str, Any], thresholds: dict[str, Any]) -> Verdict:
+    """The first filter that rejects the clip, if any (a filter whose score the clip lacks lets it pass)."""
     for f in filters:
-        score = scores.get(f.measure)
-        why = f.why(score) if score is not None else None
+        why = f.reject(scores)
         if why:
             return Verdict(scores, thresholds, f.name, why)
     return Verdict(scores, thresholds)

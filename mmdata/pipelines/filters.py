@@ -7,7 +7,8 @@ and the thresholds; no files). A rejected clip is an error row whose reason is t
 stage only records scores, to tune thresholds on (`mmdata stats --work`).
 
 `speech_ratio` needs Silero VAD: the worker loads it once, at the first clip that has audio (setup cannot
-know whether the corpus has any), so a video-only corpus never imports torch.
+know whether the corpus has any), so a video-only corpus never imports torch. The transcript's language comes
+from py3langid (mmdata/filters/language.py), loaded once per process at the first transcript long enough.
 """
 from __future__ import annotations
 
