@@ -50,9 +50,13 @@ def jsonable(value: Any) -> Any:
 
 
 def config_options(cfg: Any, run_only: tuple[str, ...]) -> dict[str, Any]:
-    """A config dataclass's options that shape output: its init fields less `run_only`."""
+    """A config dataclass's options that shape output: its init fields less `run_only`. An option the config
+    names in `later_options` (added in a later version) is left out while at its default, so that upgrading
+    mmdata does not make every chunk stamped before look as made with other options."""
+    later = getattr(cfg, "later_options", ())
     return {f.name: jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-            if f.init and f.name not in run_only}
+            if f.init and f.name not in run_only
+            and not (f.name in later and getattr(cfg, f.name) == f.default)}
 
 
 def make_stamp(stage: str, options: dict[str, Any], inputs: dict[str, str | None]) -> dict[str, Any]:

@@ -122,8 +122,7 @@ def test_a_filtered_clip_is_in_the_status_tables_and_never_in_the_shards(tmp_pat
     assert summary.samples == 0 and summary.left_out == {"filter:too_long": 4}
     index = ShardIndex.read(out)
     assert index.corpus["filters"] == [{"thresholds": {"black_range": 0.06, "max_duration_s": 1.5,
-                                                       "measure_size": 64, "language_min_words": 5,
-                                                       "min_language_confidence": 0.5}, "clips": 4}]
+                                                       "measure_size": 64}, "clips": 4}]
     # kept again with a looser threshold: the shards come back
     work.reset_stage("filter")
     run_stage(FilterStage(FilterConfig(max_duration_s=3.0)), work, RUN)

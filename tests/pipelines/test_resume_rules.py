@@ -101,3 +101,17 @@ def test_run_checks_every_section_before_any_work(tmp_path):
         r = invoke(run_cmd, str(p), "--workers", "1")
         assert r.exit_code == 2 and says in r.output, r.output
         assert not (tmp_path / "work").exists()
+
+
+def test_an_option_added_later_counts_only_when_set_off_its_default():
+    """Chunks stamped before an option existed are not 'made with other options' while it keeps its default
+    (an upgrade does not redo a corpus); set to another value, it counts like any option."""
+    from mmdata.filters.rules import FilterConfig
+    from mmdata.pipelines.stamps import config_options
+
+    plain = config_options(FilterConfig(min_motion=0.01), ())
+    assert "language_min_words" not in plain and "min_language_confidence" not in plain
+    assert plain["min_motion"] == 0.01 and plain["measure_size"] == 64  # older options are always there
+    assert config_options(FilterConfig(language_min_words=8), ())["language_min_words"] == 8
+    assert FilterConfig(min_motion=0.01).thresholds() == {"min_motion": 0.01, "black_range": 0.06,
+                                                          "measure_size": 64}
