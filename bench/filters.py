@@ -6,9 +6,11 @@ them (`--frames` per clip, 224 px, in this process), then each filter's share of
 its own: the duration and picture filters read stored records; black_frames and static_video read the clip's
 JPEGs from the frames pack and decode them at 1/8 scale (that read and decode is counted in both), then
 compute their score; low_speech decodes the audio stage's FLAC at 16 kHz and runs Silero VAD over it (the
-clips carry a tone: no speech, the whole length scored). The whole filter stage is timed too. Prints, per
+clips carry a tone: no speech, the whole length scored), timed two ways: the network called window by window,
+one clip at a time (silero's own API, `vad.stepwise_probabilities`), and batched as the filter stage runs it
+(`batch_size` clips at once, only the LSTM cell stepping through time: transcripts/vad.py). The whole filter stage is timed too. Prints, per
 filter, ms per clip, seconds per hour of video and the ratio filter / frames decode (target: well under 0.1 for the model-free filters; low_speech runs a
-network over every 32 ms of audio, about half a frames decode at 640x360). Best of `--repeat`.
+network over every 32 ms of audio). Best of `--repeat`.
 
     .venv/bin/python bench/filters.py
     .venv/bin/python bench/filters.py --clips 8 --seconds 20 --size 1280x720
@@ -23,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmdata.filters.measures import black_fraction, clip_duration, clip_speech_ratio, grey_frame, motion  # noqa: E402
+from mmdata.filters.measures import (black_fraction, clip_audio, clip_duration, grey_frame, motion,  # noqa: E402
+                                     speech_ratios, speech_share)
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.filters.rules import FilterConfig  # noqa: E402
 from mmdata.media.config import FramesConfig  # noqa: E402
@@ -33,6 +36,7 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
+from mmdata.transcripts.vad import SILERO_RATE, SILERO_WINDOW, hysteresis, stepwise_probabilities  # noqa: E402
 from mmdata.workdir import WorkDir  # noqa: E402
 
 RUN = RunnerConfig(workers=1, progress=False)
@@ -56,10 +60,10 @@ def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int
     return work, decode_s
 
 
-def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
+def time_parts(work: WorkDir, cfg: FilterConfig, vad, batch: int) -> dict[str, float]:
     """Seconds over all clips for each filter's own work (a fresh view: nothing cached from the last pass)."""
     view = work.fresh()
-    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech"), 0.0)
+    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech", "speech_batched"), 0.0)
     try:
         for clip in view.clips():
             t0 = time.perf_counter()
@@ -74,10 +78,18 @@ def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
             t3 = time.perf_counter()
             motion(grey)
             t4 = time.perf_counter()
-            clip_speech_ratio(view, clip.key, au, lambda: vad)
+            wav = clip_audio(view, clip)
+            regions = hysteresis(stepwise_probabilities(vad.model, wav), SILERO_WINDOW / SILERO_RATE,
+                                 wav.size / SILERO_RATE, vad.cfg)
+            speech_share(regions, wav.size / SILERO_RATE)
             t5 = time.perf_counter()
             for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 t[k] += v
+        clips = view.clips()
+        t0 = time.perf_counter()
+        for i in range(0, len(clips), batch):
+            speech_ratios([clip_audio(view, c) for c in clips[i:i + batch]], lambda: vad)
+        t["speech_batched"] = time.perf_counter() - t0
     finally:
         view.close()
     return t
@@ -104,20 +116,22 @@ def main() -> float:
     stage = FilterStage(cfg)
     with tempfile.TemporaryDirectory(prefix="mmdata-bench-filters-") as d:
         work, decode_s = build(Path(d), args.clips, args.seconds, size, args.frames)
-        parts = [time_parts(work, cfg, stage.vad()) for _ in range(args.repeat)]
+        parts = [time_parts(work, cfg, stage.vad(), stage.batch_size) for _ in range(args.repeat)]
         best = {k: min(p[k] for p in parts) for k in parts[0]}
         stage_s = min(time_stage(work, cfg) for _ in range(args.repeat))
     n, hours = args.clips, args.clips * args.seconds / 3600
     per_filter = {
         "too_short / too_long": best["records"], "low_resolution / bad_aspect": best["records"],
         "black_frames": best["frames_read"] + best["black"], "static_video": best["frames_read"] + best["motion"],
-        "low_speech (FLAC + Silero VAD)": best["speech"],
+        "low_speech (FLAC + Silero, stepwise)": best["speech"],
+        f"low_speech (batched, {stage.batch_size} clips)": best["speech_batched"],
         "filter stage (all, with its commit)": stage_s,
     }
     print(f"{n} clips of {args.seconds:g} s at {args.size}, {args.frames} frames each; frames stage (decode): "
           f"{1000 * decode_s / n:.1f} ms/clip, {decode_s / hours:.1f} s per hour of video")
     print(f"  of which shared by black_frames and static_video: reading + decoding the JPEGs at 1/8 scale "
           f"{1000 * best['frames_read'] / n:.2f} ms/clip")
+    print(f"  Silero batched vs window by window: {best['speech'] / best['speech_batched']:.1f}x faster")
     worst = 0.0
     for name, s in per_filter.items():
         ratio = s / decode_s
