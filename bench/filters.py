@@ -6,12 +6,14 @@ them (`--frames` per clip, 224 px, in this process), then each filter's share of
 its own: the duration and picture filters read stored records; black_frames and static_video read the clip's
 JPEGs from the frames pack and decode them at 1/8 scale (that read and decode is counted in both), then
 compute their score; low_speech decodes the audio stage's FLAC at 16 kHz and runs Silero VAD over it (the
-clips carry a tone: no speech, the whole length scored); few_words reads the align stage's record and counts
-its words, wrong_language runs py3langid over the text (each clip carries a manifest transcript of 2.5 words
-per second, through the align stage; the identifier is loaded before the timing, as a worker loads it once).
-The whole filter stage is timed too. Prints, per filter, ms per clip, seconds per hour of video and the ratio
-filter / frames decode (target: well under 0.1 for the model-free filters and the language identifier;
-low_speech runs a network over every 32 ms of audio, about half a frames decode at 640x360). Best of `--repeat`.
+clips carry a tone: no speech, the whole length scored), timed two ways: the network called window by window,
+one clip at a time (silero's own API, `vad.stepwise_probabilities`), and batched as the filter stage runs it
+(`batch_size` clips at once, only the LSTM cell stepping through time: transcripts/vad.py); few_words reads
+the align stage's record and counts its words, wrong_language runs py3langid over the text (each clip carries
+a manifest transcript of 2.5 words per second, through the align stage; the identifier is loaded before the
+timing, as a worker loads it once). The whole filter stage is timed too. Prints, per filter, ms per clip,
+seconds per hour of video and the ratio filter / frames decode (target: well under 0.1 for the model-free
+filters and the language identifier; low_speech runs a network over every 32 ms of audio). Best of `--repeat`.
 
     .venv/bin/python bench/filters.py
     .venv/bin/python bench/filters.py --clips 8 --seconds 20 --size 1280x720
@@ -27,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdata.filters import language  # noqa: E402
-from mmdata.filters.measures import (black_fraction, clip_duration, clip_speech_ratio, grey_frame, motion,  # noqa: E402
-                                     transcript, transcript_scores)
+from mmdata.filters.measures import (black_fraction, clip_audio, clip_duration, grey_frame, motion,  # noqa: E402
+                                     speech_ratios, speech_share, transcript, transcript_scores)
 from mmdata.pipelines.align import AlignConfig, AlignStage  # noqa: E402
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.filters.rules import FilterConfig  # noqa: E402
@@ -39,6 +41,7 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
+from mmdata.transcripts.vad import SILERO_RATE, SILERO_WINDOW, hysteresis, stepwise_probabilities  # noqa: E402
 from mmdata.workdir import WorkDir  # noqa: E402
 
 RUN = RunnerConfig(workers=1, progress=False)
@@ -70,10 +73,11 @@ def build(root: Path, n: int, seconds: float, size: tuple[int, int], frames: int
     return work, decode_s
 
 
-def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
+def time_parts(work: WorkDir, cfg: FilterConfig, vad, batch: int) -> dict[str, float]:
     """Seconds over all clips for each filter's own work (a fresh view: nothing cached from the last pass)."""
     view = work.fresh()
-    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech", "words", "language"), 0.0)
+    t = dict.fromkeys(("records", "frames_read", "black", "motion", "speech", "words", "language",
+                       "speech_batched"), 0.0)
     try:
         for clip in view.clips():
             t0 = time.perf_counter()
@@ -88,7 +92,10 @@ def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
             t3 = time.perf_counter()
             motion(grey)
             t4 = time.perf_counter()
-            ratio = clip_speech_ratio(view, clip.key, au, lambda: vad)
+            wav = clip_audio(view, clip)
+            regions = hysteresis(stepwise_probabilities(vad.model, wav), SILERO_WINDOW / SILERO_RATE,
+                                 wav.size / SILERO_RATE, vad.cfg)
+            ratio = speech_share(regions, wav.size / SILERO_RATE)
             t5 = time.perf_counter()
             text = transcript(view.output("align", clip.key))
             scores = {"duration_s": clip_duration(clip, fr, au, dl), "speech_ratio": ratio}
@@ -98,6 +105,11 @@ def time_parts(work: WorkDir, cfg: FilterConfig, vad) -> dict[str, float]:
             t7 = time.perf_counter()
             for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
                 t[k] += v
+        clips = view.clips()
+        t0 = time.perf_counter()
+        for i in range(0, len(clips), batch):
+            speech_ratios([clip_audio(view, c) for c in clips[i:i + batch]], lambda: vad)
+        t["speech_batched"] = time.perf_counter() - t0
     finally:
         view.close()
     return t
@@ -128,14 +140,15 @@ def main() -> float:
         t0 = time.perf_counter()
         language.identifier()  # loaded once per worker, before its first transcript: not per clip
         load_s = time.perf_counter() - t0
-        parts = [time_parts(work, cfg, stage.vad()) for _ in range(args.repeat)]
+        parts = [time_parts(work, cfg, stage.vad(), stage.batch_size) for _ in range(args.repeat)]
         best = {k: min(p[k] for p in parts) for k in parts[0]}
         stage_s = min(time_stage(work, cfg) for _ in range(args.repeat))
     n, hours = args.clips, args.clips * args.seconds / 3600
     per_filter = {
         "too_short / too_long": best["records"], "low_resolution / bad_aspect": best["records"],
         "black_frames": best["frames_read"] + best["black"], "static_video": best["frames_read"] + best["motion"],
-        "low_speech (FLAC + Silero VAD)": best["speech"],
+        "low_speech (FLAC + Silero, stepwise)": best["speech"],
+        f"low_speech (batched, {stage.batch_size} clips)": best["speech_batched"],
         "few_words (align record, word count)": best["words"],
         "wrong_language (py3langid)": best["language"],
         "filter stage (all, with its commit)": stage_s,
@@ -145,6 +158,7 @@ def main() -> float:
     print(f"  of which shared by black_frames and static_video: reading + decoding the JPEGs at 1/8 scale "
           f"{1000 * best['frames_read'] / n:.2f} ms/clip")
     print(f"  loading py3langid's model: {load_s:.2f} s once per worker (not counted per clip)")
+    print(f"  Silero batched vs window by window: {best['speech'] / best['speech_batched']:.1f}x faster")
     worst = 0.0
     for name, s in per_filter.items():
         ratio = s / decode_s

@@ -12,6 +12,7 @@ from mmdata.commands.media import audio_cmd, frames_cmd
 from mmdata.commands.run import run_cmd
 from mmdata.commands.shots import shots_cmd
 from mmdata.commands.train import eval_cmd, train_cmd
+from mmdata.commands.vad import vad_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -25,7 +26,7 @@ def cli(storage_options):
     and pretrains on them.
 
     \b
-    Pipeline: download -> [shots] -> frames -> audio -> align -> [filter] -> tokenizers fit -> quantize -> shard -> train
+    Pipeline: download -> [shots] -> [vad] -> frames -> audio -> align -> [filter] -> tokenizers fit -> quantize -> shard -> train
     Example:
       mmdata download manifest.csv --work work
       mmdata run examples/icode.yaml
@@ -42,7 +43,7 @@ def cli(storage_options):
         handle_usage_errors(storage_options_from_env)  # a malformed value stops here, exit 2
 
 
-for command in (download_cmd, shots_cmd, frames_cmd, audio_cmd, align_cmd, filter_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd, doctor_cmd):
+for command in (download_cmd, shots_cmd, vad_cmd, frames_cmd, audio_cmd, align_cmd, filter_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd, doctor_cmd):
     cli.add_command(command)
 
 

@@ -40,6 +40,7 @@ STEP_NEEDS: dict[str, Needs] = {
     "download": Needs(("yt_dlp", "PIL"), ("ffprobe",)),
     "frames": Needs(("decord", "PIL"), MEDIA_TOOLS),
     "shots": Needs(("scenedetect", "cv2"), MEDIA_TOOLS),
+    "vad": Needs(("torch",), MEDIA_TOOLS),
     "audio": Needs((), MEDIA_TOOLS),
     "align": Needs(),
     "filter": Needs(("PIL", "py3langid")),

@@ -164,26 +164,28 @@ REASONS: tuple[Reason, ...] = (
            "its best caption track has fewer words per 30 s than `--prefilter-min-words-per-30s`",
            "a choice: lower the minimum and re-run with `--retry-failed`"),
     # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
-    Reason("<step>_timeout", ("download", "frames", "shots", "audio", "align", "quantize", "tokenizers"),
+    Reason("<step>_timeout", ("download", "frames", "shots", "vad", "audio", "align", "quantize", "tokenizers"),
            "ffprobe or ffmpeg ran over its time allowance on the file (`--timeout`, plus a second per second of "
            "media it works through; step: probe, scan, decode, remux, audio or encode) and was killed",
            "a huge or pathological file: raise the stage's `--timeout` (`timeout_s`) where it has one, or drop "
            "the row",
            parts=TOOL_STEPS),
     # --- reading what earlier stages left -----------------------------------------------------------------
-    Reason("missing_<stage>", ("frames", "shots", "audio", "align", "filter", "quantize", "shard"),
+    Reason("missing_<stage>", ("frames", "shots", "vad", "audio", "align", "filter", "quantize", "shard"),
            "the clip (or its source) has no output of that earlier stage: it failed there, or that stage has "
            "not run on it yet",
            "see that stage's error row for the clip; run that stage (or `--retry-failed`) first",
            parts=UPSTREAM_STAGES),
-    Reason("missing_output_file", ("frames", "shots", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
+    Reason("missing_output_file", ("frames", "shots", "vad", "audio", "align", "filter", "quantize", "shard",
+                                  "tokenizers"),
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
-    Reason("unreadable_output", ("frames", "shots", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
+    Reason("unreadable_output", ("frames", "shots", "vad", "audio", "align", "filter", "quantize", "shard",
+                                "tokenizers"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
            "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
            "re-run that stage (delete its folder in the work store) with this mmdata version"),
-    Reason("corrupt_file", ("frames", "align", "filter", "quantize", "shard", "tokenizers"),
+    Reason("corrupt_file", ("frames", "vad", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
            "a truncated or damaged file: re-download it, or re-run the stage that wrote it"),
@@ -192,7 +194,7 @@ REASONS: tuple[Reason, ...] = (
            "and the worker's machine has none (quantize asks for no media tools up front: GPU nodes may lack them)",
            "install ffmpeg on the GPU nodes and run quantize with `--retry-failed`, or have the audio stage write "
            "16 kHz (its default)"),
-    Reason("bad_kind", ("frames", "shots", "audio"),
+    Reason("bad_kind", ("frames", "shots", "vad", "audio"),
            "the download recorded a kind other than video, audio or image",
            "fix the manifest's `kind` and re-run download"),
     # --- frames and audio: the clip's window ------------------------------------------------------------

@@ -148,7 +148,7 @@ class ChunkTable:
         return rows + [self.unreadable] if self.unreadable else rows
 
 
-SOURCE_STAGES = ("download", "shots")  # stages whose items are sources (keyed by video_id), not clips
+SOURCE_STAGES = ("download", "shots", "vad")  # stages whose items are sources (keyed by video_id), not clips
 
 
 class UnreadableTable(ValueError):
@@ -260,7 +260,7 @@ class WorkDir:
         self._chunk_maps = None
 
     def chunk_of(self, stage: str, key: str) -> int | None:
-        """The chunk an item of `stage` belongs to (download and shots items are sources, every other a clip)."""
+        """The chunk an item of `stage` belongs to (download, shots and vad items are sources, every other a clip)."""
         if self._chunk_maps is None:
             clips = self.clips() if self.has_clips() else []
             self._chunk_maps = ({c.key: c.chunk for c in clips}, {c.video_id: c.chunk for c in clips})

@@ -23,8 +23,11 @@ of --segment-len seconds grown until they hold --segment-min-words words (MERLOT
 clip per caption cue (HowTo100M style). --segment shots cuts them at the shot boundaries of `mmdata shots`
 instead (no transcript needed): a clip per shot, long shots split into equal windows of at most
 --segment-max-len, shots under --segment-min-len dropped (or merged into the shot before: --short-shots
-merge). --respect-shots keeps fixed and cue clips inside shots too. Run it right after `mmdata download` (and
-`mmdata shots`), before frames and audio.
+merge). --respect-shots keeps fixed and cue clips inside shots too. --segment vad makes clips bounded by the
+speech `mmdata vad` found (for speech corpora): speech regions closer than --segment-pause join, a longer pause
+ends a clip, speech longer than --segment-max-len is cut at its longest pause (equal windows when it has none),
+speech under --segment-min-len is dropped; a source with no speech gives no clips (the log says why). Run it
+right after `mmdata download` (and `mmdata shots` or `mmdata vad`), before frames and audio.
 
 Example:
 
@@ -34,6 +37,7 @@ Example:
   mmdata align --work work --languages en,de --forced-model mms_fa
   mmdata align --work work --checkpoint wav2vec2_base_960h.pth
   mmdata shots --work work && mmdata align --work work --segment shots --segment-max-len 10
+  mmdata vad --work work && mmdata align --work work --segment vad --segment-min-len 2
 """
 
 
@@ -54,14 +58,18 @@ Example:
 @click.option("--vad", type=click.Choice(list(VAD_CHOICES)), default=None,
               help="Voice activity detector placing words without a checkpoint (none: cue words stay spread). [silero]")
 @click.option("--segment", type=click.Choice(list(SEGMENT_MODES)), default=None,
-              help="Cut whole sources into clips from their transcript (fixed, cue) or their shots. [none]")
+              help="Cut whole sources into clips from their transcript (fixed, cue), their shots or their speech "
+                   "(vad). [none]")
 @click.option("--segment-len", "segment_len_s", type=float, default=None, help="Fixed window length, s. [5]")
 @click.option("--segment-min-words", "segment_min_words", type=int, default=None,
               help="Grow a fixed window until it holds this many words. [3]")
 @click.option("--segment-max-len", "segment_max_len_s", type=float, default=None,
-              help="Longest a fixed window may grow, and longest clip cut from a shot, s. [15]")
+              help="Longest a fixed window may grow, and longest clip cut from a shot or from speech, s. [15]")
 @click.option("--segment-min-len", "segment_min_len_s", type=float, default=None,
-              help="Shots (and, with --respect-shots, pieces of windows) shorter than this are not clips, s. [1]")
+              help="Shots, speech (vad) and, with --respect-shots, pieces of windows shorter than this are not "
+                   "clips, s. [1]")
+@click.option("--segment-pause", "segment_pause_s", type=float, default=None,
+              help="--segment vad: pauses shorter than this stay inside a clip, longer ones end it, s. [0.5]")
 @click.option("--short-shots", "short_shots", type=click.Choice(list(SHORT_RULES)), default=None,
               help="A shot under --segment-min-len: dropped, or merged into the shot before it. [drop]")
 @click.option("--respect-shots", "respect_shots", is_flag=True, default=None,

@@ -18,8 +18,9 @@ image. `motion` takes the median over the pairs, so a slideshow whose slide chan
 scores as still. Scores depend on the sampling (`--frames`/`--fps`): tune thresholds on the funnel's histograms.
 A score that cannot be measured for a clip (motion of an audio-only clip or of a single frame, speech_ratio of a
 clip without audio, the transcript scores of a clip the align stage did not run on or failed on) is None.
-`speech_ratio` needs torch: the caller hands a loader, called only for a clip that has audio, so a corpus without
-audio never loads torch. The language identifier (numpy only) loads at the first transcript long enough.
+`speech_ratio` is measured for several clips at once (`speech_ratios`: their audio through Silero VAD in one batch, transcripts/vad.py), then handed to
+`clip_scores`; the caller hands a loader, called only when some clip has audio, so a corpus without audio never
+loads torch. The language identifier (numpy only) loads at the first transcript long enough.
 """
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ MEASURES = ("duration_s", "short_side", "aspect", "black_fraction", "motion", "s
 
 
 def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig,
-                vad: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """Every score of the clip (None where it has none). `vad`: returns the VAD (`transcripts.vad`), called
-    only when the clip has audio; without it speech_ratio is not measured. ItemError `missing_<stage>` when
-    an earlier stage ran but has no output for it: it failed there."""
+                speech_ratio: float | None = None) -> dict[str, Any]:
+    """Every score of the clip (None where it has none); `speech_ratio` from `speech_ratios` (None: the clip
+    has no audio, or it is not measured). ItemError `missing_<stage>` when an earlier stage ran but has no
+    output for it: it failed there."""
     frames: FramesOutput | None = upstream_output(work, "frames", clip.key)
     audio: AudioOutput | None = upstream_output(work, "audio", clip.key)
     download: DownloadOutput | None = work.output("download", clip.video_id)
@@ -59,8 +60,7 @@ def clip_scores(work: WorkDir, clip: Clip, cfg: FilterConfig,
         grey = [grey_frame(files.get(name), cfg.measure_size, f"{clip.key}/{name}") for name in frames.files]
         scores["black_fraction"] = round(black_fraction(grey, cfg.black_range), 4)
         scores["motion"] = None if len(grey) < 2 else round(motion(grey), 5)
-    if vad is not None and audio is not None and audio.present and audio.file:
-        scores["speech_ratio"] = round(clip_speech_ratio(work, clip.key, audio, vad), 4)
+    scores["speech_ratio"] = None if speech_ratio is None else round(speech_ratio, 4)
     # not upstream_output: a clip the align stage failed on still goes on (quantize takes the manifest's text)
     scores.update(transcript_scores(transcript(work.output("align", clip.key)), scores, cfg.language_min_words))
     return scores
@@ -88,23 +88,38 @@ def transcript_scores(text: str | None, scores: dict[str, Any], min_words: int) 
     return out
 
 
-def clip_speech_ratio(work: WorkDir, key: str, audio: AudioOutput, vad: Callable[[], Any]) -> float:
-    """speech_ratio of the clip's FLAC, decoded at the VAD's 16 kHz. Digital silence (the audio stage's
-    `silent` flag) is 0 without running the model."""
+def clip_audio(work: WorkDir, clip: Clip) -> np.ndarray | None:
+    """The clip's audio (the audio stage's FLAC) at the VAD's 16 kHz; None when it has none. Digital silence
+    (the audio stage's `silent` flag) is no samples: speech_ratio 0 without running the model."""
     from mmdata.media_io import read_audio
     from mmdata.transcripts.vad import SILERO_RATE
 
+    audio: AudioOutput | None = upstream_output(work, "audio", clip.key)
+    if audio is None or not audio.present or not audio.file:
+        return None
     if audio.silent:
-        return 0.0
-    return speech_ratio(read_audio(work.item_dir("audio", key) / audio.file, SILERO_RATE), SILERO_RATE, vad())
+        return np.zeros(0, np.float32)
+    return read_audio(work.item_dir("audio", clip.key) / audio.file, SILERO_RATE)
 
 
-def speech_ratio(wav: np.ndarray, sr: int, vad: Any) -> float:
-    """Seconds inside the VAD's speech regions over the audio's length (0 for empty audio)."""
-    if not wav.size:
+def speech_ratios(wavs: list[np.ndarray | None], vad: Callable[[], Any]) -> list[float | None]:
+    """speech_ratio of each clip's 16 kHz audio (`clip_audio`; None stays None), the clips with samples
+    through the VAD (`vad()`, called only when there are some) in one batch."""
+    from mmdata.transcripts.vad import SILERO_RATE
+
+    heard = [i for i, w in enumerate(wavs) if w is not None and w.size]
+    regions = vad().regions_many([wavs[i] for i in heard], SILERO_RATE) if heard else []
+    out: list[float | None] = [None if w is None else 0.0 for w in wavs]
+    for i, found in zip(heard, regions):
+        out[i] = speech_share(found, wavs[i].size / SILERO_RATE)
+    return out
+
+
+def speech_share(regions: list[tuple[float, float]], duration_s: float) -> float:
+    """Seconds inside the speech regions over the audio's length (0 for empty audio)."""
+    if duration_s <= 0:
         return 0.0
-    speech = sum(end - start for start, end in vad.regions(wav, sr))
-    return min(1.0, speech / (wav.size / sr))
+    return min(1.0, sum(end - start for start, end in regions) / duration_s)
 
 
 def clip_duration(clip: Clip, frames: FramesOutput | None, audio: AudioOutput | None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mmdata.config import check
 from mmdata.environment import Needs
@@ -23,10 +23,10 @@ from mmdata.manifests.table import write_clip_table
 from mmdata.pipelines.base import Resources, ShipsConfigOnly, Stage
 from mmdata.records import Clip, Word
 from mmdata.media.shot_windows import SHORT_RULES, shot_windows, split_at_cuts
-from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, ShotsOutput
+from mmdata.store.records import AlignOutput, AudioOutput, DownloadOutput, ShotsOutput, VadOutput
 from mmdata.transcripts.assign import relative
 from mmdata.transcripts.model import Transcript, dominant_timing
-from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips
+from mmdata.transcripts.segment import cue_windows, fixed_windows, segment_clips, speech_windows
 from mmdata.transcripts.sources import Loaded, TranscriptCache
 from mmdata.transcripts.text import normalize
 from mmdata.transcripts.textalign import FALLBACK_SAMPLE_RATE, align_text
@@ -36,13 +36,16 @@ from mmdata.workdir import WorkDir
 
 log = logging.getLogger(__name__)
 
-SEGMENT_MODES = ("none", "fixed", "cue", "shots")
+SEGMENT_MODES = ("none", "fixed", "cue", "shots", "vad")
 VAD_CHOICES = (*VADS, "none")
 ORIGINS = ("manifest", "manual", "auto")
 
 
 @dataclass
 class AlignConfig:
+    # options added after work folders were stamped: left out of a stamp while at their default (stamps.py)
+    later_options: ClassVar[tuple[str, ...]] = ("segment_pause_s",)
+
     languages: tuple[str, ...] = ("en",)  # subtitle languages in order of preference; "*" takes any
     origins: tuple[str, ...] = ORIGINS  # subtitle origins in order of preference (leave one out to skip it)
     # forced alignment of manifest text: a pretrained model by name (mms_fa, wav2vec2_base_960h: weights from
@@ -55,11 +58,14 @@ class AlignConfig:
     fallback: bool = True  # without a checkpoint, place text in the speech the VAD finds; False: no times
     vad: str = "silero"  # silero | energy | none: finds speech for cue words and text without a checkpoint
     duration_tolerance_s: float = 2.0  # subtitles may run this far past the media end (clipped there)
-    segment: str = "none"  # none | fixed | cue: clips of whole sources from their transcript; shots: from shots
+    segment: str = "none"  # none | fixed | cue: clips of whole sources from their transcript; shots: from shots;
+    # vad: from the speech of the vad stage
     segment_len_s: float = 5.0
     segment_min_words: int = 3
-    segment_max_len_s: float = 15.0  # also the longest clip cut from a shot
-    segment_min_len_s: float = 1.0  # shots (and, with respect_shots, pieces of windows) shorter: short_shots
+    segment_max_len_s: float = 15.0  # also the longest clip cut from a shot or from speech
+    segment_min_len_s: float = 1.0  # shots (and, with respect_shots, pieces of windows) shorter: short_shots;
+    # vad: shorter speech is not a clip
+    segment_pause_s: float = 0.5  # vad: shorter pauses stay inside a clip, longer ones end it
     short_shots: str = "drop"  # drop | merge (into the shot before: a flash or a false cut)
     respect_shots: bool = False  # fixed | cue: no clip crosses a cut of the shots stage
     cache_sources: int = 8  # parsed subtitle files kept per worker
@@ -77,6 +83,7 @@ class AlignConfig:
         check(0 <= self.segment_min_len_s <= self.segment_max_len_s / 2, n, "segment_min_len_s",
               self.segment_min_len_s, f"seconds >= 0, at most half of segment_max_len_s ({self.segment_max_len_s}), "
               "so that a long shot split in equal windows keeps them all")
+        check(self.segment_pause_s >= 0, n, "segment_pause_s", self.segment_pause_s, "seconds >= 0")
         check(self.short_shots in SHORT_RULES, n, "short_shots", self.short_shots, f"one of {SHORT_RULES}")
         check(self.duration_tolerance_s >= 0, n, "duration_tolerance_s", self.duration_tolerance_s, "seconds >= 0")
         check(self.checkpoint is None or Path(self.checkpoint).is_file(), n, "checkpoint", self.checkpoint,
@@ -103,6 +110,11 @@ class AlignConfig:
     @property
     def uses_shots(self) -> bool:
         return self.segment == "shots" or (self.respect_shots and self.segment in ("fixed", "cue"))
+
+    @property
+    def source_stage(self) -> str | None:
+        """The per-source stage whose records the segmentation reads (shots, vad), if any."""
+        return "vad" if self.segment == "vad" else "shots" if self.uses_shots else None
 
     def transcript_cache(self) -> TranscriptCache:
         return TranscriptCache(tuple(self.languages), tuple(self.origins), self.duration_tolerance_s,
@@ -227,28 +239,36 @@ def clip_meta(text: str, words: list[Word], tags: list[str], source: str | None,
 
 def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
     """Rewrite the clip table: each whole-source clip (no start/end) becomes clips over fixed windows or
-    caption cues of its transcript, or over its shots. Returns (sources segmented, clips made).
-    Running it again changes nothing (segmented sources no longer have a whole-source clip)."""
+    caption cues of its transcript, over its shots, or over its speech. Returns (sources segmented, clips
+    made). A source the VAD found no speech in (or only speech shorter than segment_min_len_s) gives no clips:
+    its whole-source clip goes, and the log says which and why. Running it again changes nothing (segmented
+    sources no longer have a whole-source clip)."""
     clips = work.clips()
     cache = cfg.transcript_cache()
     out: list[Clip] = []
     changed_chunks: set[int] = set()
-    sources, made, no_shots = 0, 0, []
+    sources, made, unrecorded = 0, 0, []
+    silent: dict[str, list[str]] = {}
     for clip in clips:
         whole = clip.start_s is None and clip.end_s is None
-        shots = _shots_of(work, clip.video_id) if whole and cfg.uses_shots else None
-        if whole and cfg.uses_shots and shots is None:
-            no_shots.append(clip.video_id)
-        new = _segment_one(work, clip, cfg, cache, shots) if whole and (shots or not cfg.uses_shots) else None
+        record = _record_of(work, cfg.source_stage, clip.video_id) if whole and cfg.source_stage else None
+        if whole and cfg.source_stage and record is None:
+            unrecorded.append(clip.video_id)
+        new = _segment_one(work, clip, cfg, cache, record) if whole and (record or not cfg.source_stage) else None
         if new:
             out.extend(new)
             changed_chunks.add(clip.chunk)
             sources, made = sources + 1, made + len(new)
+        elif whole and isinstance(record, VadOutput):  # speech-bounded clips: none here
+            silent.setdefault(_why_no_speech(record, cfg), []).append(clip.video_id)
+            changed_chunks.add(clip.chunk)
         else:
             out.append(clip)
-    if no_shots:
-        log.warning("%d source(s) kept whole: no shots record (see `mmdata shots --work %s`), e.g. %s",
-                    len(no_shots), work.root, ", ".join(no_shots[:5]))
+    if unrecorded:
+        log.warning("%d source(s) kept whole: no %s record (see `mmdata %s --work %s`), e.g. %s", len(unrecorded),
+                    cfg.source_stage, cfg.source_stage, work.root, ", ".join(unrecorded[:5]))
+    for why, ids in silent.items():
+        log.warning("%d source(s) gave no clips: %s, e.g. %s", len(ids), why, ", ".join(ids[:5]))
     if changed_chunks:
         write_clip_table(work, out)
         for chunk in sorted(changed_chunks):  # those chunks hold new clips: this stage must run them again
@@ -260,15 +280,27 @@ def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
     return sources, made
 
 
-def _shots_of(work: WorkDir, video_id: str) -> ShotsOutput | None:
+def _why_no_speech(record: VadOutput, cfg: AlignConfig) -> str:
+    if not record.present:
+        return f"no audio to find speech in ({record.reason})"
+    if not record.regions_s:
+        return "the VAD found no speech in their audio"
+    return f"all their speech is in runs shorter than segment_min_len_s ({cfg.segment_min_len_s} s)"
+
+
+def _record_of(work: WorkDir, stage: str, video_id: str) -> ShotsOutput | VadOutput | None:
     try:
-        return work.output("shots", video_id)
+        return work.output(stage, video_id)
     except ItemError:
-        return None  # a damaged table: the shots stage's rows say so
+        return None  # a damaged table: that stage's rows say so
 
 
 def _segment_one(work: WorkDir, clip: Clip, cfg: AlignConfig, cache: TranscriptCache,
-                 shots: ShotsOutput | None) -> list[Clip] | None:
+                 record: ShotsOutput | VadOutput | None) -> list[Clip] | None:
+    if isinstance(record, VadOutput):
+        return segment_clips(clip, speech_windows(record.regions_s, cfg.segment_min_len_s, cfg.segment_max_len_s,
+                                                  cfg.segment_pause_s)) or None
+    shots = record
     if cfg.segment == "shots":
         return segment_clips(clip, shot_windows(shots.shots, cfg.segment_min_len_s, cfg.segment_max_len_s,
                                                 cfg.short_shots)) or None

@@ -26,9 +26,9 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
-STAGES = ("download", "shots", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
+STAGES = ("download", "shots", "vad", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
 SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
-OPTIONAL = ("shots", "filter")  # in the default stages only when the YAML has its section
+OPTIONAL = ("shots", "vad", "filter")  # in the default stages only when the YAML has its section
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
 TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
             *(SECTIONS.get(s, s) for s in STAGES)}
@@ -148,6 +148,18 @@ def _shots(cfg: PipelineConfig, work: WorkDir):
     from mmdata.pipelines.shots import ShotsStage
 
     return ShotsStage(_shots_config(cfg))
+
+
+def _vad_config(cfg: PipelineConfig):
+    from mmdata.pipelines.vad import VadConfig
+
+    return build_config(VadConfig, {}, cfg.sections["vad"])
+
+
+def _vad(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.vad import VadStage
+
+    return VadStage(_vad_config(cfg))
 
 
 def _filter_config(cfg: PipelineConfig):
@@ -284,15 +296,15 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
 SECTION_CHECKS: dict[str, Callable[[PipelineConfig], Any]] = {
     "download": _download_config, "frames": lambda c: _media_config(c, "frames"),
     "audio": lambda c: _media_config(c, "audio"), "align": lambda c: _align_config(c), "shots": _shots_config,
-    "filter": _filter_config,
+    "vad": _vad_config, "filter": _filter_config,
     "tokenizers": lambda c: _fit_configs(c), "quantize": lambda c: _quantize_config(c, "tokenizers"),
     "shard": lambda c: _shard_config(c, "tokenizers"),
 }
 
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
-    "download": _download, "shots": _shots, "frames": _media("frames"), "audio": _media("audio"), "align": _align,
-    "filter": _filter, "quantize": _quantize, "shard": _shard,
+    "download": _download, "shots": _shots, "vad": _vad, "frames": _media("frames"), "audio": _media("audio"),
+    "align": _align, "filter": _filter, "quantize": _quantize, "shard": _shard,
 }
 
 
@@ -312,7 +324,8 @@ def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
 
     # every step's needs before the first step: a broken install must not surface after an hour of download
     needs = Needs()
-    for name in cfg.stages:
+    segmenting = _align_config(cfg).source_stage if "download" in cfg.stages else None  # runs before segmenting
+    for name in (*cfg.stages, *([segmenting] if segmenting else [])):
         needs = needs | STEP_NEEDS.get(name, Needs())
     check_needs(needs, "mmdata run")
     work = WorkDir(cfg.work, cfg.storage or None)
@@ -334,10 +347,11 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
         s = run_stage(stages.pop("download"), work, cfg.runner)
         click.echo(s.render())
         results.append(StepResult("download", s.ok, s.failed, s.wall_s, s.reasons))
-        if _align_config(cfg).uses_shots:  # the clips come from the shots: every source's first
-            s = run_stage(_shots(cfg, work), work, cfg.runner)
+        source_stage = _align_config(cfg).source_stage
+        if source_stage:  # the clips come from the shots or the speech: every source's first
+            s = run_stage(STAGE_MAKERS[source_stage](cfg, work), work, cfg.runner)
             click.echo(s.render())
-            results.append(StepResult("shots", s.ok, s.failed, s.wall_s, s.reasons))
+            results.append(StepResult(source_stage, s.ok, s.failed, s.wall_s, s.reasons))
         _segment_if_asked(cfg, work)
     stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages
                    if name in STAGE_MAKERS and name != "download" and name not in {r.stage for r in results}})

@@ -92,8 +92,9 @@ class FailureTable:
         return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
 
 
-# stages whose rows hold no clip back: shots records a source's cuts (a failed one leaves its clips whole)
-NOT_GATES = ("shots",)
+# stages whose rows hold no clip back: shots and vad record a source's cuts and speech (a failed one leaves its
+# clips whole)
+NOT_GATES = ("shots", "vad")
 
 
 def status_stages(work: WorkDir) -> list[str]:

@@ -134,6 +134,26 @@ class ShotsOutput(StageOutput):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VadOutput(StageOutput):
+    """A source's speech, as Silero VAD finds it in its whole audio (keyed by the source's video_id, like the
+    download; no files). `regions_s`: [start, end) in source seconds. A source without an audio stream (an
+    image, a mute video) has `present: false`; one whose audio holds no speech has no regions."""
+
+    stage: ClassVar[str] = "vad"
+    present: bool = True
+    reason: str | None = None  # why absent (image_source, no_audio_stream)
+    regions_s: tuple[tuple[float, float], ...] = ()
+    duration_s: float | None = None  # of the decoded audio
+    detector: Mapping[str, Any] | None = None  # VadConfig.recorded(): threshold, release, min_silence_s
+
+    @classmethod
+    def _convert(cls, name: str, value: Any) -> Any:
+        if name == "regions_s":  # JSON keeps the pairs as lists
+            return tuple((float(s), float(e)) for s, e in value)
+        return super()._convert(name, value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AudioOutput(StageOutput):
     """A clip's audio: `file` (mono FLAC among the item's files) at `sample_rate`."""
 
@@ -194,8 +214,8 @@ class QuantizeOutput(StageOutput):
 
 
 OUTPUTS: dict[str, type[StageOutput]] = {
-    cls.stage: cls for cls in (DownloadOutput, FramesOutput, ShotsOutput, AudioOutput, AlignOutput, FilterOutput,
-                               QuantizeOutput)}
+    cls.stage: cls for cls in (DownloadOutput, FramesOutput, ShotsOutput, VadOutput, AudioOutput, AlignOutput,
+                               FilterOutput, QuantizeOutput)}
 
 
 def as_meta(result: StageOutput | Mapping[str, Any]) -> dict[str, Any]:

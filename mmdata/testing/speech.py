@@ -5,6 +5,8 @@ with known gaps (`join_words`), so every word's start and end are known to the s
 
 - `spoken_words` (align tests, demo): words at one speed, given gaps, digital silence, written to a file.
 - `spoken_corpus` (tokenizer tests, benchmark): every word at several speeds, equal pauses, seeded noise.
+- `spoken_video` (vad segmentation tests): whole sentences with given silences between them, as the sound of
+  a test-pattern video (H.264 + AAC), and each sentence's true span.
 - `write_audio`, `flac_bytes`: mono float samples to a file / FLAC bytes, bit-exact (same input, same bytes).
 """
 from __future__ import annotations
@@ -98,6 +100,22 @@ def spoken_corpus(words: list[str], speeds: tuple[int, ...] = (140, 175, 210), p
         wav, [{"w": wd.w, "start": wd.start, "end": wd.end, "speed": s, "timing": "manual"}
               for wd, (_, s) in zip(truth, items)],
         [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)])
+
+
+def spoken_video(sentences: list[str], path: Path, gaps_s: list[float], lead_s: float = 1.0,
+                 sr: int = SAMPLE_RATE) -> list[Word]:
+    """Speak each sentence (150 wpm, trimmed at 1% of the peak: the sentence's own short pauses between
+    words stay), join them with `gaps_s[i]` of digital silence after sentence i and `lead_s` before and
+    after, and write an MP4 (testsrc2 picture, AAC sound) to `path`; returns each sentence's true span."""
+    with tempfile.TemporaryDirectory() as d:
+        said = [(text, say_word(text, Path(d), sr=sr, threshold=0.01, of_peak=True)) for text in sentences]
+        audio, truth = join_words(said, gaps_s, lead_s, lead_s, sr)
+        wav = write_audio(audio, sr, Path(d) / "speech.wav")
+        seconds = audio.size / sr
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=25:duration={seconds}", "-i", str(wav),
+               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+               "-shortest", str(path))
+    return truth
 
 
 def write_audio(audio: np.ndarray, sr: int, path: Path) -> Path:
