@@ -8,12 +8,15 @@ kept before it, and is a duplicate of the earliest of them it matches:
            a median Hamming distance over the aligned non-blank frame pairs of at most `max_distance` bits.
 
 Comparing with every earlier clip grows as N^2. The index splits each 64-bit frame hash into 4 bands of 16
-bits; if two hashes differ in at most k bits, one band differs in at most k // 4 of them (pigeonhole). So a
-frame is looked up in each band under every value within k // 4 bits of its own (137 values at k = 10) and
-only the clips found there are compared: a median within k means half the pairs are within k, so every match
-is among them. A lookup costs the same with 10 or 10 million clips; what grows is the bucket a lookup lands
-in, about (frames indexed) / 65,536 entries of unrelated clips, so the work stays near linear until the
-corpus holds tens of millions of frames (bench/dedup.py measures it).
+bits, keyed by the frame's position in the clip (pairs are aligned by position); if two hashes differ in at
+most k bits, one band differs in at most k // 4 of them (pigeonhole). So a frame is looked up in each band
+under every value within k // 4 bits of its own (137 values at k = 10), and a clip found at half of the
+positions the two clips share (a median within k means half the pairs are within k) is compared: every match
+is among them, and an unrelated clip almost never is. Per clip of 8 frames: 4,384 lookups whatever the corpus
+(the linear part), and the entries of the buckets they land in, about N / 65,536 each, so 0.07 x N entries
+(the part that grows): the lookups dominate up to about 65,000 kept clips, and beyond that the work grows
+towards N^2 at 1/15 of a brute-force comparison's count (bench/dedup.py measures it). Uniform hashes assumed;
+real pHashes fill some buckets more.
 """
 from __future__ import annotations
 
@@ -83,6 +86,7 @@ class Deduper:
     cfg: DedupConfig
     keys: list[str] = field(default_factory=list)
     near: list[tuple[int | None, ...]] = field(default_factory=list)
+    masks: list[int] = field(default_factory=list)  # per kept clip: its frame positions with a hash
     exact: dict[str, int] = field(default_factory=dict)
     bands: list[dict[int, list[int]]] = field(default_factory=lambda: [{} for _ in range(BANDS)])
     compared: int = 0  # near comparisons made (the work that must not grow as N^2)
@@ -99,7 +103,7 @@ class Deduper:
             return Match(self.keys[self.exact[sig.exact]], "exact")
         if not self.cfg.near:
             return None
-        for ref in sorted(self._candidates(sig.near)):
+        for ref in self._candidates(sig.near):
             self.compared += 1
             found = near_distance(sig.near, self.near[ref])
             if found is not None and found[0] <= self.cfg.max_distance:
@@ -111,19 +115,30 @@ class Deduper:
         ref = len(self.keys)
         self.keys.append(sig.key)
         self.near.append(sig.near)
+        self.masks.append(_present(sig.near))
         if sig.exact is not None:
             self.exact.setdefault(sig.exact, ref)
-        for h in set(h for h in sig.near if h is not None):
-            for j, band in enumerate(self.bands):
-                band.setdefault((h >> (BAND_BITS * j)) & 0xFFFF, []).append(ref)
+        for i, h in enumerate(sig.near):
+            if h is not None:
+                for j, band in enumerate(self.bands):
+                    band.setdefault(((h >> (BAND_BITS * j)) & 0xFFFF) | (i << BAND_BITS), []).append(ref)
 
-    def _candidates(self, hashes: tuple[int | None, ...]) -> set[int]:
-        found: set[int] = set()
-        for h in set(h for h in hashes if h is not None):
+    def _candidates(self, hashes: tuple[int | None, ...]) -> list[int]:
+        """Kept clips, earliest first, with a band within reach at as many frame positions as a match needs:
+        half of the positions both clips have a hash at (rounded up)."""
+        hits: dict[int, set[int]] = {}
+        for i, h in enumerate(hashes):
+            if h is None:
+                continue
             for j, band in enumerate(self.bands):
-                v = (h >> (BAND_BITS * j)) & 0xFFFF
+                v = ((h >> (BAND_BITS * j)) & 0xFFFF) | (i << BAND_BITS)
                 for m in self._masks:
-                    refs = band.get(v ^ m)
-                    if refs:
-                        found.update(refs)
-        return found
+                    for ref in band.get(v ^ m, ()):
+                        hits.setdefault(ref, set()).add(i)
+        mine = _present(hashes)
+        return sorted(ref for ref, pos in hits.items() if 2 * len(pos) >= (self.masks[ref] & mine).bit_count())
+
+
+def _present(hashes: tuple[int | None, ...]) -> int:
+    """The frame positions that have a hash, as a bit mask."""
+    return sum(1 << i for i, h in enumerate(hashes) if h is not None)

@@ -150,3 +150,24 @@ def test_phash_of_a_flat_picture_is_stable():
     import numpy as np
 
     assert phash(np.zeros((32, 32))) == phash(np.zeros((32, 32)))
+
+
+def test_streamed_dedup_judges_on_the_driver_as_the_command_does(tmp_path, media):
+    from mmdata.pipelines.pools import InProcessPool
+    from mmdata.pipelines.runner import plan
+    from mmdata.pipelines.stamps import Stamps
+    from mmdata.pipelines.stream import ChunkGraph, stream_stages
+
+    names = ["other.mp4", "cropped.mp4", "orig.mp4", "remux.mkv"]
+    work = _work(tmp_path / "w", media, names, [0, 0, 1, 1])
+    stages = {"signatures": SignaturesStage(), "dedup": DedupStage()}
+    stamps = Stamps(work, stages)
+    tasks = {n: {t.chunk: t for t in plan(s, work, False, False, stamps)[0]} for n, s in stages.items()}
+    graph = ChunkGraph(list(stages), tasks, [0, 1], None, 4, prefix={"dedup"})
+    pool = InProcessPool({"signatures": stages["signatures"]}, work)
+    clocks, _ = stream_stages(stages, work, pool, graph, None, progress=False)
+    assert clocks["dedup"].items == 4 and not clocks["dedup"].failures
+    assert _reasons(work) == {"other_0": "", "cropped_0": "", "orig_0": "duplicate_of:cropped_0",
+                              "remux_0": "duplicate_of:cropped_0"}
+    _, ded = run_dedup(work, DedupConfig(), RUN)  # the command afterwards: every chunk stamped as it would
+    assert ded.chunks_run == 0 and ded.chunks_skipped == 2
