@@ -75,7 +75,7 @@ def brute(sigs: list[Signature], cfg: DedupConfig) -> tuple[float, list[str | No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=2000, help="N (and 10 x N is measured too)")
+    ap.add_argument("--clips", type=int, default=1000, help="N (and 10 x N is measured too)")
     ap.add_argument("--max-distance", type=int, default=10)
     args = ap.parse_args()
     cfg = DedupConfig(max_distance=args.max_distance)
