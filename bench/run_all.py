@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = ["download.py", "media.py", "audio_sources.py", "frames_sources.py", "align.py", "tokenizers.py",
            "shard.py", "store.py", "train.py", "stream.py", "quantize.py", "filters.py", "shots.py",
-           "word_timing.py"]
+           "word_timing.py", "dedup.py"]
 RATIO = re.compile(r"\bratio\b[^0-9]*([0-9]+(?:\.[0-9]+)?)", re.I)
 
 

@@ -5,6 +5,7 @@ import click
 
 from mmdata.commands import shards, tokenizers
 from mmdata.commands.align import align_cmd
+from mmdata.commands.dedup import dedup_cmd
 from mmdata.commands.doctor import doctor_cmd
 from mmdata.commands.download import download_cmd
 from mmdata.commands.filter import filter_cmd
@@ -26,7 +27,7 @@ def cli(storage_options):
     and pretrains on them.
 
     \b
-    Pipeline: download -> [shots] -> [vad] -> frames -> audio -> align -> [filter] -> tokenizers fit -> quantize -> shard -> train
+    Pipeline: download -> [shots] -> [vad] -> frames -> audio -> align -> [filter] -> [dedup] -> tokenizers fit -> quantize -> shard -> train
     Example:
       mmdata download manifest.csv --work work
       mmdata run examples/icode.yaml
@@ -43,7 +44,8 @@ def cli(storage_options):
         handle_usage_errors(storage_options_from_env)  # a malformed value stops here, exit 2
 
 
-for command in (download_cmd, shots_cmd, vad_cmd, frames_cmd, audio_cmd, align_cmd, filter_cmd, *tokenizers.COMMANDS, *shards.COMMANDS, train_cmd, eval_cmd, run_cmd, doctor_cmd):
+for command in (download_cmd, shots_cmd, vad_cmd, frames_cmd, audio_cmd, align_cmd, filter_cmd, dedup_cmd, *tokenizers.COMMANDS,
+                *shards.COMMANDS, train_cmd, eval_cmd, run_cmd, doctor_cmd):
     cli.add_command(command)
 
 

@@ -44,6 +44,8 @@ STEP_NEEDS: dict[str, Needs] = {
     "audio": Needs((), MEDIA_TOOLS),
     "align": Needs(),
     "filter": Needs(("PIL", "py3langid")),
+    "dedup": Needs(("PIL",), ("ffmpeg",)),  # its signatures: frames' pHashes, the sources' packet hashes
+    "signatures": Needs(("PIL",), ("ffmpeg",)),
     "tokenizers": Needs(("torch", "torchaudio", "tokenizers"), ("ffmpeg",)),
     # no ffmpeg: the audio stage's FLAC at 16 kHz decodes in-process, so a GPU node needs no media tools;
     # other audio (another rate, several channels) becomes `missing_ffmpeg` rows there

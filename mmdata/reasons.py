@@ -40,7 +40,7 @@ class Reason:
         return re.fullmatch(re.escape(before) + f"(?:{self.parts})" + re.escape(after), reason) is not None
 
 
-UPSTREAM_STAGES = "download|frames|audio|align|filter|quantize"
+UPSTREAM_STAGES = "download|frames|audio|align|filter|signatures|dedup|quantize"
 TOOL_STEPS = "probe|scan|decode|remux|audio|encode"  # the `what` of mmdata.tools.run_tool calls
 
 REASONS: tuple[Reason, ...] = (
@@ -134,7 +134,7 @@ REASONS: tuple[Reason, ...] = (
            "the file is neither audio nor video: text, HTML, unknown bytes, or a container with no audio or "
            "video stream",
            "the URL does not point at media: fix or drop the row"),
-    Reason("corrupt_media", ("download", "frames", "audio"),
+    Reason("corrupt_media", ("download", "frames", "audio", "signatures"),
            "a media container that does not parse (a truncated download, a damaged file)",
            "re-download with `--retry-failed`; if it persists, the source itself is broken"),
     Reason("not_an_image", ("download", "frames"),
@@ -171,7 +171,8 @@ REASONS: tuple[Reason, ...] = (
            "the row",
            parts=TOOL_STEPS),
     # --- reading what earlier stages left -----------------------------------------------------------------
-    Reason("missing_<stage>", ("frames", "shots", "vad", "audio", "align", "filter", "quantize", "shard"),
+    Reason("missing_<stage>", ("frames", "shots", "vad", "audio", "align", "filter", "signatures", "dedup",
+                               "quantize", "shard"),
            "the clip (or its source) has no output of that earlier stage: it failed there, or that stage has "
            "not run on it yet",
            "see that stage's error row for the clip; run that stage (or `--retry-failed`) first",
@@ -336,6 +337,14 @@ REASONS: tuple[Reason, ...] = (
     Reason("unreadable_shard_data", ("eval",),
            "a held-out shard, or a member of it, cannot be read (a truncated tar)",
            "rebuild or copy the shard again; `mmdata verify` finds it"),
+    # --- dedup ---------------------------------------------------------------------------------------------
+    Reason("duplicate_of:<key>", ("dedup",),
+           "the clip is a copy of the clip `<key>`, kept before it in manifest order: the same packets and window "
+           "(exact, a re-muxed copy), or sampled frames within `max_distance` bits of its (near: a re-encode, a "
+           "small crop); the detail says which, and the distance",
+           "nothing to do: one copy is kept. Fewer copies found: lower `--max-distance`; more: raise it (README "
+           "\"De-duplication\")",
+           parts=r".+"),
     # --- any stage: made by the runner --------------------------------------------------------------------
     Reason("worker_crashed", ("any",),
            "the worker process (local or Ray) died while on this item (a native decoder crashing on a file); "
@@ -369,16 +378,24 @@ RENAMED: dict[str, str] = {
 }
 
 _BY_NAME = {r.name: r for r in REASONS}
+STAGE_NAMES = {s for r in REASONS for s in r.stages} | set(UPSTREAM_STAGES.split("|"))
 
 
 def describe(reason: str) -> Reason | None:
     """The entry of `reason`: an exact name, a family member (`http_404`), a shard's `<stage>:<reason>`
     key, or an old name (RENAMED); None for a reason mmdata does not write."""
-    reason = reason.rpartition(":")[2]
+    while (head := reason.partition(":"))[1] and head[0] in STAGE_NAMES:
+        reason = head[2]  # a shard's `<stage>:<reason>` key
     reason = RENAMED.get(reason, reason)
     if reason in _BY_NAME:
         return _BY_NAME[reason]
     return next((r for r in REASONS if r.is_family and r.matches(reason)), None)
+
+
+def counted(reason: str) -> str:
+    """The name a reason is counted under in summaries, the funnel and shard records: a family whose part is a
+    clip's key (`duplicate_of:<key>`) counts as one, not as one reason per key."""
+    return reason.partition(":")[0] if reason.startswith("duplicate_of:") else reason
 
 
 def markdown() -> str:

@@ -138,7 +138,7 @@ def test_entries_are_one_line_each_and_unique():
     names = [r.name for r in REASONS]
     assert len(names) == len(set(names))
     for r in REASONS:
-        assert re.fullmatch(r"[a-z0-9_]*(<[a-z ]+>)?[a-z0-9_]*", r.name), r.name
+        assert re.fullmatch(r"[a-z0-9_]*:?(<[a-z ]+>)?[a-z0-9_]*", r.name), r.name  # duplicate_of:<key>
         assert r.stages and r.meaning and r.action, r.name
         for text in (r.meaning, r.action, *r.stages):
             assert "\n" not in text and "|" not in text, r.name
@@ -208,3 +208,12 @@ def test_markdown_command(capsys):
     assert reasons.main(["--markdown"]) == 0
     assert capsys.readouterr().out == reasons.markdown()
     assert reasons.main([]) == 2
+
+
+def test_a_reason_whose_part_is_a_key_is_described_and_counted_as_one():
+    from mmdata.reasons import counted
+
+    assert describe("duplicate_of:src_0_1000").name == "duplicate_of:<key>"
+    assert describe("dedup:duplicate_of:src_0_1000").name == "duplicate_of:<key>"  # a shard's left_out key
+    assert describe("frames:corrupt_file").name == "corrupt_file"
+    assert counted("duplicate_of:src_0_1000") == "duplicate_of" and counted("http_404") == "http_404"

@@ -19,6 +19,7 @@ import numpy as np
 from mmdata.errors import ItemError
 from mmdata.filters.measures import MEASURES, clip_duration
 from mmdata.filters.rules import FILTERS, scores_from_detail
+from mmdata.reasons import counted
 from mmdata.records import Clip, StatusRow
 from mmdata.workdir import WorkDir
 
@@ -139,7 +140,7 @@ def funnel(work: WorkDir, out: Any = None) -> Funnel:
             key = (stage, reason if stage == "filter" and reason in FILTERS else None)
             step = steps.setdefault(key, Step(*key))
             step.clips, step.seconds = step.clips + 1, step.seconds + (seconds or 0.0)
-            step.reasons[reason] += 1
+            step.reasons[counted(reason)] += 1
     order = {st: i for i, st in enumerate(stages)}
     filters = list(FILTERS)
     result.steps = sorted(steps.values(), key=lambda s: (order[s.stage], s.reason is not None and

@@ -165,8 +165,12 @@ def black_fraction(grey: list[np.ndarray], black_range: float) -> float:
     any flat colour, a small logo on black included."""
     if not grey:
         return 0.0
-    blank = [float(np.percentile(g, 99) - np.percentile(g, 1)) < black_range for g in grey]
-    return sum(blank) / len(blank)
+    return sum(is_blank(g, black_range) for g in grey) / len(grey)
+
+
+def is_blank(grey: np.ndarray, black_range: float) -> bool:
+    """A frame whose luma spread (1st to 99th percentile) is under `black_range`: no picture to speak of."""
+    return float(np.percentile(grey, 99) - np.percentile(grey, 1)) < black_range
 
 
 def motion(grey: list[np.ndarray]) -> float:

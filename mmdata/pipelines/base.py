@@ -44,6 +44,9 @@ class Stage:
     # config options that say how the stage runs, not what it makes (threads, timeouts, retries, rate limits,
     # devices): a re-run with other values keeps the finished chunks. Every other option counts (stamps.py).
     run_only: ClassVar[tuple[str, ...]] = ()
+    # judged on the driver, chunk by chunk in chunk order, each once every lower chunk is done (dedup: a clip is
+    # compared with the clips kept before it); its stamp carries the previous chunk's (stamps.py)
+    prefix: ClassVar[bool] = False
 
     def options(self) -> dict[str, Any]:
         """The options that shape this stage's output, by name: its chunks' stamps (stamps.py)."""

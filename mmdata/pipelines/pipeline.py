@@ -26,9 +26,11 @@ from mmdata.pipelines.runner import RunnerConfig, run_stage
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
-STAGES = ("download", "shots", "vad", "frames", "audio", "align", "filter", "tokenizers", "quantize", "shard")
+STAGES = ("download", "shots", "vad", "frames", "audio", "align", "filter", "dedup", "tokenizers", "quantize",
+          "shard")
 SECTIONS = {"filter": "filters"}  # a stage whose YAML section has another name than the stage
-OPTIONAL = ("shots", "vad", "filter")  # in the default stages only when the YAML has its section
+OPTIONAL = ("shots", "vad", "filter", "dedup")  # in the default stages only when the YAML has its section
+PARTS = {"dedup": ("signatures", "dedup")}  # a step made of two runner stages (the signatures on workers)
 DEFAULT_STAGES = tuple(s for s in STAGES if s not in OPTIONAL)
 TOP_KEYS = {"manifest", "work", "out", "stages", "preset", "chunk_size", "runner", "storage",
             *(SECTIONS.get(s, s) for s in STAGES)}
@@ -174,6 +176,24 @@ def _filter(cfg: PipelineConfig, work: WorkDir):
     return FilterStage(_filter_config(cfg))
 
 
+def _dedup_config(cfg: PipelineConfig):
+    from mmdata.dedup.index import DedupConfig
+
+    return build_config(DedupConfig, {}, cfg.sections["dedup"])
+
+
+def _signatures(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.dedup import SignaturesStage
+
+    return SignaturesStage(_dedup_config(cfg))
+
+
+def _dedup(cfg: PipelineConfig, work: WorkDir):
+    from mmdata.pipelines.dedup import DedupStage
+
+    return DedupStage(_dedup_config(cfg))
+
+
 def tokenizer_dir(cfg: PipelineConfig, work: WorkDir) -> Path | str:
     """The tokenizer set: `tokenizers.dir` (a path relative to the YAML file, or a URL), else WORK/tokenizers."""
     given = cfg.sections["tokenizers"].get("dir")
@@ -296,7 +316,7 @@ def _shard(cfg: PipelineConfig, work: WorkDir):
 SECTION_CHECKS: dict[str, Callable[[PipelineConfig], Any]] = {
     "download": _download_config, "frames": lambda c: _media_config(c, "frames"),
     "audio": lambda c: _media_config(c, "audio"), "align": lambda c: _align_config(c), "shots": _shots_config,
-    "vad": _vad_config, "filter": _filter_config,
+    "vad": _vad_config, "filter": _filter_config, "dedup": _dedup_config,
     "tokenizers": lambda c: _fit_configs(c), "quantize": lambda c: _quantize_config(c, "tokenizers"),
     "shard": lambda c: _shard_config(c, "tokenizers"),
 }
@@ -304,7 +324,8 @@ SECTION_CHECKS: dict[str, Callable[[PipelineConfig], Any]] = {
 
 STAGE_MAKERS: dict[str, Callable[[PipelineConfig, WorkDir], Any]] = {
     "download": _download, "shots": _shots, "vad": _vad, "frames": _media("frames"), "audio": _media("audio"),
-    "align": _align, "filter": _filter, "quantize": _quantize, "shard": _shard,
+    "align": _align, "filter": _filter, "signatures": _signatures, "dedup": _dedup, "quantize": _quantize,
+    "shard": _shard,
 }
 
 
@@ -353,8 +374,8 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
             click.echo(s.render())
             results.append(StepResult(source_stage, s.ok, s.failed, s.wall_s, s.reasons))
         _segment_if_asked(cfg, work)
-    stages.update({name: STAGE_MAKERS[name](cfg, work) for name in cfg.stages
-                   if name in STAGE_MAKERS and name != "download" and name not in {r.stage for r in results}})
+    stages.update({part: STAGE_MAKERS[part](cfg, work) for name in cfg.stages for part in PARTS.get(name, (name,))
+                   if part in STAGE_MAKERS and part != "download" and part not in {r.stage for r in results}})
     if not stages:
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
@@ -363,11 +384,13 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     sample = fit_sample(cfg, chunks) if "tokenizers" in cfg.stages else None
     executor = make_executor(cfg.runner)
     n_tasks = {name: len(t) for name, t in tasks.items()}
-    pool = executor.pool(stages, work, n_tasks)
+    on_pool = {n: s for n, s in stages.items() if not s.prefix}  # prefix stages run here, in chunk order
+    pool = executor.pool(on_pool, work, {n: k for n, k in n_tasks.items() if n in on_pool})
     # enough chunks in flight to keep every worker busy across the layers, and the whole fit sample
     in_flight = cfg.runner.max_chunks_in_flight or max(len(sample or ()), 2 * pool.size) + 2
     graph = ChunkGraph(list(stages), tasks, chunks, set(sample) if sample is not None else None, in_flight,
-                       serial={n for n, s in stages.items() if s.concurrency > 1})
+                       serial={n for n, s in stages.items() if s.concurrency > 1},
+                       prefix={n for n, s in stages.items() if s.prefix})
     fit_note = f"; tokenizers fitted on chunk(s) {_ranges(sample)}" if sample else ""
     click.echo(click.style(f"streaming {', '.join(stages)} over {len(chunks)} chunk(s), at most {in_flight} in "
                            f"flight ({pool.note}){fit_note}", bold=True))
@@ -377,7 +400,7 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     finally:
         pool.close()
     done = summaries({n: s for n, s in stages.items() if n != "shard"}, work, clocks, planned, redone)
-    for name in cfg.stages:  # in the pipeline's order, the fit where the YAML lists it
+    for name in (part for n in cfg.stages for part in PARTS.get(n, (n,))):  # in order, the fit where the YAML has it
         if name == "tokenizers" and fit_result is not None:
             results.append(fit_result)
         elif name == "shard":

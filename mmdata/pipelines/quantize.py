@@ -137,6 +137,7 @@ class QuantizeStage(Stage):
         if self.toks is None:
             self.setup()
         upstream_output(work, "filter", item.key)  # a clip the filter stage rejected is never a sample
+        upstream_output(work, "dedup", item.key)  # nor a later copy of a clip kept
         x = QuantizeInput()
         if "vision" in self.toks:
             if upstream_output(work, "frames", item.key) is None:

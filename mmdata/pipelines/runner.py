@@ -26,6 +26,7 @@ from mmdata.errors import ItemError
 from mmdata.pipelines.base import ChunkStage, Stage
 from mmdata.pipelines.stamps import Review, Stamps, forget, make_stamp, refuse, review
 from mmdata.pipelines.status import read_status, write_status
+from mmdata.reasons import counted
 from mmdata.records import Clip, StatusRow
 from mmdata.utils import dir_bytes
 from mmdata.workdir import WorkDir
@@ -362,7 +363,7 @@ def summarize(stage: Stage, work: WorkDir, summary: Summary) -> Summary:
     summary.failed = sum(r.status == "error" for r in rows)
     summary.skipped = sum(r.status == "skipped" for r in rows)
     summary.bytes = sum(r.bytes for r in rows)
-    summary.reasons = dict(collections.Counter(r.reason for r in rows if r.status == "error"))
+    summary.reasons = dict(collections.Counter(counted(r.reason) for r in rows if r.status == "error"))
     summary.notes = stage.report(work, [m for t in tables for m in t.metas.values()])
     return summary
 

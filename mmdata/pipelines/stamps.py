@@ -23,6 +23,7 @@ stamps) is kept as it is: what made it is unknown; `force` redoes it.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 UNRECORDED = "unrecorded"  # an input chunk committed without a stamp
 UNREADABLE = "unreadable"  # an input chunk whose table does not read
+# stages whose chunk N is judged after chunk N-1 and depends on it (dedup): a chunk's stamp carries the
+# previous chunk's fingerprint, so a chunk redone redoes every chunk after it
+PREFIX_STAGES = ("dedup",)
 
 
 def _digest(obj: Any) -> str:
@@ -106,6 +110,8 @@ class Stamps:
         self.work, self.stages = work, stages
         self._options: dict[str, dict[str, Any]] = {}
         self._memo: dict[tuple[str, int], dict[str, Any]] = {}
+        self._all: dict[int, list["Clip"]] | None = None
+        self._order: list[int] | None = None
 
     def options(self, stage: str) -> dict[str, Any]:
         if stage not in self._options:
@@ -117,13 +123,34 @@ class Stamps:
         for d in reads(stage):
             found[d] = self.expected(d, chunk, clips)["fingerprint"] if d in self.stages \
                 else stored_fingerprint(self.work, d, chunk)
+        if stage in PREFIX_STAGES and (before := self._previous(chunk)) is not None:
+            found["previous"] = self.expected(stage, before, self._chunks()[before])["fingerprint"] \
+                if stage in self.stages else stored_fingerprint(self.work, stage, before)
         return found
 
     def expected(self, stage: str, chunk: int, clips: list["Clip"]) -> dict[str, Any]:
         k = (stage, chunk)
+        if k not in self._memo and stage in PREFIX_STAGES and stage in self.stages:
+            for c in sorted(self._chunks()):  # the chain from the first chunk up, without deep recursion
+                if c >= chunk:
+                    break
+                if (stage, c) not in self._memo:
+                    self._memo[(stage, c)] = make_stamp(stage, self.options(stage),
+                                                        self.inputs(stage, c, self._chunks()[c]))
         if k not in self._memo:
             self._memo[k] = make_stamp(stage, self.options(stage), self.inputs(stage, chunk, clips))
         return self._memo[k]
+
+    def _chunks(self) -> dict[int, list["Clip"]]:
+        if self._all is None:
+            self._all = self.work.chunks()
+        return self._all
+
+    def _previous(self, chunk: int) -> int | None:
+        if self._order is None:
+            self._order = sorted(self._chunks())
+        i = bisect.bisect_left(self._order, chunk)
+        return self._order[i - 1] if i > 0 else None
 
 
 @dataclass

@@ -6,7 +6,10 @@ Per chunk, each stage waits only for the stages it reads, for that chunk:
               ->  audio   ->  align  ------>
                   (align reads the audio: manifest text is timed over it, forced alignment runs on it)
 
-The tokenizer fit is the one step that waits for more than one chunk: a deterministic sample, the first
+De-duplication (`dedup`) judges chunk N on the driver once every chunk below N is judged (a prefix gate,
+pipelines/dedup.py): its `signatures` run on the workers like any stage, and the judging is cheap.
+
+The tokenizer fit is the other step that waits for more than one chunk: a deterministic sample, the first
 `fit_chunks` chunks by number, through frames/audio/align. It then runs once, in a thread of the driver
 while the workers go on, and quantize runs on every chunk. Shard writes each chunk's own tar shards as soon
 as its quantize is done (shards/parts.py); the driver merges the index once every chunk is through.
@@ -39,8 +42,9 @@ if TYPE_CHECKING:
 
 # what each stage reads of a chunk; a stage the pipeline leaves out is skipped over (its own inputs count)
 READS = {"download": (), "frames": ("download",), "audio": ("download",), "align": ("download", "audio"),
-         "filter": ("frames", "audio", "align"), "quantize": ("frames", "audio", "align", "filter"),
-         "shard": ("quantize",)}
+         "filter": ("frames", "audio", "align"), "signatures": ("download", "frames"),
+         "dedup": ("signatures", "audio", "align", "filter"),
+         "quantize": ("frames", "audio", "align", "filter", "dedup"), "shard": ("quantize",)}
 AFTER_FIT = ("quantize", "shard")  # stages that read the fitted tokenizers: they wait for the fit
 
 
@@ -57,6 +61,7 @@ class ChunkGraph:
     fit_sample: set[int] | None  # chunks the tokenizer fit waits for (None: quantize waits for no fit)
     max_in_flight: int
     serial: set[str] = field(default_factory=set)  # stages that run one chunk at a time (threaded I/O)
+    prefix: set[str] = field(default_factory=set)  # stages run by the driver in chunk order (dedup)
     running: set[tuple[str, int]] = field(default_factory=set)
     fitted: bool = False
 
@@ -74,6 +79,7 @@ class ChunkGraph:
         self._in_flight = sum(1 for c in self.started if self._left.get(c, 0))
         self._queued = {s: set() for s in self.stages}
         self._heaps: dict[str, list[int]] = {s: [] for s in self.stages}
+        self._prefix_left = {s: sorted(self.tasks[s]) for s in self.prefix}  # a sorted list is a heap
         for s in self.stages:
             for c in sorted(self.tasks[s]):
                 self._enqueue(s, c)
@@ -98,7 +104,7 @@ class ChunkGraph:
         return all(self.done(d, chunk) for d in self._deps[stage])
 
     def _enqueue(self, stage: str, chunk: int) -> None:
-        if self._todo(stage, chunk) and (stage, chunk) not in self.running and chunk not in self._queued[stage] \
+        if stage not in self.prefix and self._todo(stage, chunk) and (stage, chunk) not in self.running and chunk not in self._queued[stage] \
                 and self._inputs_done(stage, chunk):
             self._queued[stage].add(chunk)
             heapq.heappush(self._heaps[stage], chunk)
@@ -115,7 +121,7 @@ class ChunkGraph:
         first = self.stages[0]
         for stage in self._order:
             heap = self._heaps[stage]
-            if not heap or not free_for(stage) or (stage in self.serial and self._busy[stage]):
+            if not heap or stage in self.prefix or not free_for(stage) or (stage in self.serial and self._busy[stage]):
                 continue
             if stage in AFTER_FIT and not self.fitted:
                 continue
@@ -131,6 +137,22 @@ class ChunkGraph:
                 self.started.add(chunk)
                 self._in_flight += 1
             return Job(stage, self.tasks[stage][chunk])
+        return None
+
+    def next_prefix_job(self) -> Job | None:
+        """A job of a prefix stage for the driver: its lowest chunk left, once that chunk's inputs are done
+        (every lower chunk of the stage is, being lower)."""
+        for stage in self.prefix:
+            left = self._prefix_left[stage]
+            while left and not self._todo(stage, left[0]):
+                heapq.heappop(left)
+            if not left or (stage, left[0]) in self.running or not self._inputs_done(stage, left[0]):
+                continue
+            if stage in AFTER_FIT and not self.fitted:
+                continue
+            self.running.add((stage, left[0]))
+            self._busy[stage] += 1
+            return Job(stage, self.tasks[stage][left[0]])
         return None
 
     def finish(self, job: Job) -> None:
@@ -169,8 +191,8 @@ class StageClock:
 
 def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: ChunkGraph,
                   fit: Callable[[], object] | None, progress: bool) -> tuple[dict[str, StageClock], object]:
-    """Drive the jobs of `graph` through `pool`; run `fit` (once) when the sample is ready. Returns each
-    stage's clock and what `fit` returned."""
+    """Drive the jobs of `graph` through `pool`, and its prefix stages' jobs here; run `fit` (once) when the
+    sample is ready. Returns each stage's clock and what `fit` returned."""
     from mmdata.pipelines.executors import Progress
 
     totals = {name: sum(t.n_items for t in graph.tasks[name].values()) for name in graph.stages}
@@ -186,6 +208,9 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
                 if fitting is not None and fitting.done() and not graph.fitted:
                     fit_result = fitting.result()  # a failed fit raises here and stops the run
                     graph.fitted = True
+                while (job := graph.next_prefix_job()) is not None:
+                    run_on_driver(stages[job.stage], work, job, clocks[job.stage])
+                    graph.finish(job)
                 while (job := graph.next_job(pool.free_for)) is not None:
                     clocks[job.stage].first = clocks[job.stage].first or time.perf_counter()
                     pool.submit(job)
@@ -216,6 +241,20 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
         finally:
             bars.close()
     return clocks, fit_result
+
+
+def run_on_driver(stage: "Stage", work: "WorkDir", job: Job, clock: StageClock) -> None:
+    """One chunk of a prefix stage, in this process; a failure outside any item is the chunk's rows, as on
+    a worker (runner.fail_chunk)."""
+    from mmdata.pipelines.runner import fail_chunk
+
+    clock.first = clock.first or time.perf_counter()
+    try:
+        stage.run_task(work, job.task)
+    except Exception as e:  # noqa: BLE001 - the run goes on; the chunk's rows say what failed
+        clock.failures.append(fail_chunk(stage, work, job.task, e))
+    clock.last = time.perf_counter()
+    clock.items += job.task.n_items
 
 
 def summaries(stages: dict[str, "Stage"], work: "WorkDir", clocks: dict[str, StageClock],

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mmdata.errors import ItemError
+from mmdata.reasons import counted
 from mmdata.records import Clip
 from mmdata.shards.index import INDEX, SIZES, ShardIndex, TokenizerSet
 from mmdata.shards.sample import build_sample, json_bytes
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 RECORDS = ".chunks"  # OUT/.chunks/chunk-NNNNNN.json: one record per sharded chunk
 RECORD_FORMAT = 1  # part of every fingerprint: raise it when a sample's content changes, and all chunks rebuild
-STAGE_ORDER = ("download", "frames", "audio", "align", "filter", "quantize")  # where a clip can fail, in pipeline order
+STAGE_ORDER = ("download", "frames", "audio", "align", "filter", "signatures", "dedup", "quantize")  # where a clip can fail, in pipeline order
 MAX_EXAMPLES = 5
 
 
@@ -81,7 +82,7 @@ class FailureTable:
         for st in self.stages:
             reason = self.errors[st].get(clip.video_id if st == "download" else clip.key)
             if reason is not None:
-                return f"{st}:{reason}"
+                return f"{st}:{counted(reason)}"
         return None
 
     def reason_for(self, clip: Clip) -> str:
@@ -89,7 +90,7 @@ class FailureTable:
         return self.first_error(clip) or "missing_quantize"
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {st: dict(collections.Counter(rows.values())) for st, rows in self.errors.items() if rows}
+        return {st: dict(collections.Counter(map(counted, rows.values()))) for st, rows in self.errors.items() if rows}
 
 
 # stages whose rows hold no clip back: shots and vad record a source's cuts and speech (a failed one leaves its

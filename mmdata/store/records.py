@@ -198,6 +198,24 @@ class FilterOutput(StageOutput):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignaturesOutput(StageOutput):
+    """A clip's de-duplication signatures (no files; mmdata/dedup/signatures.py): `exact`, the sha256 of its
+    source's packets and its window; `near`, one 64-bit pHash per sampled frame as 16 hex digits (None: blank)."""
+
+    stage: ClassVar[str] = "signatures"
+    exact: str | None = None
+    near: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DedupOutput(SignaturesOutput):
+    """A clip the dedup stage kept (the first of its copies), with its signatures: a later run's index is
+    rebuilt from these alone. A duplicate is an error row `duplicate_of:<key>` instead."""
+
+    stage: ClassVar[str] = "dedup"
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuantizeOutput(StageOutput):
     """A clip's tokens: vtok.npy / stok.npy / ttok.npy among the item's files, one per modality."""
 
@@ -215,7 +233,7 @@ class QuantizeOutput(StageOutput):
 
 OUTPUTS: dict[str, type[StageOutput]] = {
     cls.stage: cls for cls in (DownloadOutput, FramesOutput, ShotsOutput, VadOutput, AudioOutput, AlignOutput,
-                               FilterOutput, QuantizeOutput)}
+                               FilterOutput, SignaturesOutput, DedupOutput, QuantizeOutput)}
 
 
 def as_meta(result: StageOutput | Mapping[str, Any]) -> dict[str, Any]:

@@ -138,13 +138,13 @@ def sample_rows(inputs: list, featurize: Callable[[Any], np.ndarray], max_rows: 
 
 def _fit_clips(work: WorkDir, clips: list[Clip] | None) -> list[Clip]:
     """The clips a fit reads: those given (`mmdata run`: its sample chunks), else every clip of the work folder;
-    never one the filter stage rejected (black or static frames would take codebook entries)."""
-    clips = work.clips() if clips is None else clips
-    if not work.stage_ran("filter"):
-        return clips
+    never one the filter stage rejected (black or static frames would take codebook entries), nor a copy dedup
+    found (a video a hundred times over would weigh a hundred times)."""
     from mmdata.pipelines.status import read_all_status
 
-    rejected = {r.key for r in read_all_status(work, "filter") if r.status == "error"}
+    clips = work.clips() if clips is None else clips
+    rejected = {r.key for st in ("filter", "dedup") if work.stage_ran(st)
+                for r in read_all_status(work, st) if r.status == "error"}
     return [c for c in clips if c.key not in rejected]
 
 

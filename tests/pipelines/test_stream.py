@@ -264,3 +264,19 @@ def test_the_driver_blocks_on_the_fit_instead_of_spinning(tmp_path):
     pool = Counting(stages, work)
     assert stream_stages(stages, work, pool, graph, slow_fit, progress=False)[1] == "fitted"
     assert Counting.polls < 100  # a spinning driver polls hundreds of thousands of times a second
+
+
+def test_a_prefix_stage_runs_on_the_driver_in_chunk_order():
+    """dedup's chunk 1 waits for its chunk 0, even when chunk 1's signatures are done first."""
+    graph = ChunkGraph(["signatures", "dedup"], {"signatures": {0: _T(0), 1: _T(1)}, "dedup": {0: _T(0), 1: _T(1)}},
+                       [0, 1], None, 9, prefix={"dedup"})
+    s0, s1 = graph.next_job(lambda s: True), graph.next_job(lambda s: True)
+    assert {(s0.stage, s0.task.chunk), (s1.stage, s1.task.chunk)} == {("signatures", 0), ("signatures", 1)}
+    assert graph.next_job(lambda s: True) is None  # a prefix stage never goes to the pool
+    graph.finish(s1)
+    assert graph.next_prefix_job() is None  # chunk 1's inputs are done, chunk 0 is not judged yet
+    graph.finish(s0)
+    d0 = graph.next_prefix_job()
+    assert d0.task.chunk == 0 and graph.next_prefix_job() is None
+    graph.finish(d0)
+    assert graph.next_prefix_job().task.chunk == 1
