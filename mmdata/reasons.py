@@ -179,10 +179,13 @@ REASONS: tuple[Reason, ...] = (
     Reason("missing_output_file", ("frames", "shots", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
-    Reason("unreadable_output", ("frames", "shots", "audio", "align", "filter", "quantize", "shard", "tokenizers"),
+    Reason("unreadable_output", ("frames", "shots", "audio", "align", "filter", "quantize", "shard", "tokenizers",
+                                 "stats"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
-           "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
-           "re-run that stage (delete its folder in the work store) with this mmdata version"),
+           "written by another mmdata version), or that stage's chunk table does not read at all (damaged: "
+           "`mmdata stats` counts each item of such a table so, at the table's own stage, and names the table)",
+           "re-run that stage with this mmdata version (a damaged chunk table: `mmdata run` or the stage's command "
+           "redoes its chunk; a meta of another version: delete the stage's folder in the work store)"),
     Reason("corrupt_file", ("frames", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
