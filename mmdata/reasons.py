@@ -331,7 +331,8 @@ REASONS: tuple[Reason, ...] = (
            "rebuild or copy the shard again; `mmdata verify` finds it"),
     # --- any stage: made by the runner --------------------------------------------------------------------
     Reason("worker_crashed", ("any",),
-           "the worker process (local or Ray) died while on this item (a native decoder crashing on a file); "
+           "the worker process (local or Ray) died twice while on this item, the second time running it alone "
+           "(a native decoder crashing on a file; one death is not blamed: workers are also killed from outside); "
            "the rest of its chunk ran again",
            "inspect the file; `--retry-failed` tries it once more (with `--workers 1` a crash stops the run)"),
     Reason("chunk_failed", ("any",),

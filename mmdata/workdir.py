@@ -561,7 +561,9 @@ class WorkDir:
 
     def clean_temp(self, stage: str) -> None:
         """Remove leftovers of killed runs: temporary item folders and unpacked reads in this machine's
-        scratch, in-flight markers in the store, the last run's events. Staged items stay (finished work)."""
+        scratch, in-flight and suspect markers in the store (a new run gives a suspect a fresh chance: within
+        a run, a second worker death on it blames it), the last run's events. Staged items stay (finished
+        work), and so do `crashed` markers (their rows say worker_crashed until --retry-failed)."""
         d = self._staging(stage)
         if d.exists():
             for p in d.glob(".tmp-*"):
@@ -575,6 +577,7 @@ class WorkDir:
             if not _alive(int(p.name.split("-")[-2])):
                 p.unlink(missing_ok=True)
         self.store.remove_tree(f"{stage}/.markers/inflight")
+        self.store.remove_tree(f"{stage}/.markers/suspect")
         self.store.remove_tree(f"{stage}/.events")
 
 

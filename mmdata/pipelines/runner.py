@@ -261,6 +261,7 @@ class ChunkTask:
     inputs: dict[str, str | None] | None = None  # the fingerprints of what it reads, for its stamp (stamps.py)
     why: str = ""  # a chunk made again: "options" (forced), "inputs" (an input stage was redone), "damaged"
     damage: str = ""  # why: "damaged": what did not read in its chunk table
+    lost: int = 0  # times a worker died on it outside any item (pools.crash_event: once is given again)
 
 
 def plan(stage: Stage, work: WorkDir, retry_failed: bool, force: bool = False, stamps: Stamps | None = None,
