@@ -1,6 +1,6 @@
 """Chaos for tests: SIGKILL a run's worker processes at seeded random moments, once per stage while that stage
-has work in flight, and find those processes among the descendants of a process this test started (the
-`mmdata run` driver, or a Ray node's `ray start --block`), never by name across the machine.
+has work in flight, and find those processes among the descendants of a process the test started (the
+`mmdata run` driver), never by name across the machine.
 
 Which stage is in flight is read from the work store: an item being processed has a marker
 `WORK/<stage>/.markers/inflight/<key>`, and a shard being written is `OUT/.<name>.tar.tmp`.
@@ -44,19 +44,6 @@ def local_workers(driver: int) -> list[int]:
     (their own children, ffmpeg and the like, are left alone: killing a tool is an item's error, not chaos)."""
     servers = [p for p in children(driver) if "forkserver" in cmdline(p)]
     return [w for s in servers for w in children(s)]
-
-
-def ray_workers(node: int) -> list[int]:
-    """The worker processes (actors, tasks) of a Ray node started by `ray start --block` as process `node`:
-    the `ray::` processes under its raylet."""
-    found, todo = [], children(node)
-    while todo:
-        p = todo.pop()
-        if cmdline(p).startswith("ray::"):
-            found.append(p)
-        else:
-            todo += children(p)
-    return found
 
 
 def in_flight(work: Path, out: Path, stages: tuple[str, ...]) -> list[str]:
