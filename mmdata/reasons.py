@@ -182,10 +182,12 @@ REASONS: tuple[Reason, ...] = (
            "a file an earlier stage recorded in its meta is no longer in the work store",
            "the work store was changed by hand or partly deleted: re-run that stage and the ones after it"),
     Reason("unreadable_output", ("frames", "shots", "vad", "audio", "align", "filter", "quantize", "shard",
-                                "tokenizers"),
+                                 "tokenizers", "stats"),
            "an earlier stage's meta for the item does not read as that stage's record (edited by hand, or "
-           "written by another mmdata version), or that stage's chunk table does not read at all (damaged)",
-           "re-run that stage (delete its folder in the work store) with this mmdata version"),
+           "written by another mmdata version), or that stage's chunk table does not read at all (damaged: "
+           "`mmdata stats` counts each item of such a table so, at the table's own stage, and names the table)",
+           "re-run that stage with this mmdata version (a damaged chunk table: `mmdata run` or the stage's command "
+           "redoes its chunk; a meta of another version: delete the stage's folder in the work store)"),
     Reason("corrupt_file", ("frames", "vad", "align", "filter", "quantize", "shard", "tokenizers"),
            "a file decodes only in part (frames stop early: under `--min-decoded-fraction` of the clip), or a "
            "stage's output file does not decode",
@@ -347,7 +349,8 @@ REASONS: tuple[Reason, ...] = (
            parts=r".+"),
     # --- any stage: made by the runner --------------------------------------------------------------------
     Reason("worker_crashed", ("any",),
-           "the worker process (local or Ray) died while on this item (a native decoder crashing on a file); "
+           "the worker process (local or Ray) died twice while on this item, the second time running it alone "
+           "(a native decoder crashing on a file; one death is not blamed: workers are also killed from outside); "
            "the rest of its chunk ran again",
            "inspect the file; `--retry-failed` tries it once more (with `--workers 1` a crash stops the run)"),
     Reason("chunk_failed", ("any",),

@@ -270,8 +270,9 @@ class WorkDir:
     # --- committed chunks ---------------------------------------------------------------------
     @staticmethod
     def item_keys(stage: str, clips: list[Clip]) -> list[str]:
-        """The keys of a stage's items in a chunk, as `chunk_of` reads them: sources for download, else clips."""
-        return list(dict.fromkeys(c.video_id if stage == "download" else c.key for c in clips))
+        """The keys of a stage's items in a chunk, as `chunk_of` reads them: sources for download and shots,
+        else clips."""
+        return list(dict.fromkeys(c.video_id if stage in SOURCE_STAGES else c.key for c in clips))
 
     def table_rel(self, stage: str, chunk: int) -> str:
         return f"{stage}/{table_name(chunk)}"
@@ -321,12 +322,24 @@ class WorkDir:
         return self._ran[stage]
 
     def drop_table(self, stage: str, chunk: int) -> None:
-        """Forget a committed chunk (its stage runs on it again); its pack goes too."""
-        old = self.read_table(stage, chunk)
+        """Forget a committed chunk (its stage runs on it again); its pack goes too (a damaged table names
+        none: then every pack of the chunk goes)."""
+        old = self._previous(stage, chunk)
         self.store.remove(self.table_rel(stage, chunk))
         if old is not None and old.pack:
             self.store.remove(f"{stage}/{old.pack}")
         self._tables.pop((stage, chunk), None)
+
+    def _previous(self, stage: str, chunk: int) -> ChunkTable | None:
+        """The committed table about to be replaced or dropped; a damaged one counts as none, and takes the
+        chunk's packs with it (which one it named is unknown: none of them is read again)."""
+        try:
+            return self.read_table(stage, chunk)
+        except UnreadableTable:
+            for name in self.store.list(stage):
+                if name.startswith(f"chunk-{chunk:06d}-") and name.endswith(".tar"):
+                    self.store.remove(f"{stage}/{name}")
+            return None
 
     def reset_stage(self, stage: str) -> None:
         """Forget everything `stage` made (its chunks, markers and this machine's staged items): it runs
@@ -460,7 +473,7 @@ class WorkDir:
         """Pack the chunk's ok items (staged now, or kept from its previous commit when only some items
         were re-run), upload the pack, then write the chunk table with `stamp` (None: the previous one's):
         the commit. Staged items go after."""
-        previous = self.read_table(stage, chunk)
+        previous = self._previous(stage, chunk)
         rows = sorted(rows, key=lambda r: r.key)
         table = ChunkTable(rows, stamp=stamp if stamp is not None else previous and previous.stamp)
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -548,7 +561,9 @@ class WorkDir:
 
     def clean_temp(self, stage: str) -> None:
         """Remove leftovers of killed runs: temporary item folders and unpacked reads in this machine's
-        scratch, in-flight markers in the store, the last run's events. Staged items stay (finished work)."""
+        scratch, in-flight and suspect markers in the store (a new run gives a suspect a fresh chance: within
+        a run, a second worker death on it blames it), the last run's events. Staged items stay (finished
+        work), and so do `crashed` markers (their rows say worker_crashed until --retry-failed)."""
         d = self._staging(stage)
         if d.exists():
             for p in d.glob(".tmp-*"):
@@ -562,6 +577,7 @@ class WorkDir:
             if not _alive(int(p.name.split("-")[-2])):
                 p.unlink(missing_ok=True)
         self.store.remove_tree(f"{stage}/.markers/inflight")
+        self.store.remove_tree(f"{stage}/.markers/suspect")
         self.store.remove_tree(f"{stage}/.events")
 
 

@@ -37,7 +37,7 @@ def tokenizers_group():
 
 
 def fit_options(f):
-    """--work, --config, --tokenizers (the set folder written into) -> `work`, `config`, `out`."""
+    """--work, --config, --tokenizers (the set folder written into), --force -> `work`, `config`, `out`, `force`."""
 
     @click.option("--work", "work", required=True, type=common.Location(),
                   help="Work folder whose clips (audio, frames, align outputs) the tokenizer is fitted on.")
@@ -45,10 +45,12 @@ def fit_options(f):
                   help="YAML config; its tokenizers.text/speech/vision section uses the option names.")
     @click.option("--tokenizers", "out", type=common.Location(), default=None,
                   help="Tokenizer set folder (or URL) to write into. [WORK/tokenizers]")
+    @click.option("--force", "force", is_flag=True, default=False,
+                  help="Fit again a tokenizer the set holds that was fitted with other options (refused without).")
     @functools.wraps(f)
-    def wrapper(work, config, out, **kwargs):
+    def wrapper(work, config, out, force, **kwargs):
         work = WorkDir(work)
-        return f(work, config, out or work.store.join("tokenizers"), **kwargs)
+        return f(work, config, out or work.store.join("tokenizers"), force, **kwargs)
 
     return wrapper
 
@@ -57,11 +59,13 @@ def _section(config: str | None, name: str) -> dict:
     return (load_yaml_section(config, "tokenizers") or {}).get(name) or {}
 
 
-def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: str | Path, opts: dict) -> None:
+def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: str | Path, force: bool, opts: dict) -> None:
     from mmdata.store.fs import writable_dir
+    from mmdata.tokenizers.refit import check, fit_options
 
     def go():
         cfg = build_config(cls, opts, _section(config, kind))
+        check(out, kind, fit_options(cfg, 0), force, work.store.options)  # the commands fit on every chunk
         with writable_dir(out, work.store.options) as local:  # fitted here, uploaded when `out` is a URL
             return fit_fn(work, local, cfg)
 
@@ -84,12 +88,12 @@ def _fit_and_echo(kind: str, fit_fn, cls, work: WorkDir, config, out: str | Path
 @click.option("--min-frequency", "min_frequency", type=int, default=None, help="Least count of a merged pair. [2]")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
               help="An existing HF tokenizer.json to use as is instead of training.")
-def fit_text_cmd(work, config, out, **opts):
+def fit_text_cmd(work, config, out, force, **opts):
     common.require("tokenizers", "mmdata tokenizers fit-text")
     from mmdata.tokenizers.fit import fit_text
     from mmdata.tokenizers.text import TextFitConfig
 
-    _fit_and_echo("text", fit_text, TextFitConfig, work, config, out, opts)
+    _fit_and_echo("text", fit_text, TextFitConfig, work, config, out, force, opts)
 
 
 @tokenizers_group.command("fit-speech", help="Speech units: 16 kHz audio -> 39-d Kaldi MFCC (or a HuBERT/WavLM/"
@@ -113,12 +117,12 @@ def fit_text_cmd(work, config, out, **opts):
 @click.option("--window-seconds", "window_s", type=float, default=None,
               help="Encoder models see clips in windows this long (bounded memory for long clips). [30]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
-def fit_speech_cmd(work, config, out, **opts):
+def fit_speech_cmd(work, config, out, force, **opts):
     common.require("tokenizers", "mmdata tokenizers fit-speech")
     from mmdata.tokenizers.fit import fit_speech
     from mmdata.tokenizers.speech import SpeechFitConfig
 
-    _fit_and_echo("speech", fit_speech, SpeechFitConfig, work, config, out, opts)
+    _fit_and_echo("speech", fit_speech, SpeechFitConfig, work, config, out, force, opts)
 
 
 @tokenizers_group.command("fit-vision", help="Vision tokens: frames -> 224x224 -> 14x14 patches of 16x16 -> "
@@ -141,12 +145,12 @@ def fit_speech_cmd(work, config, out, **opts):
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Local weights file: for --encoder vit, or in place of a named model's download.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto]")
-def fit_vision_cmd(work, config, out, **opts):
+def fit_vision_cmd(work, config, out, force, **opts):
     common.require("tokenizers", "mmdata tokenizers fit-vision")
     from mmdata.tokenizers.fit import fit_vision
     from mmdata.tokenizers.vision import VisionFitConfig
 
-    _fit_and_echo("vision", fit_vision, VisionFitConfig, work, config, out, opts)
+    _fit_and_echo("vision", fit_vision, VisionFitConfig, work, config, out, force, opts)
 
 
 @tokenizers_group.command("report", help="Quality of a tokenizer set: codebook usage, dead codes, unigram "

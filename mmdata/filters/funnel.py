@@ -20,6 +20,7 @@ from mmdata.errors import ItemError
 from mmdata.filters.measures import MEASURES, clip_duration
 from mmdata.filters.rules import FILTERS, scores_from_detail
 from mmdata.reasons import counted
+from mmdata.pipelines.status import stage_status
 from mmdata.records import Clip, StatusRow
 from mmdata.workdir import WorkDir
 
@@ -51,6 +52,7 @@ class Funnel:
     labels: dict[str, collections.Counter] = field(default_factory=dict)  # a measure of words (language) -> counts
     thresholds: list[dict[str, Any]] = field(default_factory=list)  # thresholds_used()
     samples: int | None = None  # in the shards' index.json, when OUT is given
+    damaged: list[str] = field(default_factory=list)  # chunk tables that do not read: where, and why
 
     def to_dict(self) -> dict[str, Any]:
         return {"clips": self.clips, "hours": self.seconds / 3600, "unknown_length": self.unknown_length,
@@ -58,7 +60,8 @@ class Funnel:
                           for s in self.steps],
                 "pending": self.pending, "kept": self.kept, "kept_hours": self.kept_seconds / 3600,
                 "labels": {m: dict(c.most_common()) for m, c in self.labels.items()},
-                "thresholds": self.thresholds, "samples": self.samples}
+                "thresholds": self.thresholds, "samples": self.samples,
+                "damaged": self.damaged}
 
     def render(self, bins: int = 10) -> str:
         lines = [f"funnel ({self.work}): {self.clips} clips, {_h(self.seconds)}"
@@ -74,6 +77,10 @@ class Funnel:
         for stage, n in self.pending.items():
             lines.append(f"  not yet through {stage:<12} {n:>7}")
         lines.append(f"  {'kept':<28} {'':>7} {'':>9}   {self.kept:>7} {self.kept_seconds / 3600:>9.3f}")
+        if self.damaged:
+            lines.append(f"damaged chunk tables: {len(self.damaged)} (their items are counted as "
+                         "unreadable_output; `mmdata run` or the stage's command redoes them)")
+            lines += [f"  {why}" for why in self.damaged]
         if self.samples is not None:
             lines.append(f"  in the shards (index.json): {self.samples} samples")
         if self.thresholds:
@@ -122,8 +129,9 @@ def funnel(work: WorkDir, out: Any = None) -> Funnel:
     from mmdata.shards.parts import status_stages, unique_clips
 
     stages = status_stages(work)
-    rows = {st: _rows(work, st) for st in stages}
-    result = Funnel(str(work.root))
+    status = {st: stage_status(work, st) for st in stages}
+    rows = {st: {r.key: r for r in status[st].rows} for st in stages}
+    result = Funnel(str(work.root), damaged=[d.why for st in stages for d in status[st].damaged])
     steps: dict[tuple[str, str | None], Step] = {}
     for clip in unique_clips(work.clips()):
         seconds = _length(work, clip)
@@ -155,12 +163,6 @@ def funnel(work: WorkDir, out: Any = None) -> Funnel:
     return result
 
 
-def _rows(work: WorkDir, stage: str) -> dict[str, StatusRow]:
-    from mmdata.pipelines.status import read_all_status
-
-    return {r.key: r for r in read_all_status(work, stage)}
-
-
 def _first_stop(clip: Clip, stages: list[str], rows: dict[str, dict[str, StatusRow]]) -> tuple[str, str | None] | None:
     """(stage, reason) of the first stage that failed on the clip, (stage, None) of the first that has not run
     on it, or None when every stage that ran kept it."""
@@ -186,9 +188,8 @@ def _length(work: WorkDir, clip: Clip) -> float | None:
 def _filter_records(work: WorkDir) -> list[dict[str, Any]]:
     """{"scores", "thresholds"} of every clip the filter stage measured, kept or rejected."""
     found = []
-    for chunk in work.table_chunks("filter"):
-        table = work.read_table("filter", chunk)
-        for r in table.rows if table is not None else []:
+    for table in stage_status(work, "filter").tables.values():  # a damaged table: the funnel names it
+        for r in table.rows:
             rec = table.metas.get(r.key) if r.status == "ok" else scores_from_detail(r.detail)
             if rec and isinstance(rec.get("scores"), dict):
                 found.append(rec)

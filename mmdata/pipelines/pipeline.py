@@ -23,6 +23,7 @@ import click
 from mmdata.config import build_config, check, load_yaml
 from mmdata.errors import ConfigError
 from mmdata.pipelines.runner import RunnerConfig, run_stage
+from mmdata.pipelines.stamps import refuse
 from mmdata.store.fs import Store, is_url, writable_dir
 from mmdata.workdir import WorkDir
 
@@ -242,12 +243,32 @@ class _FitChunks:
     fit_chunks: int = FIT_CHUNKS
 
 
+def fit_chunks(cfg: PipelineConfig) -> int:
+    n = build_config(_FitChunks, {}, {"fit_chunks": cfg.sections["tokenizers"].get("fit_chunks", FIT_CHUNKS)}).fit_chunks
+    check(n >= 0, "tokenizers", "fit_chunks", n, "0 (all chunks) or a positive count")
+    return n
+
+
 def fit_sample(cfg: PipelineConfig, chunks: list[int]) -> list[int]:
     """The chunks the tokenizers are fitted on: the first `fit_chunks` by number, so the sample is the same
     whatever order chunks finish in (0: all chunks)."""
-    n = build_config(_FitChunks, {}, {"fit_chunks": cfg.sections["tokenizers"].get("fit_chunks", FIT_CHUNKS)}).fit_chunks
-    check(n >= 0, "tokenizers", "fit_chunks", n, "0 (all chunks) or a positive count")
+    n = fit_chunks(cfg)
     return sorted(chunks)[:n] if n else sorted(chunks)
+
+
+def _review_tokenizers(cfg: PipelineConfig, work: WorkDir) -> list[str]:
+    """Refusals for tokenizers of the run's own set, WORK/tokenizers, fitted with other options than the
+    YAML's; with --force they go now, before the plan, to be fitted again (tokenizers/refit.py). A set named
+    by `dir:` is the user's, used as it is (only what it lacks is fitted)."""
+    from mmdata.tokenizers.refit import fit_options, review_set
+
+    if "tokenizers" not in cfg.stages or cfg.sections["tokenizers"].get("dir"):
+        return []
+    wants = {kind: fit_options(fc, fit_chunks(cfg)) for kind, fc in _fit_configs(cfg).items()}
+    refusals, refits = review_set(tokenizer_dir(cfg, work), wants, cfg.runner.force, work.store.options)
+    for line in refits:
+        click.echo(line)
+    return refusals
 
 
 def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = None) -> StepResult:
@@ -278,7 +299,7 @@ def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None
             no_input.append(kind)
             continue
         with writable_dir(where, work.store.options) as out:  # fitted here, uploaded when `where` is a URL
-            saved = fit(work, out, configs[kind], clips)
+            saved = fit(work, out, configs[kind], clips, fit_chunks(cfg))
         fitted.append(f"{kind} (vocab {saved['vocab_size']})")
     note = (f"tokenizers in {where}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
             f"{len(set(c.chunk for c in clips))} chunk(s); kept {', '.join(kept) or 'none'}")
@@ -377,6 +398,7 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     stages.update({part: STAGE_MAKERS[part](cfg, work) for name in cfg.stages for part in PARTS.get(name, (name,))
                    if part in STAGE_MAKERS and part != "download" and part not in {r.stage for r in results}})
     if not stages:
+        refuse([], cfg.runner.force, _review_tokenizers(cfg, work))
         return results + ([_tokenizers(cfg, work)] if "tokenizers" in cfg.stages else [])
     chunks = sorted(work.chunks())
     tasks, planned, redone = _plan(cfg, work, stages)
@@ -422,13 +444,14 @@ def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[d
     summary's line on chunks redone, per stage. Every stage's chunks are reviewed first (stamps.py), so
     that a section edited since they were made stops the run before anything changes, in one message."""
     from mmdata.pipelines.runner import plan, redone_note
-    from mmdata.pipelines.stamps import Stamps, refuse, review
+    from mmdata.pipelines.stamps import Stamps, review
 
     runners = {name: stage for name, stage in stages.items() if name != "shard"}
+    refits = _review_tokenizers(cfg, work)  # first: a forced refit changes quantize's options
     stamps = Stamps(work, runners)  # a stage of this run is stamped by what it will make, not what it made
     chunks = work.chunks()
     reviews = {name: review(work, name, stamps, chunks) for name in runners}
-    refuse(list(reviews.values()), cfg.runner.force)
+    refuse(list(reviews.values()), cfg.runner.force, refits)
     tasks, planned, redone = {}, {}, {}
     for name, stage in runners.items():
         work.clean_temp(name)

@@ -8,14 +8,18 @@ and then run whole chunks of it through `runner.run_chunk`; it knows nothing of 
              A job goes only to an actor that has started (answered a ping), so an actor Ray cannot place
              never holds work: the run may be slower than planned, never stuck.
 
-A worker that dies mid-chunk (a native decoder crashing on a file) costs only the item it was on:
-`after_crash` turns that item into a `worker_crashed` row and the chunk is given back to run again. Any
-other failure outside an item (the stage's setup, reading the chunk, writing its table, a worker dying
-between items, a Ray task error) fails that chunk alone: its items become `chunk_failed` rows
-(runner.fail_chunk), the job is reported in `failures`, and the run goes on.
+A worker that dies mid-chunk costs at most the item it was on, and only when that item kills it twice
+(`after_crash`): a worker also dies of what is not its item's fault (killed from outside, the machine out of
+memory), so the first time the items in flight are marked suspect and the chunk is given back (its finished
+items kept); a suspect item run again alone that kills its worker again (a native decoder crashing on the
+file) becomes a `worker_crashed` row. A worker that dies outside any item (between items, committing the
+chunk) gets its chunk back once; the second time, and any other failure outside an item (the stage's setup,
+reading the chunk, writing its table, a Ray task error) fails that chunk alone: its items become
+`chunk_failed` rows (runner.fail_chunk), the job is reported in `failures`, and the run goes on.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -55,28 +59,26 @@ class Event:
 
 
 def after_crash(stage: "Stage", work: "WorkDir", task: "ChunkTask") -> "ChunkTask | None":
-    """A worker died inside this chunk: blame the items it was processing, and give the chunk back to run
-    again (finished items are kept; the blamed ones become `worker_crashed` rows). None when it died
-    outside any item (setup, out of memory between items): nothing to blame, the chunk fails."""
+    """A worker died inside this chunk: the items it was processing become suspects (run again, alone when
+    the stage batches), or, a suspect that was in flight again, `worker_crashed` rows; the chunk is given
+    back to run again (finished items are kept). None when it died outside any item: nothing to blame."""
     try:
         keys = [it.key for it in stage.items(work, task.clips)]
     except Exception:  # noqa: BLE001 - what the worker read is what failed: the chunk fails, not the driver
         return None
-    blamed = [k for k in keys if work.has_mark(stage.name, "inflight", k)]
-    if not blamed:
+    in_flight = [k for k in keys if work.has_mark(stage.name, "inflight", k)]
+    if not in_flight:
         return None
-    if len(blamed) > 1:  # a batched stage had several items in flight: run each alone to find the culprit
-        for key in blamed:
-            work.unmark(stage.name, "inflight", key)
-            work.mark(stage.name, "suspect", key)
-        log.warning("%s: a worker died on chunk %d with %d items in flight; re-running them one at a time",
-                    stage.name, task.chunk, len(blamed))
-        return task
-    for key in blamed:
+    blamed = [k for k in in_flight if work.has_mark(stage.name, "suspect", k)]  # the second time: its fault
+    for key in in_flight:
         work.unmark(stage.name, "inflight", key)
-        work.mark(stage.name, "crashed", key)
-    log.warning("%s: a worker died on %s; recorded as worker_crashed, re-running the rest of chunk %d",
-                stage.name, ", ".join(blamed), task.chunk)
+        work.mark(stage.name, "crashed" if key in blamed else "suspect", key)
+    if blamed:
+        log.warning("%s: a worker died on %s again; recorded as worker_crashed, re-running the rest of chunk %d",
+                    stage.name, ", ".join(blamed), task.chunk)
+    if len(blamed) < len(in_flight):
+        log.warning("%s: a worker died on chunk %d with %d item(s) in flight; re-running them one at a time",
+                    stage.name, task.chunk, len(in_flight) - len(blamed))
     return task
 
 
@@ -126,6 +128,10 @@ def crash_event(stage: "Stage", work: "WorkDir", job: Job) -> Event:
     task = after_crash(stage, work, job.task)
     if task is not None:
         return Event("crashed", job, retry=Job(job.stage, task))
+    if not job.task.lost:  # killed between items, or committing: the chunk once more (its finished items kept)
+        log.warning("%s: a worker died on chunk %d outside any item; running the chunk again", stage.name,
+                    job.task.chunk)
+        return Event("crashed", job, retry=Job(job.stage, dataclasses.replace(job.task, lost=job.task.lost + 1)))
     return Event("done", job, failure=failed_job(stage, work, job.task, "the worker died outside any item "
                                                  "(its setup, or out of memory between items); see its log"))
 
@@ -266,9 +272,15 @@ class LocalPool:
         return 0  # a process takes jobs as soon as it exists (it sets stages up on first use)
 
     def submit(self, job: Job) -> None:
-        p = next(p for p in self.procs if p.job is None and self._serves(p, job.stage))
+        i, p = next((i, p) for i, p in enumerate(self.procs) if p.job is None and self._serves(p, job.stage))
+        if not p.proc.is_alive():  # died while idle (killed, out of memory): a fresh one takes the job
+            p.stop()
+            p = self.procs[i] = _Proc(self._ctx, self.stages, io=p.io)
         p.job = job
-        p.conn.send((job.stage, self.work, job.task))
+        try:
+            p.conn.send((job.stage, self.work, job.task))
+        except OSError:  # died since: `wait` finds it dead with this job, as if it had died on it
+            pass
 
     def wait(self, timeout: float | None = None) -> list[Event]:
         from multiprocessing.connection import wait

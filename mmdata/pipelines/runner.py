@@ -25,11 +25,11 @@ from mmdata.config import check
 from mmdata.errors import ItemError
 from mmdata.pipelines.base import ChunkStage, Stage
 from mmdata.pipelines.stamps import Review, Stamps, forget, make_stamp, refuse, review
-from mmdata.pipelines.status import read_status, write_status
+from mmdata.pipelines.status import read_status, stage_status, write_status
 from mmdata.reasons import counted
 from mmdata.records import Clip, StatusRow
 from mmdata.utils import dir_bytes
-from mmdata.workdir import WorkDir
+from mmdata.workdir import UnreadableTable, WorkDir
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,9 @@ class ChunkTask:
     only_keys: list[str] | None
     n_items: int
     inputs: dict[str, str | None] | None = None  # the fingerprints of what it reads, for its stamp (stamps.py)
-    why: str = ""  # a chunk made again: "options" (forced) or "inputs" (an input stage was redone)
+    why: str = ""  # a chunk made again: "options" (forced), "inputs" (an input stage was redone), "damaged"
+    damage: str = ""  # why: "damaged": what did not read in its chunk table
+    lost: int = 0  # times a worker died on it outside any item (pools.crash_event: once is given again)
 
 
 def plan(stage: Stage, work: WorkDir, retry_failed: bool, force: bool = False, stamps: Stamps | None = None,
@@ -281,13 +283,20 @@ def plan(stage: Stage, work: WorkDir, retry_failed: bool, force: bool = False, s
     redo = reviewed.redo(force)
     tasks, skipped = [], 0
     for chunk, clips in chunks.items():
-        if chunk in redo:
+        try:
+            rows = None if chunk in redo else read_status(work, stage.name, chunk)
+            damaged = None
+        except UnreadableTable as e:  # what the stage made of the chunk is unknown: made again, as if never
+            rows, damaged = None, str(e)
+            log.warning("%s: chunk %d is redone: %s", stage.name, chunk, e)
+        if chunk in redo or damaged:
             keys = [it.key for it in stage.items(work, clips)]
             forget(work, stage.name, chunk, keys)
-            why = "inputs" if chunk in reviewed.redo_inputs else "options"
-            tasks.append(ChunkTask(chunk, clips, None, len(keys), inputs(chunk, clips), why))
+            if damaged:
+                work.drop_table(stage.name, chunk)
+            why = "damaged" if damaged else "inputs" if chunk in reviewed.redo_inputs else "options"
+            tasks.append(ChunkTask(chunk, clips, None, len(keys), inputs(chunk, clips), why, damaged or ""))
             continue
-        rows = read_status(work, stage.name, chunk)
         if rows is None:
             tasks.append(ChunkTask(chunk, clips, None, len(stage.items(work, clips)), inputs(chunk, clips)))
             continue
@@ -302,11 +311,14 @@ def plan(stage: Stage, work: WorkDir, retry_failed: bool, force: bool = False, s
 
 
 def redone_note(tasks: list[ChunkTask]) -> list[str]:
-    """The summary's line on chunks made again, and why."""
+    """The summary's line on chunks made again, and why; a line per damaged chunk table, naming it."""
     options, inputs = sum(t.why == "options" for t in tasks), sum(t.why == "inputs" for t in tasks)
+    damaged = [t for t in tasks if t.why == "damaged"]
     parts = ([f"{options} made with other options (--force)"] if options else []) + \
-            ([f"{inputs} whose inputs were made again"] if inputs else [])
-    return [f"redone: {', '.join(parts)} chunk(s)"] if parts else []
+            ([f"{inputs} whose inputs were made again"] if inputs else []) + \
+            ([f"{len(damaged)} whose chunk table was damaged"] if damaged else [])
+    lines = [f"redone: {', '.join(parts)} chunk(s)"] if parts else []
+    return lines + [f"  damaged: {t.damage}" for t in damaged]
 
 
 @dataclass
@@ -357,14 +369,16 @@ class Summary:
 
 
 def summarize(stage: Stage, work: WorkDir, summary: Summary) -> Summary:
-    tables = [t for c in work.table_chunks(stage.name) if (t := work.read_table(stage.name, c)) is not None]
-    rows = [r for t in tables for r in t.rows]
+    status = stage_status(work, stage.name)
+    tables, rows = list(status.tables.values()), status.rows
     summary.ok = sum(r.status == "ok" for r in rows)
     summary.failed = sum(r.status == "error" for r in rows)
     summary.skipped = sum(r.status == "skipped" for r in rows)
     summary.bytes = sum(r.bytes for r in rows)
     summary.reasons = dict(collections.Counter(counted(r.reason) for r in rows if r.status == "error"))
     summary.notes = stage.report(work, [m for t in tables for m in t.metas.values()])
+    summary.notes += [f"damaged (its items counted as unreadable_output; a re-run redoes it): {d.why}"
+                      for d in status.damaged]
     return summary
 
 

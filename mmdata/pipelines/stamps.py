@@ -170,7 +170,7 @@ class Review:
         """The message naming what changed (old -> new), for the chunks made with other options."""
         if not self.redo_options:
             return ""
-        changes = ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(self.changed.items()))
+        changes = show_changes(self.changed)
         later = [s for s in readers(self.stage)]
         also = f" (and the {', '.join(later)} chunks that read them)" if later else ""
         return (f"{self.stage}: {len(self.redo_options)} of {self.chunks} chunk(s) were made with other options: "
@@ -182,6 +182,17 @@ def _show(value: Any) -> str:
 
 
 _MISSING = object()
+
+
+def changed_options(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """option -> (old, new) of the options whose values differ (one missing on a side: "(not recorded)")."""
+    return {k: (old.get(k, _MISSING), new.get(k, _MISSING)) for k in sorted(set(old) | set(new))
+            if old.get(k, _MISSING) != new.get(k, _MISSING)}
+
+
+def show_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    """`fps 2.0 -> 4.0, size 224 -> 112`: what a refusal names."""
+    return ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(changed.items()))
 
 
 def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["Clip"]]) -> Review:
@@ -205,19 +216,18 @@ def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["
         old = table.stamp.get("options") or {}
         if old != want["options"]:
             out.redo_options.append(chunk)
-            for k in sorted(set(old) | set(want["options"])):
-                if old.get(k, _MISSING) != want["options"].get(k, _MISSING) and k not in out.changed:
-                    out.changed[k] = (old.get(k, _MISSING), want["options"].get(k, _MISSING))
+            out.changed = {**changed_options(old, want["options"]), **out.changed}  # first seen kept
         else:
             out.redo_inputs.append(chunk)
     return out
 
 
-def refuse(reviews: list[Review], force: bool) -> None:
-    """Stop before any work when some chunks were made with other options and `force` is not given."""
+def refuse(reviews: list[Review], force: bool, also: list[str] = ()) -> None:
+    """Stop before any work when some chunks (or, `also`, other outputs: the tokenizers) were made with other
+    options and `force` is not given."""
     if force:
         return
-    messages = [m for r in reviews if (m := r.refusal())]
+    messages = [m for r in reviews if (m := r.refusal())] + list(also)
     if messages:
         raise ConfigError("the work store holds outputs made with other options; nothing was run.\n  "
                           + "\n  ".join(messages))

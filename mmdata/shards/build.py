@@ -152,9 +152,11 @@ def build_shards(work: WorkDir, out: str | Path | Store, cfg: ShardConfig, progr
 
 def quantized_with(work: WorkDir) -> dict[str, dict[str, int]]:
     """The tokenizers quantize's outputs were made with: {name: {hash: clips}}, from its chunk tables' metas."""
+    from mmdata.pipelines.status import stage_status
+
     seen: dict[str, dict[str, int]] = {}
-    for chunk in work.table_chunks("quantize"):
-        for meta in work.read_table("quantize", chunk).metas.values():
+    for table in stage_status(work, "quantize").tables.values():  # a damaged one: its clips' error rows say so
+        for meta in table.metas.values():
             for name, h in (meta.get("tokenizers") or {}).items():
                 seen.setdefault(name, {}).setdefault(str(h), 0)
                 seen[name][str(h)] += 1

@@ -148,17 +148,21 @@ def _fit_clips(work: WorkDir, clips: list[Clip] | None) -> list[Clip]:
     return [c for c in clips if c.key not in rejected]
 
 
-def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None) -> dict[str, Any]:
-    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
+def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
+             fit_chunks: int = 0) -> dict[str, Any]:
+    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks, the
+    first `fit_chunks`)."""
     from mmdata.tokenizers.text import TextTokenizer
 
     skipped: dict[str, int] = {}
     texts = clip_inputs(_fit_clips(work, clips), lambda c: clip_text(work, c), skipped)
-    return TextTokenizer.fit(texts, cfg, skipped).save(out)
+    return _save(TextTokenizer.fit(texts, cfg, skipped), out, cfg, fit_chunks)
 
 
-def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None) -> dict[str, Any]:
-    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
+def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
+               fit_chunks: int = 0) -> dict[str, Any]:
+    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks, the
+    first `fit_chunks`)."""
     from mmdata.tokenizers.speech import SAMPLE_RATE, SpeechTokenizer, make_speech_features
 
     features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device), cfg.window_s)
@@ -169,11 +173,13 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
                           f"{work.root}` first")
     feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
                               cfg.max_frames, cfg.max_clips, cfg.seed, skipped)
-    return SpeechTokenizer.fit(feats, features, cfg, info).save(out)
+    return _save(SpeechTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks)
 
 
-def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None) -> dict[str, Any]:
-    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks)."""
+def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
+               fit_chunks: int = 0) -> dict[str, Any]:
+    """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks, the
+    first `fit_chunks`)."""
     from mmdata.tokenizers.vision import VisionTokenizer, load_frames, make_vision_features
 
     features = make_vision_features(cfg.encoder, cfg.checkpoint, pick_device(cfg.device))
@@ -191,7 +197,15 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
         return f.reshape(-1, f.shape[-1])
 
     feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed, skipped)
-    return VisionTokenizer.fit(feats, features, cfg, info).save(out)
+    return _save(VisionTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks)
+
+
+def _save(tokenizer, out: str | Path, cfg, fit_chunks: int) -> dict[str, Any]:
+    """Save a fitted tokenizer with what it was fitted with (refit.py: a re-run with other options notices)."""
+    from mmdata.tokenizers.refit import KEY, fit_options
+
+    tokenizer.config = dict(tokenizer.config, **{KEY: fit_options(cfg, fit_chunks)})
+    return tokenizer.save(out)
 
 
 def _unread(skipped: dict[str, int]) -> str:

@@ -111,7 +111,7 @@ def test_local_pool_uses_several_processes_and_survives_a_worker_crash(tmp_path)
     assert (s.ok, s.failed, s.processed_now, s.chunks_run) == (7, 1, 8, 4)
     assert s.pool == "2 worker process(es) on this machine"
     pids = {work.read_file("crashy", k, "pid.txt").decode() for k, (st, _) in rows.items() if st == "ok"}
-    assert str(os.getpid()) not in pids and 2 <= len(pids) <= 3  # two workers, plus the crashed one's successor
+    assert str(os.getpid()) not in pids and 2 <= len(pids) <= 4  # two workers, plus the successors of the two deaths
     # the crashed item's chunk was run again: its other item is there, and the crash is not retried on resume
     again = run_stage(Crashy(), work, RunnerConfig(progress=False, workers=2))
     assert (again.chunks_run, again.failed) == (0, 1)

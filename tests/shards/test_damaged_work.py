@@ -101,3 +101,26 @@ def test_a_clip_table_that_does_not_read_is_one_error_line(corpus, tmp_path):
     proc = shard(corpus, tmp_path / "out")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "clips.parquet does not read as a clip table" in proc.stderr
+
+
+def test_stats_reports_damaged_chunk_tables(corpus, tmp_path):
+    """`mmdata stats` over a work store with a truncated and a zero-byte chunk table: the tables named with
+    why, their clips counted (unreadable_output), no traceback."""
+    out = tmp_path / "out"
+    assert shard(corpus, out).returncode == 0
+    work = WorkDir(corpus / "work")
+    cut_object(work, work.table_rel("frames", 0), 0.5)
+    work.store.write_bytes(work.table_rel("quantize", 0), b"")
+    for args in ([str(out), "--work", str(corpus / "work")], ["--work", str(corpus / "work")]):
+        proc = subprocess.run([sys.executable, "-m", "mmdata.cli", "stats", *args, "--no-progress"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        text = proc.stdout
+        assert "damaged chunk tables: 2 (their items are counted as unreadable_output" in text
+        assert f"{work.root}/frames/chunk-000000.parquet does not read as a chunk table: " in text
+        assert f"{work.root}/quantize/chunk-000000.parquet does not read as a chunk table: " in text
+        assert "Parquet file size is 0 bytes" in text
+        # every clip stops at the first damaged stage (frames)
+        assert [ln.split()[:2] for ln in text.splitlines() if ln.startswith("  frames ")] == [["frames", str(CLIPS)]]
+        if args[0] == str(out):
+            assert "frames:unreadable_output" in text and "quantize:unreadable_output" in text

@@ -62,3 +62,35 @@ def test_usage_errors_exit_2(work, tmp_path):
     assert code == 2 and "nothing does not exist" in out
     code, out = run(tokenizers_group, ["fit-vision", "--work", work.root, "--encoder", "vit"])
     assert code == 2 and "checkpoint" in out
+
+
+def test_a_refit_with_other_options_is_refused_then_forced(work):
+    """The set records what each tokenizer was fitted with; `fit-*` with other options refuses naming them,
+    `--force` fits again, and quantize then refuses its chunks made with the old one until forced too."""
+    root = work.root
+    for args in (["fit-text", "--vocab-size", 270], ["fit-vision", "--k", 16, "--iters", 3, "--pca-dim", 8,
+                                                       "--max-patches", 700]):
+        assert run(tokenizers_group, [args[0], "--work", root, *args[1:]])[0] == 0
+    assert run(tokenizers_group, ["fit-speech", "--work", root, "--k", 12, "--iters", 3])[0] == 0
+    speech = json.loads((root / "tokenizers" / "speech" / "config.json").read_text())
+    assert speech["fit_options"] == {"k": 12, "iters": 3, "max_frames": 200000, "max_clips": 0, "seed": 0,
+                                     "encoder": "mfcc", "checkpoint": None, "layer": 6, "window_s": 30.0,
+                                     "fit_chunks": 0}  # device is not there: where k-means runs
+    assert run(quantize_cmd, ["--work", root, "--no-progress"])[0] == 0
+
+    code, out = run(tokenizers_group, ["fit-speech", "--work", root, "--k", 8, "--iters", 3])
+    assert code == 2 and "nothing was fitted" in out
+    assert f"the speech tokenizer in {root}/tokenizers was fitted with other options: k 12 -> 8." in out
+    assert "--force" in out
+    assert json.loads((root / "tokenizers" / "speech" / "config.json").read_text())["hash"] == speech["hash"]
+    # the same options, or only where it runs: fitted again as before (same data, same seed: same tokenizer)
+    code, out = run(tokenizers_group, ["fit-speech", "--work", root, "--k", 12, "--iters", 3, "--device", "cpu"])
+    assert code == 0 and f"hash {speech['hash'][:16]}" in out
+
+    code, out = run(tokenizers_group, ["fit-speech", "--work", root, "--k", 8, "--iters", 3, "--force"])
+    assert code == 0 and "speech tokenizer: vocab 8" in out
+    code, out = run(quantize_cmd, ["--work", root, "--no-progress"])
+    assert code == 2 and "quantize: 1 of 1 chunk(s) were made with other options: tokenizers" in out
+    code, out = run(quantize_cmd, ["--work", root, "--no-progress", "--force"])
+    assert code == 0 and "ok 2, failed 0" in out
+    assert np.load(WorkDir(root).item_dir("quantize", "a_0_2000") / "stok.npy").max() < 8
