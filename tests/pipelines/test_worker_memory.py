@@ -30,16 +30,16 @@ def _libc():
 
 
 def second_block_is_mapped() -> bool:
-    """Free an 8 MB block, then take a 2 MB one: is the 2 MB one a mapping of its own (returned to the system
-    when freed), or carved from the heap (glibc raised its threshold to 8 MB when the first was freed)?"""
+    """Free a 16 MB block, then take an 8 MB one: is the 8 MB one a mapping of its own (returned to the system
+    when freed), or carved from the heap (glibc raised its threshold to 16 MB when the first was freed)?"""
     libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = _MallInfo2
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
-    libc.free(libc.malloc(8 << 20))
+    libc.free(libc.malloc(16 << 20))
     before = libc.mallinfo2().hblkhd
-    block = libc.malloc(2 << 20)
-    mapped = libc.mallinfo2().hblkhd - before >= 2 << 20
+    block = libc.malloc(8 << 20)
+    mapped = libc.mallinfo2().hblkhd - before >= 8 << 20
     libc.free(block)
     return mapped
 
