@@ -20,9 +20,11 @@ identical; vision tokens agree except in float near-ties (printed). Target: rati
     .venv/bin/python bench/quantize.py --sources 8 --save .gpuwork     # build once, here (needs ffmpeg)
     python3 bench/quantize.py --prepared .gpuwork --no-v1 --gpu-batches 32,128   # on a GPU machine
 
-On a CUDA machine the stage then runs on the GPU at each of `--gpu-batches` clips per batch: clips/s, the
-share of the wall time spent encoding (the rest is reading inputs that the encode did not hide), the device's
-utilisation (nvidia-smi), and whether the tokens equal this run's CPU tokens exactly.
+Also printed: the stage's clips/s on the CPU (wall, one reading thread) with the shares of its wall time spent
+encoding and committing (files written and items committed, in the runner's commit thread beside the next
+encode). On a CUDA machine the stage then runs on the GPU at each of `--gpu-batches` clips per batch: clips/s,
+the share of the wall time spent encoding (the rest is reading inputs that the encode did not hide) and
+committing, the device's utilisation (nvidia-smi), and whether the tokens equal this run's CPU tokens exactly.
 """
 from __future__ import annotations
 
@@ -98,9 +100,12 @@ def run_v1(work: WorkDir, clips, toks) -> tuple[float, dict]:
 
 
 class TimedQuantize(QuantizeStage):
-    """The stage as it is, with the time spent in `process_batch` (the encode, device included) summed."""
+    """The stage as it is, with the time spent in `process_batch` (the encode, device included) summed, and
+    the time its batches took to commit (files written, items committed: in the runner's commit thread,
+    overlapped with the next batch's encode)."""
 
     encode_s = 0.0
+    commit_s = 0.0
 
     def process_batch(self, *args):
         t0 = time.perf_counter()
@@ -108,6 +113,26 @@ class TimedQuantize(QuantizeStage):
             return super().process_batch(*args)
         finally:
             self.encode_s += time.perf_counter() - t0
+
+
+def _timed_commits():
+    """items.commit_batch, timed into the stage it commits for (TimedQuantize.commit_s)."""
+    from mmdata.pipelines import items
+
+    plain = items.commit_batch
+
+    def commit_batch(stage, *args):
+        t0 = time.perf_counter()
+        try:
+            return plain(stage, *args)
+        finally:
+            if isinstance(stage, TimedQuantize):
+                stage.commit_s += time.perf_counter() - t0
+
+    items.commit_batch = commit_batch
+
+
+_timed_commits()
 
 
 def quantize(work: WorkDir, clips, tokdir: Path, batch_clips: int, device: str, load_threads: int = 1
@@ -125,10 +150,12 @@ def quantize(work: WorkDir, clips, tokdir: Path, batch_clips: int, device: str, 
                            np.load(work.item_dir("quantize", c.key) / "vtok.npy")) for c in clips}
 
 
-def run_mmdata(work: WorkDir, clips, tokdir: Path, batch_clips: int) -> tuple[float, dict]:
-    c0 = cpu_now()
-    _, tokens = quantize(work, clips, tokdir, batch_clips, "cpu")
-    return cpu_now() - c0, tokens
+def run_mmdata(work: WorkDir, clips, tokdir: Path, batch_clips: int) -> tuple[float, dict, tuple[float, float, float]]:
+    """CPU seconds, tokens, and (wall seconds, encode share, commit share) of the stage on the CPU."""
+    c0, t0 = cpu_now(), time.perf_counter()
+    stage, tokens = quantize(work, clips, tokdir, batch_clips, "cpu")
+    wall = time.perf_counter() - t0
+    return cpu_now() - c0, tokens, (wall, stage.encode_s / wall, stage.commit_s / wall)
 
 
 def prepare(root: Path, n_sources: int) -> tuple[WorkDir, list, Path]:
@@ -196,14 +223,19 @@ def main() -> None:
               f"(speech k=100, vision k=1024), in {time.perf_counter() - t0:.0f} s", flush=True)
         toks = load_tokenizers(tokdir, device="cpu")
         best_m = best_v = float("inf")
+        walls = []
         for _ in range(args.repeat):
-            m, got = run_mmdata(work, clips, tokdir, args.batch_clips)
+            m, got, wall = run_mmdata(work, clips, tokdir, args.batch_clips)
             best_m = min(best_m, m)
+            walls.append(wall)
             if not args.no_v1:
                 v, ref = run_v1(work, clips, toks)
                 best_v = min(best_v, v)
         print(f"{'':<8}{'cpu s':>8}{'cpu ms/clip':>13}")
         print(f"{'mmdata':<8}{best_m:>8.2f}{best_m / n * 1000:>13.1f}   (batch_clips={args.batch_clips})")
+        wall, enc, com = min(walls)
+        print(f"mmdata on the CPU, one reading thread: {n / wall:.1f} clips/s (best wall of {len(walls)}), "
+              f"{enc:.0%} of it encoding, commits {com:.0%} (in their own thread, beside the next encode)")
         if not args.no_v1:
             same_units = all(np.array_equal(got[k][0], ref[k][0]) for k in got)
             vt = np.concatenate([got[k][1].ravel() for k in got]), np.concatenate([ref[k][1].ravel() for k in got])
@@ -231,7 +263,7 @@ def gpu(work: WorkDir, clips, tokdir: Path, runs: list[tuple[int, int]], cpu_s_p
         return
     print(f"GPU: {torch.cuda.get_device_name(0)}; CPU reference {1 / cpu_s_per_clip:.1f} clips/s per core "
           f"(one torch thread)")
-    print(f"{'batch':>6}{'threads':>8}{'wall s':>8}{'clips/s':>9}{'encode':>8}{'util mean/peak':>16}  tokens vs CPU")
+    print(f"{'batch':>6}{'threads':>8}{'wall s':>8}{'clips/s':>9}{'encode':>8}{'commit':>8}{'util mean/peak':>16}  tokens vs CPU")
     for run, (batch, threads) in enumerate([runs[0], *runs]):  # run 0 warms CUDA up (context, kernels): not printed
         samples: list[int] = []
         stop = threading.Event()
@@ -256,7 +288,8 @@ def gpu(work: WorkDir, clips, tokdir: Path, runs: list[tuple[int, int]], cpu_s_p
         units = all(np.array_equal(got[k][0], cpu_tokens[k][0]) for k in got)
         vt = np.concatenate([got[k][1].ravel() for k in got]), np.concatenate([cpu_tokens[k][1].ravel() for k in got])
         util = f"{np.mean(samples):.0f}%/{max(samples)}%" if samples else "n/a"
-        print(f"{batch:>6}{threads:>8}{wall:>8.2f}{len(clips) / wall:>9.1f}{stage.encode_s / wall:>8.0%}{util:>16}  "
+        print(f"{batch:>6}{threads:>8}{wall:>8.2f}{len(clips) / wall:>9.1f}{stage.encode_s / wall:>8.0%}"
+              f"{stage.commit_s / wall:>8.0%}{util:>16}  "
               f"speech {'identical' if units else 'DIFFERENT'}, vision {float((vt[0] == vt[1]).mean()):.4%} equal",
               flush=True)
 

@@ -86,7 +86,7 @@ def test_the_scan_finds_the_reasons_it_should():
     assert ("mmdata/tools.py", "<>_timeout") in found  # an f-string without a constant prefix
     assert ("mmdata/transcripts/validate.py", "times_beyond_media") in found  # a conditional expression
     assert ("mmdata/fetch/ytdlp.py", "download_failed") in found  # a variable assigned in the function
-    assert ("mmdata/pipelines/runner.py", "worker_crashed") in found  # the runner's own rows
+    assert ("mmdata/pipelines/items.py", "worker_crashed") in found  # the runner's own rows (items.py)
     assert len(found) > 60
 
 

@@ -6,9 +6,11 @@ a dict of the same keys also does), which becomes the item's meta in the chunk t
 runner does (mmdata/pipelines/runner.py).
 
 A stage that keeps a device busy (quantize) is *batched*: `batch_size > 1`, and the runner hands it
-`batch_size` items at a time in two steps. `load(item, work)` reads one item's inputs and does its CPU-side
+`batch_size` items at a time in three steps. `load(item, work)` reads one item's inputs and does its CPU-side
 work (in `load_threads` threads, while the previous batch is on the device); `process_batch(items, loaded,
-out_dirs, work)` does them all at once and returns one meta or one exception per item, so one bad item never fails its batch.
+out_dirs, work)` does them all at once and returns one result or one exception per item, so one bad item never
+fails its batch; `write_result(item, result, out_dir)` writes an item's files and returns its record (in the
+runner's commit thread, while the next batch is on the device; by default the result is the record).
 
 A stage that decodes a source once for several of its clips (frames, audio) takes `SourceItem`s: each clip
 with the other clips of its source in the chunk, so the first of them processed can do the work for all.
@@ -95,6 +97,12 @@ class Stage:
             except Exception as e:
                 out.append(e)
         return out
+
+    def write_result(self, item: Any, result: Any, out_dir: Path) -> Any:
+        """Batched stages: one item's `process_batch` result -> its files in `out_dir` and its output record
+        (ItemError: bad input). Runs in the runner's commit thread, in item order, while the next batch is
+        processed. Default: `process_batch` wrote the files and returned the record."""
+        return result
 
 
 @dataclass(frozen=True)

@@ -174,9 +174,30 @@ def _exit_with_driver(driver: int, every_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="mmdata-watch-driver").start()
 
 
+# glibc's M_MMAP_THRESHOLD (malloc.h): blocks of this size or more get a mapping of their own
+M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 4 << 20
+
+
+def fix_mmap_threshold() -> None:
+    """Give every block of 4 MB or more (batches of frames and patches) a mapping of its own, returned to the
+    system when freed. glibc's default raises the threshold to the largest mapped block freed so far (up to
+    32 MB); from then on such blocks come from the heap, whose freed space stays with the process, fragmented:
+    a worker running frames, audio and quantize in turn grew from 578 to 718 MB over 12 jobs, and on with the
+    corpus. Fixed at 4 MB: 542-566 MB, the same after 8 jobs as after 4 (at glibc's 128 KB, flat too, but
+    quantize cost 70% more CPU: every decoded frame mapped and faulted in anew). Setting it once turns the
+    adjustment off. Not glibc (musl, macOS): nothing to do."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass
+
+
 def _local_worker(stages: dict[str, "Stage"], conn, driver: int) -> None:
     """A local worker process: run the jobs the driver sends until it sends None."""
     _exit_with_driver(driver)
+    fix_mmap_threshold()
     have = _StageSet(stages)
 
     def tell(message) -> None:
@@ -425,6 +446,7 @@ def _ray_worker_class(ray):
     @ray.remote
     class ChunkWorker:
         def __init__(self, stages):
+            fix_mmap_threshold()
             self.have = _StageSet(stages)
 
         def ping(self) -> bool:

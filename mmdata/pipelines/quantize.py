@@ -66,13 +66,21 @@ class QuantizeInput:
     skipped: dict[str, str] = field(default_factory=dict)  # modality -> why the clip has none
 
 
+@dataclass
+class Tokens:
+    """One clip's tokens from `process_batch`, written by `write_result` (in the runner's commit thread)."""
+    tokens: dict[str, np.ndarray]  # modality -> tokens
+    skipped: dict[str, str]  # modality -> why the clip has none
+
+
 FILES = {"vision": "vtok.npy", "speech": "stok.npy", "text": "ttok.npy"}
 
 
 class QuantizeStage(Stage):
     """Batched (base.py): `load` reads a clip's frames, audio and text on the CPU while the previous batch
     is encoded; `process_batch` encodes `batch_clips` clips together, the frames of all of them in one
-    pass per `batch_frames` and all their speech frames in one nearest-centroid pass."""
+    pass per `batch_frames` and all their speech frames in one nearest-centroid pass; `write_result` saves a
+    clip's tokens while the next batch encodes."""
 
     name = "quantize"
 
@@ -126,7 +134,7 @@ class QuantizeStage(Stage):
         result = self.process_batch([item], [self.load(item, work)], [out_dir], work)[0]
         if isinstance(result, Exception):
             raise result
-        return result
+        return self.write_result(item, result, out_dir)
 
     def load(self, item: Clip, work: WorkDir) -> QuantizeInput:
         from mmdata.media_io import read_audio
@@ -163,7 +171,8 @@ class QuantizeStage(Stage):
         return x
 
     def process_batch(self, items: list[Clip], loaded: list[QuantizeInput], out_dirs: list[Path],
-                      work: WorkDir) -> list[QuantizeOutput | Exception]:
+                      work: WorkDir) -> list[Tokens]:
+        """The batch's tokens, nothing written: `write_result` writes them, in the runner's commit thread."""
         if self.toks is None:
             self.setup()
         tokens: list[dict[str, np.ndarray]] = [{} for _ in items]
@@ -185,21 +194,16 @@ class QuantizeStage(Stage):
         for k, x in enumerate(loaded):
             if x.text is not None:
                 tokens[k]["text"] = self.toks["text"].encode(x.text)
-        out: list[QuantizeOutput | Exception] = []
-        for item, x, toks, out_dir in zip(items, loaded, tokens, out_dirs):
-            try:
-                out.append(self._write(item, x, toks, out_dir))
-            except Exception as e:
-                out.append(e)
-        return out
+        return [Tokens(toks, x.skipped) for x, toks in zip(loaded, tokens)]
 
-    def _write(self, item: Clip, x: QuantizeInput, tokens: dict[str, np.ndarray], out_dir: Path) -> QuantizeOutput:
+    def write_result(self, item: Clip, result: Tokens, out_dir: Path) -> QuantizeOutput:
         modalities, hashes, shapes, skipped = [], {}, {}, {}
+        tokens = result.tokens
         for name in ("vision", "speech", "text"):
             if name not in self.toks:
                 continue
             if name not in tokens:
-                skipped[name] = x.skipped.get(name, "")
+                skipped[name] = result.skipped.get(name, "")
                 continue
             fname = FILES[name]
             np.save(out_dir / fname, tokens[name], allow_pickle=False)

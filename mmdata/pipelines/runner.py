@@ -7,28 +7,26 @@ decide where it runs. Resume works at two levels:
     before any work unless `force` says to redo it (stamps.py: the resume rules);
   - item: an item staged in the worker's scratch is complete (committed there by rename), so a chunk
     killed half-way and run again on the same machine redoes only the items it had not finished.
-A chunk's outputs reach the work store at once, when its table is committed (WorkDir.commit_chunk).
+A chunk's outputs reach the work store at once, when its table is committed (WorkDir.commit_chunk). Its items
+are processed and staged by items.py (one at a time, in threads, or in batches).
 """
 from __future__ import annotations
 
 import collections
 import logging
-import shutil
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from mmdata.config import check
-from mmdata.errors import ItemError
 from mmdata.pipelines.base import ChunkStage, Stage
+from mmdata.pipelines.items import process_batches, process_item
 from mmdata.pipelines.stamps import Review, Stamps, forget, make_stamp, refuse, review
 from mmdata.pipelines.status import read_status, stage_status, write_status
 from mmdata.reasons import counted
 from mmdata.records import Clip, StatusRow
-from mmdata.utils import dir_bytes
 from mmdata.workdir import UnreadableTable, WorkDir
 
 log = logging.getLogger(__name__)
@@ -60,125 +58,6 @@ class RunnerConfig:
         g = self.gpus_per_worker
         check(g >= 0 and (g <= 1 or g == int(g)), "RunnerConfig", "gpus_per_worker", g,
               "0 (the stage's request), a fraction of one GPU (0.25, 0.5) or a whole number")
-
-
-def _settled(stage: Stage, item: Any, work: WorkDir) -> StatusRow | None:
-    """The row of an item that needs no work: committed by an earlier run, or blamed for a worker crash."""
-    key = item.key
-    if work.is_done(stage.name, key):
-        return StatusRow(key, "ok", bytes=dir_bytes(work.staged_dir(stage.name, key)))
-    if work.has_mark(stage.name, "crashed", key):
-        return StatusRow(key, "error", "worker_crashed", f"the {stage.name} worker died (e.g. a native decoder "
-                         f"crashed) while processing {key}; the rest of its chunk was run again")
-    return None
-
-
-def _finish(stage: Stage, key: str, result: dict[str, Any] | BaseException, tmp: Path | None, work: WorkDir,
-            seconds: float) -> StatusRow:
-    """Commit an item's output, or turn its exception into an error row (never raise: a bug must not stop
-    the run either; its trace is logged for the bug report)."""
-    try:
-        if isinstance(result, ItemError):
-            return StatusRow(key, "error", result.reason, work.readable(result.detail), seconds)
-        if isinstance(result, BaseException):
-            trace = "".join(traceback.format_exception(result))
-            log.error("internal error on %s/%s:\n%s", stage.name, key, trace)
-            return StatusRow(key, "error", "internal_error", work.readable(f"{type(result).__name__}: {result}"),
-                             seconds)
-        final = work.commit_item(tmp, stage.name, key, result)
-        return StatusRow(key, "ok", seconds=seconds, bytes=dir_bytes(final))
-    finally:
-        work.unmark(stage.name, "inflight", key)
-        work.unmark(stage.name, "suspect", key)
-        if tmp is not None and tmp.exists():  # a failed item leaves nothing behind
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def process_item(stage: Stage, item: Any, work: WorkDir) -> StatusRow:
-    """Run one item; bad input becomes an error row, never an exception."""
-    row = _settled(stage, item, work)
-    if row is not None:
-        return row
-    t0 = time.perf_counter()
-    tmp = work.temp_item_dir(stage.name, item.key)
-    work.mark(stage.name, "inflight", item.key)
-    try:
-        result: dict[str, Any] | Exception = stage.process(item, tmp, work)
-    except Exception as e:
-        result = e
-    return _finish(stage, item.key, result, tmp, work, time.perf_counter() - t0)
-
-
-def _load_batch(stage: Stage, batch: list[Any], work: WorkDir) -> list[Any]:
-    """`stage.load` of each item (`stage.load_threads` at once), its exception in its place; the items are
-    in flight from here on."""
-    def load(item: Any) -> Any:
-        try:
-            return stage.load(item, work)
-        except Exception as e:
-            return e
-
-    for item in batch:
-        work.mark(stage.name, "inflight", item.key)
-    if stage.load_threads <= 1 or len(batch) <= 1:
-        return [load(item) for item in batch]
-    with ThreadPoolExecutor(min(stage.load_threads, len(batch)), thread_name_prefix=f"{stage.name}-read") as pool:
-        return list(pool.map(load, batch))
-
-
-def _run_batch(stage: Stage, batch: list[Any], loaded: list[Any], work: WorkDir, t0: float) -> list[StatusRow]:
-    keys = [it.key for it in batch]
-    ok = [k for k, x in enumerate(loaded) if not isinstance(x, Exception)]
-    results: list[Any] = list(loaded)  # load failures stand for their items
-    tmps = {k: work.temp_item_dir(stage.name, keys[k]) for k in ok}
-    if ok:
-        try:
-            done = stage.process_batch([batch[k] for k in ok], [loaded[k] for k in ok], [tmps[k] for k in ok], work)
-            if len(done) != len(ok):
-                raise RuntimeError(f"{stage.name}.process_batch returned {len(done)} results for {len(ok)} items")
-        except Exception as e:  # a bug in the batch: every item of it gets the error row
-            done = [e] * len(ok)
-        for k, res in zip(ok, done):
-            results[k] = res
-    share = (time.perf_counter() - t0) / max(1, len(batch))
-    return [_finish(stage, keys[k], results[k], tmps.get(k), work, share) for k in range(len(batch))]
-
-
-def process_batches(stage: Stage, items: list[Any], work: WorkDir,
-                    on_item: Callable[[StatusRow], None] | None = None) -> list[StatusRow]:
-    """A batched stage over a chunk's items: `batch_size` at a time, the next batch loading in a thread
-    while this one is processed. Items a crash left `suspect` (pools.after_crash) run alone and without
-    overlap, so a second crash blames exactly one item."""
-    rows: dict[str, StatusRow] = {}
-
-    def record(new: list[StatusRow]) -> None:
-        for r in new:
-            rows[r.key] = r
-            if on_item:
-                on_item(r)
-
-    todo, alone = [], []
-    for item in items:
-        row = _settled(stage, item, work)
-        if row is not None:
-            record([row])  # counted like every other item (progress), as process_item's callers do
-        elif work.has_mark(stage.name, "suspect", item.key):
-            alone.append(item)
-        else:
-            todo.append(item)
-
-    for item in alone:
-        t0 = time.perf_counter()
-        record(_run_batch(stage, [item], _load_batch(stage, [item], work), work, t0))
-    batches = [todo[i:i + stage.batch_size] for i in range(0, len(todo), stage.batch_size)]
-    with ThreadPoolExecutor(1, thread_name_prefix=f"{stage.name}-load") as loader:
-        ahead = loader.submit(_load_batch, stage, batches[0], work) if batches else None
-        for i, batch in enumerate(batches):
-            t0 = time.perf_counter()
-            loaded = ahead.result()
-            ahead = loader.submit(_load_batch, stage, batches[i + 1], work) if i + 1 < len(batches) else None
-            record(_run_batch(stage, batch, loaded, work, t0))
-    return [rows[it.key] for it in items]
 
 
 def run_chunk(stage: Stage, work: WorkDir | str, chunk: int, clips: list[Clip], only_keys: list[str] | None = None,
