@@ -208,9 +208,13 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
                 if fitting is not None and fitting.done() and not graph.fitted:
                     fit_result = fitting.result()  # a failed fit raises here and stops the run
                     graph.fitted = True
+                judged = False
                 while (job := graph.next_prefix_job()) is not None:
                     run_on_driver(stages[job.stage], work, job, clocks[job.stage])
                     graph.finish(job)
+                    judged = True
+                if judged:
+                    continue  # what a prefix job finished may complete the fit's sample: look again first
                 while (job := graph.next_job(pool.free_for)) is not None:
                     clocks[job.stage].first = clocks[job.stage].first or time.perf_counter()
                     pool.submit(job)
