@@ -156,8 +156,7 @@ def test_band_index_decides_as_brute_force_on_clips_of_many_lengths_across_tail_
 
     from mmdata.dedup import index as index_module
 
-    monkeypatch.setattr(index_module, "_TAIL_MIN", 64)
-    monkeypatch.setattr(index_module, "_TAIL_MAX", 256)
+    monkeypatch.setattr(index_module, "_TAIL_SIZE", 256)
     rng = random.Random(seed)
     cfg = DedupConfig(max_distance=10)
 
