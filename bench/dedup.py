@@ -7,10 +7,11 @@ more), and 10% copies of an earlier clip with 0-6 bits flipped per frame. Both m
 with the same rule (`Deduper.judge`: the earliest kept clip whose median frame distance is within
 `max_distance`); the brute force compares each clip with every kept one (numpy popcount over all of them at
 once). Their decisions are checked equal. Signature computing (ffmpeg's packet hash, the JPEG pHashes) is per
-clip, linear by nature, and not timed here.
+clip, linear by nature, and not timed here. Each time is the best of `--repeat` runs (3), for both methods:
+on a shared machine one run's time is mostly the neighbours' load.
 
     .venv/bin/python bench/dedup.py
-    .venv/bin/python bench/dedup.py --clips 5000 --max-distance 10
+    .venv/bin/python bench/dedup.py --clips 2000 --max-distance 10 --repeat 1
 """
 from __future__ import annotations
 
@@ -77,13 +78,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=1000, help="N (and 10 x N is measured too)")
     ap.add_argument("--max-distance", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best time is kept")
     args = ap.parse_args()
     cfg = DedupConfig(max_distance=args.max_distance)
     rows = {}
     for n in (args.clips, 10 * args.clips):
         sigs = corpus(n)
-        t_idx, found, compared = with_index(sigs, cfg)
-        t_bf, found_bf = brute(sigs, cfg)
+        t_idx, found, compared = min(with_index(sigs, cfg) for _ in range(args.repeat))
+        t_bf, found_bf = min(brute(sigs, cfg) for _ in range(args.repeat))
         assert found == found_bf, "the band index and the brute force disagree"
         rows[n] = (t_idx, t_bf, compared, sum(f is not None for f in found))
         print(f"{n:>8} clips ({FRAMES} frames each): band index {t_idx:7.3f} s ({1e6 * t_idx / n:6.1f} us/clip, "

@@ -146,6 +146,50 @@ def test_band_index_finds_every_pair_within_the_distance_that_brute_force_finds(
     assert index.compared < len(sigs) * 3  # a few candidates each, not every kept clip
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_band_index_decides_as_brute_force_on_clips_of_many_lengths_across_tail_moves(monkeypatch, seed):
+    """Clips of 1-9 frames with blanks, some of 12 (positions past the 8 with buckets of their own) and of 70
+    (past 64), copies re-encoded (bits flipped), a frame shorter or longer, or with frames blanked; the index's
+    tail moved into its bulk every few clips. Every decision is brute force's: the earliest kept clip whose
+    median distance is within max_distance."""
+    import random
+
+    from mmdata.dedup import index as index_module
+
+    monkeypatch.setattr(index_module, "_TAIL_SIZE", 256)
+    rng = random.Random(seed)
+    cfg = DedupConfig(max_distance=10)
+
+    def flip(h, most):
+        return None if h is None else h ^ sum(1 << b for b in rng.sample(range(64), rng.randrange(0, most + 1)))
+
+    sigs = []
+    for i in range(500):
+        if sigs and rng.random() < 0.4:
+            src = list(sigs[rng.randrange(len(sigs))].near)
+            near = [flip(h, rng.choice((3, 8, 14))) for h in src]
+            if rng.random() < 0.2:
+                near = near[:-1] if rng.random() < 0.5 and len(near) > 1 else near + [rng.getrandbits(64)]
+            if rng.random() < 0.2:
+                near[rng.randrange(len(near))] = None
+        else:
+            n = rng.choice((1, 2, 5, 8, 8, 8, 9, 12, 70) if i % 50 else (70,))
+            near = [None if rng.random() < 0.1 else rng.getrandbits(64) for _ in range(n)]
+        sigs.append(Signature(f"c{i}", None, tuple(near)))
+    index, kept, found = Deduper(cfg), [], 0
+    for s in sigs:
+        m = index.judge(s)
+        if m is None:
+            index.add(s)
+        want = next((k for k in kept if (d := near_distance(s.near, k.near)) and d[0] <= 10), None)
+        assert (m.key if m else None) == (want.key if want else None)
+        if want is None:
+            kept.append(s)
+        found += m is not None
+    assert found > 100 and len(index) == len(kept)
+    assert index._table.entries.size > 0  # the tail was moved into the bulk, and looked up there
+
+
 def test_phash_of_a_flat_picture_is_stable():
     import numpy as np
 
