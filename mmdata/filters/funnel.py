@@ -53,6 +53,8 @@ class Funnel:
     thresholds: list[dict[str, Any]] = field(default_factory=list)  # thresholds_used()
     samples: int | None = None  # in the shards' index.json, when OUT is given
     damaged: list[str] = field(default_factory=list)  # chunk tables that do not read: where, and why
+    # sources `--segment vad` made no clips of (so they are in no clip count above): why -> [sources, seconds]
+    unsegmented: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"clips": self.clips, "hours": self.seconds / 3600, "unknown_length": self.unknown_length,
@@ -61,12 +63,19 @@ class Funnel:
                 "pending": self.pending, "kept": self.kept, "kept_hours": self.kept_seconds / 3600,
                 "labels": {m: dict(c.most_common()) for m, c in self.labels.items()},
                 "thresholds": self.thresholds, "samples": self.samples,
-                "damaged": self.damaged}
+                "damaged": self.damaged,
+                "unsegmented": {why: {"sources": int(n), "hours": sec / 3600}
+                                for why, (n, sec) in self.unsegmented.items()}}
 
     def render(self, bins: int = 10) -> str:
         lines = [f"funnel ({self.work}): {self.clips} clips, {_h(self.seconds)}"
                  + (f" ({self.unknown_length} of unknown length, counted as 0 h)" if self.unknown_length else ""),
                  f"  {'removed by':<28} {'clips':>7} {'hours':>9}   {'left':>7} {'hours':>9}"]
+        if self.unsegmented:
+            n, sec = (sum(v[i] for v in self.unsegmented.values()) for i in (0, 1))
+            lines.insert(1, f"  before that, segmenting at speech (--segment vad) made no clips of {int(n)} "
+                            f"source(s), {_h(sec)}: " + ", ".join(f"{why} {int(v[0])}"
+                                                                   for why, v in self.unsegmented.items()))
         left, left_s = self.clips, self.seconds
         for s in self.steps:
             left, left_s = left - s.clips, left_s - s.seconds
@@ -153,6 +162,7 @@ def funnel(work: WorkDir, out: Any = None) -> Funnel:
     filters = list(FILTERS)
     result.steps = sorted(steps.values(), key=lambda s: (order[s.stage], s.reason is not None and
                                                          filters.index(s.reason) if s.reason else -1))
+    result.unsegmented = _unsegmented(work, {c.video_id for c in work.clips()})
     if "filter" in stages:
         result.scores, result.labels = _scores(work)
         result.thresholds = thresholds_used(work)
@@ -173,6 +183,25 @@ def _first_stop(clip: Clip, stages: list[str], rows: dict[str, dict[str, StatusR
         if row.status == "error":
             return st, row.reason
     return None
+
+
+def _unsegmented(work: WorkDir, with_clips: set[str]) -> dict[str, list[float]]:
+    """The sources the vad stage ran on that have no clip left: `--segment vad` found nothing to cut from
+    them (align.segment_work drops their whole-source clip), by why, with their seconds of audio."""
+    found: dict[str, list[float]] = {}
+    if "vad" not in work.stages():
+        return found
+    for table in stage_status(work, "vad").tables.values():
+        for r in table.rows:
+            if r.status != "ok" or r.key in with_clips:
+                continue
+            rec = table.metas.get(r.key) or {}
+            why = ("no audio" if rec.get("present") is False else
+                   "no speech" if not rec.get("regions_s") else "only speech shorter than segment_min_len_s")
+            entry = found.setdefault(why, [0, 0.0])
+            entry[0] += 1
+            entry[1] += float(rec.get("duration_s") or 0.0)
+    return found
 
 
 def _length(work: WorkDir, clip: Clip) -> float | None:

@@ -94,6 +94,13 @@ def test_sources_without_speech_give_no_clips(tmp_path, media, caplog):
     assert {c.video_id for c in work.clips()} == {"talk"}
     assert "2 source(s) gave no clips: the VAD found no speech in their audio, e.g. tone, silent" in caplog.text
     assert "1 source(s) gave no clips: no audio to find speech in (no_audio_stream), e.g. mute" in caplog.text
+    # and the funnel counts them, by why, beside the clips (they have none)
+    from mmdata.filters.funnel import funnel
+
+    f = funnel(work.fresh())
+    assert {why: n for why, (n, _) in f.unsegmented.items()} == {"no speech": 2, "no audio": 1}
+    assert f.unsegmented["no speech"][1] > 0  # the tone's and the silence's seconds of audio
+    assert "segmenting at speech (--segment vad) made no clips of 3 source(s)" in f.render()
 
 
 def test_sources_without_a_vad_record_stay_whole(tmp_path, media, caplog):
