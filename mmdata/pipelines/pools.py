@@ -541,12 +541,30 @@ class RayPool:
         self._started(STARTUP_WAIT_S)
 
     def _started(self, timeout: float) -> None:
-        """Move actors that answered their ping to idle (an actor Ray cannot place never answers)."""
+        """Move actors that answered their ping to idle (an actor Ray cannot place never answers); one whose
+        ping failed is dead: it is replaced."""
         for g in self.groups.values():
             if g.starting:
                 ready, _ = self.ray.wait(list(g.starting), num_returns=len(g.starting), timeout=timeout)
                 for ref in ready:
-                    g.idle.append(g.starting.pop(ref))
+                    actor = g.starting.pop(ref)
+                    try:
+                        self.ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - died before or while answering: replace it
+                        log.debug("a Ray actor did not answer its ping (%s); replacing it", e)
+                        self._kill(actor)
+                        g.add()
+                    else:
+                        g.idle.append(actor)
+
+    def _recheck_idle(self, group: str) -> None:
+        """One of the group's actors died: ping its idle ones again before they get a job. Whatever killed it
+        (from outside, out of memory) may have killed them too, and a job sent to a dead actor would count as
+        a death on that chunk (a second one fails it) though no worker ever ran it."""
+        g = self.groups[group]
+        while g.idle:
+            actor = g.idle.popleft()
+            g.starting[actor.ping.remote()] = actor
 
     def free_for(self, stage: str) -> bool:
         self._started(0)
@@ -622,6 +640,7 @@ class RayPool:
             else:
                 self._kill(actor)
                 self.groups[group].add()
+                self._recheck_idle(group)
 
     def _kill(self, actor) -> None:
         try:
