@@ -31,9 +31,8 @@ from mmdata.workdir import WorkDir
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "mmdata.cli"]
-# the CLI with every thread's stack dumped on SIGUSR1: what a Ray run past its time limit was waiting for. (Not
-# for the local executor: its forkserver then re-imports mmdata.cli as __mp_main__ in every worker, which shifts
-# the chaos timing enough that one item is sometimes killed twice, by two stages' kills, and blamed.)
+# the CLI with every thread's stack dumped on SIGUSR1: what a Ray run past its time limit was waiting for (the
+# local variant keeps `python -m mmdata.cli`, as it was)
 DUMPING_CLI = [sys.executable, "-c", "import faulthandler, runpy, signal; faulthandler.register(signal.SIGUSR1, "
                "all_threads=True); runpy.run_module('mmdata.cli', run_name='__main__', alter_sys=True)"]
 STAGES = ("download", "frames", "audio", "align", "quantize", "shard")
