@@ -3,14 +3,18 @@ driver is SIGKILLed once, run again until it completes, gives the shards of an u
 byte; they pass `mmdata verify`, and every clip is in a shard or has an error reason.
 
 The local executor's workers are killed in every stage from download to quantize, and in shard when a shard
-job is caught in flight (README "Executors, resume and exit codes"). (A Ray
-variant, the node's `ray::` processes killed on a one-node cluster, ran past 300 s on a shared 2-core machine:
-not here yet.)"""
+job is caught in flight (README "Executors, resume and exit codes"). On an embedded Ray (`--executor ray`), a
+smaller corpus: the driver's `ray::` worker processes (the actors) are killed in frames and quantize, the
+driver once a frames chunk is done.
+
+A Ray run that outlives its time limit is sent SIGUSR1 first: the driver dumps every thread's stack
+(faulthandler) into its output, so a stuck run shows where it waits."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import signal
 import subprocess
 import sys
 import tarfile
@@ -20,13 +24,17 @@ import pytest
 import yaml
 
 from mmdata.pipelines.status import read_all_status
-from mmdata.testing.chaos import Chaos, in_flight, kill_after, local_workers
+from mmdata.testing.chaos import Chaos, in_flight, kill_after, local_workers, ray_workers
 from mmdata.testing.media import make_video, truncate_file
 from mmdata.testing.server import MediaServer
 from mmdata.workdir import WorkDir
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "mmdata.cli"]
+# the CLI with every thread's stack dumped on SIGUSR1: what a Ray run past its time limit was waiting for (the
+# local variant keeps `python -m mmdata.cli`, as it was)
+DUMPING_CLI = [sys.executable, "-c", "import faulthandler, runpy, signal; faulthandler.register(signal.SIGUSR1, "
+               "all_threads=True); runpy.run_module('mmdata.cli', run_name='__main__', alter_sys=True)"]
 STAGES = ("download", "frames", "audio", "align", "quantize", "shard")
 # the stages whose kill the test insists on: a shard job (one small tar) is often over before the chaos
 # thread's next look, so shard is killed when caught, not required (the driver kill covers an unfinished run)
@@ -76,33 +84,51 @@ def _sharded_keys(out: Path) -> set[str]:
     return keys
 
 
-def _run_with_chaos(cfg: Path, args: list[str], workers, chaos_hit: dict, seed: int, kill_driver_when=None,
-                    env=None) -> subprocess.Popen:
-    """One `mmdata run`, its workers killed in each stage not hit yet; its driver killed once `kill_driver_when`
-    holds (then its return code is -9)."""
+def _communicate(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The run's output; past `timeout_s`, its threads' stacks are dumped and the test fails showing them."""
+    try:
+        return proc.communicate(timeout=timeout_s)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            out = proc.communicate(timeout=5)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0]
+        pytest.fail(f"`mmdata run` still running after {timeout_s:g} s; its output and stacks:\n{out[-12000:]}")
+
+
+def _run_with_chaos(cfg: Path, args: list[str], workers, chaos_hit: dict, seed: int, stages=STAGES,
+                    kill_driver_when=None, timeout_s: float = 300, cli=CLI) -> subprocess.Popen:
+    """One `mmdata run`, its workers killed in each of `stages` not hit yet; its driver killed once
+    `kill_driver_when` holds (then its return code is -9)."""
     spec = yaml.safe_load(cfg.read_text())
     work, out = Path(spec["work"]), Path(spec["out"])
-    proc = subprocess.Popen(CLI + ["run", str(cfg), "--no-progress", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
-    with Chaos(lambda: workers(proc), work, out, STAGES, seed=seed, hit=chaos_hit):
+    proc = subprocess.Popen(cli + ["run", str(cfg), "--no-progress", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    with Chaos(lambda: workers(proc), work, out, stages, seed=seed, hit=chaos_hit):
         if kill_driver_when is not None:
-            kill_after(proc, lambda: kill_driver_when(work, out), seed=seed)
-        proc.output = proc.communicate(timeout=300)[0]
+            kill_after(proc, lambda: kill_driver_when(work, out), seed=seed, timeout_s=timeout_s)
+        proc.output = _communicate(proc, timeout_s)
     return proc
 
 
-def _until_complete(cfg: Path, args: list[str], workers, expect_rc: int, env=None) -> tuple[dict, list[int]]:
-    """Runs with chaos: the first one's driver is killed once quantize is in flight; then runs until one ends
-    as the uninterrupted run did. Returns the stages hit and every run's return code."""
+def _until_complete(cfg: Path, args: list[str], workers, expect_rc: int, must_hit=MUST_HIT, stages=STAGES,
+                    kill_driver_when=lambda w, o: "quantize" in in_flight(w, o, STAGES),
+                    timeout_s: float = 300, cli=CLI) -> tuple[dict, list[int]]:
+    """Runs with chaos: the first one's driver is killed once `kill_driver_when(work, out)` holds (by default,
+    once quantize is in flight); then runs until one ends as the uninterrupted run did. Returns the stages hit
+    and every run's return code."""
     hit: dict[str, list[int]] = {}
-    first = _run_with_chaos(cfg, args, workers, hit, seed=1, env=env,
-                            kill_driver_when=lambda w, o: "quantize" in in_flight(w, o, STAGES))
+    first = _run_with_chaos(cfg, args, workers, hit, seed=1, stages=stages, timeout_s=timeout_s, cli=cli,
+                            kill_driver_when=kill_driver_when)
     codes = [first.returncode]
     for attempt in range(RUNS):
-        proc = _run_with_chaos(cfg, args, workers, hit, seed=10 + attempt, env=env)
+        proc = _run_with_chaos(cfg, args, workers, hit, seed=10 + attempt, stages=stages, timeout_s=timeout_s,
+                               cli=cli)
         codes.append(proc.returncode)
         assert "Traceback" not in proc.output, proc.output[-4000:]
-        if proc.returncode == expect_rc and all(s in hit for s in MUST_HIT):
+        if proc.returncode == expect_rc and all(s in hit for s in must_hit):
             break
     return hit, codes
 
@@ -133,3 +159,25 @@ def test_local_workers_and_driver_killed_everywhere(tmp_path, served):
     assert set(MUST_HIT) <= set(hit), hit  # each stage's workers were killed while it had work in flight
     _check(tmp_path, "cut", "ref")
 
+
+# the stages whose actors are killed (each kill costs new actors' start-up). The driver is killed once a frames
+# chunk is done: a moment the store shows for sure (align here is too short to be seen in flight every time),
+# and early enough that quantize (short too) is left for a later run to be caught in.
+RAY_KILLS = ("frames", "quantize")
+
+
+def test_ray_actors_and_driver_killed(tmp_path, served):
+    with MediaServer(served) as srv:
+        manifest = _manifest(tmp_path / "m.csv", srv, 3)
+        ref_cfg, cut_cfg = (_pipeline(tmp_path, manifest, n, 2) for n in ("ref", "cut"))
+        # the same bytes whatever the executor (README): the reference runs in this process, without Ray
+        ref = subprocess.run(CLI + ["run", str(ref_cfg), "--no-progress", "--workers", "1"], capture_output=True,
+                             text=True, timeout=300)
+        assert ref.returncode == 3, ref.stdout[-3000:] + ref.stderr[-3000:]  # the broken file's row
+        hit, codes = _until_complete(cut_cfg, ["--executor", "ray", "--workers", "2"], lambda p: ray_workers(p.pid),
+                                     ref.returncode, must_hit=RAY_KILLS, stages=RAY_KILLS, timeout_s=150,
+                                     cli=DUMPING_CLI,
+                                     kill_driver_when=lambda w, o: any((w / "frames").glob("chunk-*.parquet")))
+    assert codes[0] == -9 and codes[-1] == ref.returncode, codes
+    assert set(RAY_KILLS) <= set(hit), hit
+    _check(tmp_path, "cut", "ref")

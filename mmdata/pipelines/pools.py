@@ -6,7 +6,9 @@ and then run whole chunks of it through `runner.run_chunk`; it knows nothing of 
 - RayPool:   Ray actors in groups: one group of CPU workers for the CPU stages, and for a GPU stage on a
              cluster with GPUs, a group of GPU workers sized by what the cluster can schedule (plan_pool).
              A job goes only to an actor that has started (answered a ping), so an actor Ray cannot place
-             never holds work: the run may be slower than planned, never stuck.
+             never holds work: the run may be slower than planned, never stuck. A group left with only
+             actors that cannot start because no alive node can hold one (its node died: a raylet goes down
+             with its agents) stops the run with `RayNodesLost` instead of waiting for them forever.
 
 A worker that dies mid-chunk costs at most the item it was on, and only when that item kills it twice
 (`after_crash`): a worker also dies of what is not its item's fault (killed from outside, the machine out of
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
 STARTUP_WAIT_S = 20.0
+NODES_CHECK_S = 5.0  # how often a pool whose actors are all starting asks Ray whether a node can still hold one
 
 
 @dataclass(frozen=True, eq=False)  # each job is itself (hashed by identity): progress counts per job
@@ -427,6 +430,16 @@ def plan_pool(res: "Resources", nodes: list[dict[str, float]], n_tasks: int, wor
     return PoolPlan(actors, res.cpus, gpus, res.memory_mb, "; ".join(notes), per_node)
 
 
+class RayNodesLost(RuntimeError):
+    """No alive node of the Ray cluster can hold a worker a pool is waiting for: none will ever start."""
+
+
+def holds(node: dict[str, float], plan: PoolPlan) -> bool:
+    """Whether `node` (its total resources) can hold one actor of `plan`."""
+    return min(_fits(node, plan.cpus, "CPU"), _fits(node, plan.gpus, "GPU"),
+               _fits(node, plan.memory_mb * MB, "memory")) > 0
+
+
 def cluster_nodes(ray) -> list[dict[str, float]]:
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
@@ -491,6 +504,7 @@ class RayPool:
             raise
         self.chunks_per_node: dict[str, int] = {}
         self.chunks_on_gpu = 0
+        self._nodes_checked = time.monotonic()
 
     def _start(self, ray, stages: dict[str, "Stage"], n_tasks: dict[str, int], workers: int,
                gpus_per_worker: float) -> None:
@@ -527,12 +541,30 @@ class RayPool:
         self._started(STARTUP_WAIT_S)
 
     def _started(self, timeout: float) -> None:
-        """Move actors that answered their ping to idle (an actor Ray cannot place never answers)."""
+        """Move actors that answered their ping to idle (an actor Ray cannot place never answers); one whose
+        ping failed is dead: it is replaced."""
         for g in self.groups.values():
             if g.starting:
                 ready, _ = self.ray.wait(list(g.starting), num_returns=len(g.starting), timeout=timeout)
                 for ref in ready:
-                    g.idle.append(g.starting.pop(ref))
+                    actor = g.starting.pop(ref)
+                    try:
+                        self.ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - died before or while answering: replace it
+                        log.debug("a Ray actor did not answer its ping (%s); replacing it", e)
+                        self._kill(actor)
+                        g.add()
+                    else:
+                        g.idle.append(actor)
+
+    def _recheck_idle(self, group: str) -> None:
+        """One of the group's actors died: ping its idle ones again before they get a job. Whatever killed it
+        (from outside, out of memory) may have killed them too, and a job sent to a dead actor would count as
+        a death on that chunk (a second one fails it) though no worker ever ran it."""
+        g = self.groups[group]
+        while g.idle:
+            actor = g.idle.popleft()
+            g.starting[actor.ping.remote()] = actor
 
     def free_for(self, stage: str) -> bool:
         self._started(0)
@@ -555,7 +587,24 @@ class RayPool:
             raise
         self.pending[ref] = (job, actor, name)
 
+    def _check_nodes(self) -> None:
+        """Raise RayNodesLost when a group has no actor but starting ones and no alive node can hold one.
+        (A dead actor is replaced by a new one that Ray places once a node has room: on a cluster whose
+        nodes all died it never answers, and the driver would wait for it forever.)"""
+        starved = [g for name, g in self.groups.items() if g.starting and not g.idle
+                   and not any(group == name for _, _, group in self.pending.values())]
+        if not starved or time.monotonic() - self._nodes_checked < NODES_CHECK_S:
+            return
+        self._nodes_checked = time.monotonic()
+        nodes = cluster_nodes(self.ray)
+        for g in starved:
+            if not any(holds(n, g.plan) for n in nodes):
+                raise RayNodesLost(f"Ray: {len(g.starting)} worker(s) wait to start, but no alive node of the "
+                                   f"cluster ({len(nodes)} alive) can hold one ({g.plan.cpus:g} CPU, "
+                                   f"{g.plan.gpus:g} GPU): its node died; run again to resume")
+
     def wait(self, timeout: float | None = None) -> list[Event]:
+        self._check_nodes()
         starting = [r for g in self.groups.values() for r in g.starting]
         refs = list(self.pending) + starting
         if not refs:
@@ -591,6 +640,7 @@ class RayPool:
             else:
                 self._kill(actor)
                 self.groups[group].add()
+                self._recheck_idle(group)
 
     def _kill(self, actor) -> None:
         try:

@@ -46,6 +46,37 @@ def local_workers(driver: int) -> list[int]:
     return [w for s in servers for w in children(s)]
 
 
+def _ray_titled(driver: int, keep: Callable[[str], bool]) -> list[int]:
+    """The `ray::` processes among a driver's descendants (under the embedded Ray it started) whose title
+    `keep` accepts."""
+    found, todo = [], children(driver)
+    while todo:
+        p = todo.pop()
+        title = cmdline(p)
+        if title.startswith("ray::"):
+            if keep(title):
+                found.append(p)
+        else:
+            todo += children(p)
+    return found
+
+
+def ray_workers(driver: int) -> list[int]:
+    """The Ray worker processes (actors, and idle workers waiting for one) of a driver that started an
+    embedded Ray. Not the node's agents, also titled `ray::`: the raylet goes down with them, and with it
+    the node (that is `ray_agents`, a node dying, not a worker)."""
+    from ray._private.ray_constants import AGENT_PROCESS_LIST
+
+    return _ray_titled(driver, lambda t: not t.startswith(tuple(AGENT_PROCESS_LIST)))
+
+
+def ray_agents(driver: int) -> list[int]:
+    """The agents of the node of a driver's embedded Ray: killing one takes the raylet, the node, down."""
+    from ray._private.ray_constants import AGENT_PROCESS_LIST
+
+    return _ray_titled(driver, lambda t: t.startswith(tuple(AGENT_PROCESS_LIST)))
+
+
 def in_flight(work: Path, out: Path, stages: tuple[str, ...]) -> list[str]:
     """The stages with work in flight now, as the store shows it."""
     busy = [s for s in stages if s != "shard" and any((work / s / ".markers" / "inflight").glob("*"))]

@@ -1,10 +1,14 @@
 """The Ray executor on real Ray: an embedded local Ray, and a two-node local cluster via --ray-address."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.pipelines.test_download import status_rows, write_manifest
+from mmdata.testing.chaos import cmdline, ray_agents, ray_workers
 from mmdata.testing.raycluster import LocalRayCluster
 from mmdata.pipelines.base import Stage
 from mmdata.testing.server import MediaServer
@@ -91,3 +95,25 @@ def test_access_options_travel_to_ray_actors(tmp_path, served_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proxied[f"proxied {origin.url('p.html')}"] == 1 and proxied[f"proxied {origin.url('a.mp4')}"] == 1
     assert sent and all(c == "SID=secret123" for _, c in sent), sent
+
+
+def test_a_run_whose_ray_node_dies_stops_instead_of_waiting(tmp_path, served_dir):
+    """The node's agents killed (the raylet goes down with them): the actors die, their replacements can never
+    start, and the run stops saying so (it used to wait for them forever)."""
+    with MediaServer(served_dir, delay_s=1.0) as srv:
+        m = write_manifest(tmp_path / "m.csv", [f"{srv.url(f's{i}.mp4')},0,0.4," for i in range(4)])
+        proc = subprocess.Popen(CLI + ["download", str(m), "--work", str(tmp_path / "w"), "--executor", "ray",
+                                       "--allow-local", "--no-progress", "--chunk-size", "1", "--workers", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not any(
+                "ChunkWorker.run" in cmdline(p) for p in ray_workers(proc.pid)):
+            time.sleep(0.05)  # a chunk in flight: its actor is running it
+        agents = ray_agents(proc.pid)
+        assert agents and proc.poll() is None
+        for pid in agents:
+            os.kill(pid, signal.SIGKILL)
+        out = proc.communicate(timeout=120)[0]
+    assert proc.returncode not in (0, 3), out[-3000:]
+    assert "no alive node of the cluster (0 alive) can hold one" in out, out[-3000:]
+
