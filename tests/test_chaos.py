@@ -36,9 +36,9 @@ CLI = [sys.executable, "-m", "mmdata.cli"]
 DUMPING_CLI = [sys.executable, "-c", "import faulthandler, runpy, signal; faulthandler.register(signal.SIGUSR1, "
                "all_threads=True); runpy.run_module('mmdata.cli', run_name='__main__', alter_sys=True)"]
 STAGES = ("download", "frames", "audio", "align", "quantize", "shard")
-# the stages whose kill the test insists on: a shard job (one small tar) is often over before the chaos
-# thread's next look, so shard is killed when caught, not required (the driver kill covers an unfinished run)
-MUST_HIT = ("download", "frames", "audio", "align", "quantize")
+# the stages whose kill the test insists on: an align or shard job (a few small files) is often over before
+# the chaos thread's next look, so those are killed when caught, not required (the driver kill covers them)
+MUST_HIT = ("download", "frames", "audio", "quantize")
 RUNS = 6  # runs after the first, at most: each is killed in at most one more place
 
 
@@ -52,8 +52,11 @@ def served(tmp_path_factory):
 
 
 def _pipeline(root: Path, manifest: Path, name: str, chunk_size: int) -> Path:
+    # an item a worker died on twice is blamed (`worker_crashed`, README "Executors"), and chaos can kill the
+    # same item twice: the re-runs give failed items another chance, as a user would after an outage
+    runner = {"retry_failed": True} if name == "cut" else {}
     spec = {"manifest": str(manifest), "work": str(root / f"{name}-work"), "out": str(root / f"{name}-out"),
-            "chunk_size": chunk_size, "download": {"allow_local": True, "timeout_s": 20},
+            "chunk_size": chunk_size, "runner": runner, "download": {"allow_local": True, "timeout_s": 20},
             "frames": {"frames": 3, "size": 64},
             "tokenizers": {"fit_chunks": 2, "text": {"vocab_size": 270, "min_frequency": 1},
                            "speech": {"k": 8, "iters": 3}, "vision": {"k": 8, "iters": 3, "pca_dim": 4,
