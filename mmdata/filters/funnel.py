@@ -22,6 +22,7 @@ from mmdata.filters.rules import FILTERS, scores_from_detail
 from mmdata.reasons import counted
 from mmdata.pipelines.status import stage_status
 from mmdata.records import Clip, StatusRow
+from mmdata.store.records import VadOutput
 from mmdata.workdir import WorkDir
 
 
@@ -195,12 +196,12 @@ def _unsegmented(work: WorkDir, with_clips: set[str]) -> dict[str, list[float]]:
         for r in table.rows:
             if r.status != "ok" or r.key in with_clips:
                 continue
-            rec = table.metas.get(r.key) or {}
-            why = ("no audio" if rec.get("present") is False else
-                   "no speech" if not rec.get("regions_s") else "only speech shorter than segment_min_len_s")
+            rec = VadOutput.from_dict(table.metas.get(r.key) or {})
+            kind = rec.speech_kind
+            why = "only speech shorter than segment_min_len_s" if kind == "speech" else kind
             entry = found.setdefault(why, [0, 0.0])
             entry[0] += 1
-            entry[1] += float(rec.get("duration_s") or 0.0)
+            entry[1] += rec.duration_s or 0.0
     return found
 
 

@@ -281,9 +281,9 @@ def segment_work(work: WorkDir, cfg: AlignConfig) -> tuple[int, int]:
 
 
 def _why_no_speech(record: VadOutput, cfg: AlignConfig) -> str:
-    if not record.present:
+    if record.speech_kind == "no audio":
         return f"no audio to find speech in ({record.reason})"
-    if not record.regions_s:
+    if record.speech_kind == "no speech":
         return "the VAD found no speech in their audio"
     return f"all their speech is in runs shorter than segment_min_len_s ({cfg.segment_min_len_s} s)"
 

@@ -146,6 +146,12 @@ class VadOutput(StageOutput):
     duration_s: float | None = None  # of the decoded audio
     detector: Mapping[str, Any] | None = None  # VadConfig.recorded(): threshold, release, min_silence_s
 
+    @property
+    def speech_kind(self) -> str:
+        """What the source holds for `--segment vad`: "no audio", "no speech" or "speech" (when it gives no
+        clips with speech, all of it is in runs too short for one)."""
+        return "no audio" if not self.present else "no speech" if not self.regions_s else "speech"
+
     @classmethod
     def _convert(cls, name: str, value: Any) -> Any:
         if name == "regions_s":  # JSON keeps the pairs as lists
