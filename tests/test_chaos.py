@@ -113,15 +113,29 @@ def _run_with_chaos(cfg: Path, args: list[str], workers, chaos_hit: dict, seed: 
         if kill_driver_when is not None:
             kill_after(proc, lambda: kill_driver_when(work, out), seed=seed, timeout_s=timeout_s)
         proc.output = _communicate(proc, timeout_s)
+    (work.parent / f"run-{seed}.log").write_text(proc.output)  # beside the work folders: what each run said
     return proc
+
+
+def _failures(out: Path) -> tuple | None:
+    """The corpus's failures by stage and reason, and the clips shard rejected (index.json); None while there
+    is no complete corpus."""
+    index = out / "index.json"
+    if not index.exists():
+        return None
+    index = json.loads(index.read_text())
+    return index["failures"], index["corpus"]["rejected"]
 
 
 def _until_complete(cfg: Path, args: list[str], workers, expect_rc: int, must_hit=MUST_HIT, stages=STAGES,
                     kill_driver_when=lambda w, o: "quantize" in in_flight(w, o, STAGES),
                     timeout_s: float = 300, cli=CLI) -> tuple[dict, list[int]]:
     """Runs with chaos: the first one's driver is killed once `kill_driver_when(work, out)` holds (by default,
-    once quantize is in flight); then runs until one ends as the uninterrupted run did. Returns the stages hit
-    and every run's return code."""
+    once quantize is in flight); then runs until one ends as the uninterrupted run did: its return code, and
+    the same failures (a run whose workers died twice on an item blames it, `worker_crashed`, and ends with
+    the same code; the next gives it another chance). Returns the stages hit and every run's return code."""
+    spec = yaml.safe_load(cfg.read_text())
+    out, ref_out = Path(spec["out"]), Path(spec["out"]).with_name("ref-out")
     hit: dict[str, list[int]] = {}
     first = _run_with_chaos(cfg, args, workers, hit, seed=1, stages=stages, timeout_s=timeout_s, cli=cli,
                             kill_driver_when=kill_driver_when)
@@ -131,13 +145,14 @@ def _until_complete(cfg: Path, args: list[str], workers, expect_rc: int, must_hi
                                cli=cli)
         codes.append(proc.returncode)
         assert "Traceback" not in proc.output, proc.output[-4000:]
-        if proc.returncode == expect_rc and all(s in hit for s in must_hit):
+        if proc.returncode == expect_rc and _failures(out) == _failures(ref_out) and all(s in hit for s in must_hit):
             break
     return hit, codes
 
 
 def _check(root: Path, name: str, ref: str) -> None:
     out, work = root / f"{name}-out", WorkDir(root / f"{name}-work")
+    assert _failures(out) == _failures(root / f"{ref}-out")
     assert _digests(out) == _digests(root / f"{ref}-out")
     verify = subprocess.run(CLI + ["verify", str(out), "--no-progress"], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -42,13 +42,15 @@ Example:
 @click.option("--force", is_flag=True, default=None,
               help="Redo the chunks made with options the YAML no longer has (and what reads them) instead of "
                    "stopping; see README \"Resume rules\".")
+@click.option("--retry-failed", "retry_failed", is_flag=True, default=None,
+              help="Give the items that failed another chance, in every stage (the YAML's runner.retry_failed).")
 @click.option("--no-progress", is_flag=True, default=False, help="Hide progress bars.")
-def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, force, no_progress):
+def run_cmd(pipeline, executor, ray_address, workers, gpus_per_worker, force, retry_failed, no_progress):
     from mmdata.pipelines.pipeline import PipelineConfig, pipeline_funnel, render, run_pipeline
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli = dict(executor=executor or ("ray" if ray_address else None), ray_address=ray_address, workers=workers,
-               gpus_per_worker=gpus_per_worker, force=force)
+               gpus_per_worker=gpus_per_worker, force=force, retry_failed=retry_failed)
     cfg = common.handle_usage_errors(PipelineConfig.from_yaml, pipeline, cli)
     cfg.runner.progress = not no_progress
     results = common.handle_usage_errors(run_pipeline, cfg)

@@ -56,6 +56,12 @@ class Progress:
         elif ev.kind == "crashed":
             bar.update(-self.reported.pop(ev.job, 0))
 
+    def grow(self, stage: str, n: int) -> None:
+        """`n` more items for `stage` than planned (a refit's quantize and shard jobs)."""
+        bar = self.bars[stage]
+        bar.total += n
+        bar.refresh()
+
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()

@@ -282,25 +282,31 @@ def _tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None = N
 
 
 def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None) -> StepResult:
-    from mmdata.tokenizers.fit import fit_speech, fit_text, fit_vision
+    from mmdata.tokenizers.fit import fit_inputs, fit_speech, fit_text, fit_vision
+    from mmdata.tokenizers.refit import inputs_changed
 
     t0 = time.perf_counter()
     where = tokenizer_dir(cfg, work)
     stored = Store(where, work.store.options)
+    own = not cfg.sections["tokenizers"].get("dir")  # a set named by `dir:` is the user's: never fitted again
     configs = _fit_configs(cfg)
     sample = None if chunks is None else set(chunks)
     clips = [c for c in work.clips() if sample is None or c.chunk in sample]
     fitted, kept, no_input = [], [], []
     for kind, fit in (("text", fit_text), ("speech", fit_speech), ("vision", fit_vision)):
+        again = False
         if stored.exists(f"{kind}/config.json"):
-            kept.append(kind)
-            continue
+            again = own and inputs_changed(where, kind, fit_inputs(work, kind, clips), work.store.options)
+            if not again:
+                kept.append(kind)
+                continue
         if not _has_input(work, kind, clips):
             no_input.append(kind)
             continue
         with writable_dir(where, work.store.options) as out:  # fitted here, uploaded when `where` is a URL
             saved = fit(work, out, configs[kind], clips, fit_chunks(cfg))
-        fitted.append(f"{kind} (vocab {saved['vocab_size']})")
+        fitted.append(f"{kind} (vocab {saved['vocab_size']}" + (", again: its sample's inputs changed since it was "
+                                                                 "fitted)" if again else ")"))
     note = (f"tokenizers in {where}: fitted {', '.join(fitted) or 'none'} on {len(clips)} clips of "
             f"{len(set(c.chunk for c in clips))} chunk(s); kept {', '.join(kept) or 'none'}")
     if no_input:
@@ -378,7 +384,7 @@ def run_pipeline(cfg: PipelineConfig) -> list[StepResult]:
 def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     """Every runner stage and the tokenizer fit of the pipeline, streamed chunk by chunk (stream.py)."""
     from mmdata.pipelines.executors import make_executor
-    from mmdata.pipelines.stream import ChunkGraph, stream_stages, summaries
+    from mmdata.pipelines.stream import ChunkGraph, Fitted, stream_stages, summaries
     from mmdata.shards.parts import record_stamps
 
     results: list[StepResult] = []
@@ -416,9 +422,17 @@ def _stream(cfg: PipelineConfig, work: WorkDir) -> list[StepResult]:
     fit_note = f"; tokenizers fitted on chunk(s) {_ranges(sample)}" if sample else ""
     click.echo(click.style(f"streaming {', '.join(stages)} over {len(chunks)} chunk(s), at most {in_flight} in "
                            f"flight ({pool.note}){fit_note}", bold=True))
-    fit = (lambda: _tokenizers(cfg, work, sample)) if sample is not None else None
+
+    def fit() -> Fitted:
+        before = _tokenizer_hashes(cfg, work)
+        result = _tokenizers(cfg, work, sample)
+        after = _tokenizer_hashes(cfg, work)
+        refitted = "quantize" in stages and any(after.get(kind) != h for kind, h in before.items())
+        return Fitted(result, _replan_after_refit(cfg, work, stages, planned, redone) if refitted else {})
+
     try:
-        clocks, fit_result = stream_stages(stages, work, pool, graph, fit, cfg.runner.progress)
+        clocks, fit_result = stream_stages(stages, work, pool, graph, fit if sample is not None else None,
+                                           cfg.runner.progress)
     finally:
         pool.close()
     done = summaries({n: s for n, s in stages.items() if n != "shard"}, work, clocks, planned, redone)
@@ -450,7 +464,7 @@ def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[d
     refits = _review_tokenizers(cfg, work)  # first: a forced refit changes quantize's options
     stamps = Stamps(work, runners)  # a stage of this run is stamped by what it will make, not what it made
     chunks = work.chunks()
-    reviews = {name: review(work, name, stamps, chunks) for name in runners}
+    reviews = {name: review(work, name, stamps, chunks, _as_inputs(cfg, name)) for name in runners}
     refuse(list(reviews.values()), cfg.runner.force, refits)
     tasks, planned, redone = {}, {}, {}
     for name, stage in runners.items():
@@ -463,6 +477,43 @@ def _plan(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any]) -> tuple[d
         pending = {c for t in tasks.values() for c in t}
         tasks["shard"], planned["shard"] = _plan_shard(cfg, work, stages["shard"], pending)
     return tasks, planned, redone
+
+
+def _as_inputs(cfg: PipelineConfig, stage: str) -> tuple[str, ...]:
+    """Options of `stage` that are inputs in this run (stamps.review): quantize's tokenizers, when the set is the
+    run's own (WORK/tokenizers), change only when the run fits them again, and what was quantized with the old
+    ones is then out of date, no question asked. A set named by `dir:` is the user's: another one is an option."""
+    own = "tokenizers" in cfg.stages and not cfg.sections["tokenizers"].get("dir")
+    return ("tokenizers",) if stage == "quantize" and own else ()
+
+
+def _replan_after_refit(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any], planned: dict,
+                        redone: dict) -> dict[str, dict[int, Any]]:
+    """Once the run's fit has replaced a tokenizer (its sample's inputs changed): quantize's chunks made with the
+    old one, planned again, and a shard job for each. No quantize or shard job has started yet (they wait for
+    the fit), so these replace theirs. Updates the summary's `planned` and `redone` lines for quantize."""
+    from mmdata.pipelines.runner import ChunkTask, plan, redone_note
+    from mmdata.pipelines.stamps import Stamps, review
+
+    stamps = Stamps(work, {name: stage for name, stage in stages.items() if name != "shard"})
+    chunks = work.chunks()
+    reviewed = review(work, "quantize", stamps, chunks, _as_inputs(cfg, "quantize"))
+    todo, skipped = plan(stages["quantize"], work, cfg.runner.retry_failed, cfg.runner.force, stamps, reviewed)
+    planned["quantize"], redone["quantize"] = (len(todo), skipped), redone_note(todo)
+    tasks = {"quantize": {t.chunk: t for t in todo}}
+    if "shard" in stages:
+        tasks["shard"] = {t.chunk: ChunkTask(t.chunk, chunks[t.chunk], None, len(chunks[t.chunk])) for t in todo}
+    return tasks
+
+
+def _tokenizer_hashes(cfg: PipelineConfig, work: WorkDir) -> dict[str, str]:
+    """{kind: content hash} of the run's tokenizer set as it is (none yet: {})."""
+    from mmdata.tokenizers import load_tokenizer_set
+
+    try:
+        return {kind: c["hash"] for kind, c in load_tokenizer_set(tokenizer_dir(cfg, work)).items()}
+    except (ConfigError, OSError, ValueError):
+        return {}
 
 
 def _plan_shard(cfg: PipelineConfig, work: WorkDir, shard, pending: set[int]) -> tuple[dict, tuple[int, int]]:

@@ -44,7 +44,7 @@ UNREADABLE = "unreadable"  # an input chunk whose table does not read
 PREFIX_STAGES = ("dedup",)
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
@@ -65,11 +65,11 @@ def config_options(cfg: Any, run_only: tuple[str, ...]) -> dict[str, Any]:
 
 def make_stamp(stage: str, options: dict[str, Any], inputs: dict[str, str | None]) -> dict[str, Any]:
     stamp = {"stage": stage, "options": jsonable(options), "inputs": dict(inputs)}
-    return {**stamp, "fingerprint": _digest(stamp)}
+    return {**stamp, "fingerprint": digest(stamp)}
 
 
 def clips_digest(clips: list["Clip"]) -> str:
-    return _digest([c.to_dict() for c in clips])
+    return digest([c.to_dict() for c in clips])
 
 
 def reads(stage: str) -> tuple[str, ...]:
@@ -195,8 +195,11 @@ def show_changes(changed: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in sorted(changed.items()))
 
 
-def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["Clip"]]) -> Review:
-    """Compare each committed chunk's stamp with the one this run gives it (reads only)."""
+def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["Clip"]],
+           as_inputs: tuple[str, ...] = ()) -> Review:
+    """Compare each committed chunk's stamp with the one this run gives it (reads only). `as_inputs`: options
+    that, when they alone changed, make the chunk out of date like an input would (quantize's tokenizers when
+    they are the run's own set: they change only when the run fits them again, forced or from a changed sample)."""
     from mmdata.workdir import UnreadableTable
 
     out = Review(stage, chunks=len(chunks))
@@ -214,9 +217,10 @@ def review(work: "WorkDir", stage: str, stamps: Stamps, chunks: dict[int, list["
         if table.stamp.get("fingerprint") == want["fingerprint"]:
             continue
         old = table.stamp.get("options") or {}
-        if old != want["options"]:
+        changed = changed_options(old, want["options"])
+        if changed and not set(changed) <= set(as_inputs):
             out.redo_options.append(chunk)
-            out.changed = {**changed_options(old, want["options"]), **out.changed}  # first seen kept
+            out.changed = {**changed, **out.changed}  # first seen kept
         else:
             out.redo_inputs.append(chunk)
     return out

@@ -49,6 +49,14 @@ AFTER_FIT = ("quantize", "shard")  # stages that read the fitted tokenizers: the
 
 
 @dataclass
+class Fitted:
+    """What the fit gives the streaming loop: its summary row, and jobs it adds (stage -> chunk -> task): when it
+    fitted a tokenizer again, quantize redoes the chunks made with the old one and shard their shards."""
+    result: object
+    tasks: dict[str, dict[int, "ChunkTask"]] = field(default_factory=dict)
+
+
+@dataclass
 class ChunkGraph:
     """Which (stage, chunk) jobs remain, which are ready, and which to run next.
 
@@ -125,6 +133,12 @@ class ChunkGraph:
                 continue
             if stage in AFTER_FIT and not self.fitted:
                 continue
+            while heap and not self._inputs_done(stage, heap[0]):
+                # an input stage gained a job for it since it was queued (the fit's refit: quantize again
+                # before shard); queued again when that job finishes
+                self._queued[stage].discard(heapq.heappop(heap))
+            if not heap:
+                continue
             chunk = heap[0]  # the lowest ready chunk: chunks finish in order, few are half done
             if stage == first and chunk not in self.started and chunk not in (self.fit_sample or ()) \
                     and self._in_flight >= self.max_in_flight:
@@ -165,6 +179,17 @@ class ChunkGraph:
         for later in self._dependents[stage]:
             self._enqueue(later, chunk)
 
+    def add(self, stage: str, tasks: dict[int, "ChunkTask"]) -> None:
+        """Jobs for a stage none of whose jobs has started (quantize and shard, before the fit is done): each
+        replaces the one planned for its chunk, if any; a chunk that was through is in flight again."""
+        for chunk, task in tasks.items():
+            if chunk not in self.tasks[stage]:
+                if not self._left.get(chunk, 0) and chunk in self.started:
+                    self._in_flight += 1
+                self._left[chunk] = self._left.get(chunk, 0) + 1
+            self.tasks[stage][chunk] = task
+            self._enqueue(stage, chunk)
+
     def retry(self, job: Job) -> None:
         """A crashed job goes back as not running (its task already marks the crashed item)."""
         self._stop(job.stage, job.task.chunk)
@@ -190,9 +215,9 @@ class StageClock:
 
 
 def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: ChunkGraph,
-                  fit: Callable[[], object] | None, progress: bool) -> tuple[dict[str, StageClock], object]:
+                  fit: Callable[[], Fitted] | None, progress: bool) -> tuple[dict[str, StageClock], object]:
     """Drive the jobs of `graph` through `pool`, and its prefix stages' jobs here; run `fit` (once) when the
-    sample is ready. Returns each stage's clock and what `fit` returned."""
+    sample is ready; the jobs it adds (Fitted.tasks) join the graph. Returns each stage's clock and the fit's result."""
     from mmdata.pipelines.executors import Progress
 
     totals = {name: sum(t.n_items for t in graph.tasks[name].values()) for name in graph.stages}
@@ -202,12 +227,13 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
     fit_result = None
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmdata-fit") as fitter:
         try:
-            while not graph.finished() or (fitting and not fitting.done()):
+            # the fit runs even when every job was done before this run: a sample redone or retried by a run
+            # killed before its fit still has its tokenizers fitted again (and what they made redone)
+            while not graph.finished() or (fit is not None and not graph.fitted):
                 if fit and fitting is None and graph.sample_ready():
                     fitting = fitter.submit(fit)
                 if fitting is not None and fitting.done() and not graph.fitted:
-                    fit_result = fitting.result()  # a failed fit raises here and stops the run
-                    graph.fitted = True
+                    fit_result = _fitted(fitting.result(), graph, bars)  # a failed fit raises here: the run stops
                 judged = False
                 while (job := graph.next_prefix_job()) is not None:
                     run_on_driver(stages[job.stage], work, job, clocks[job.stage])
@@ -239,12 +265,21 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
                         clocks[ev.job.stage].failures += [ev.failure] if ev.failure else []
                     elif ev.kind == "crashed":
                         graph.retry(ev.retry)
-            if fitting is not None and not graph.fitted:
-                fit_result = fitting.result()
-                graph.fitted = True
         finally:
             bars.close()
     return clocks, fit_result
+
+
+def _fitted(fitted: Fitted, graph: ChunkGraph, bars) -> object:
+    """The fit is done: the stages after it may start, with the jobs it added."""
+    for stage, tasks in fitted.tasks.items():
+        if stage in graph.tasks:
+            added = sum(t.n_items for t in tasks.values()) - sum(
+                graph.tasks[stage][c].n_items for c in tasks if c in graph.tasks[stage])
+            graph.add(stage, tasks)
+            bars.grow(stage, added)
+    graph.fitted = True
+    return fitted.result
 
 
 def run_on_driver(stage: "Stage", work: "WorkDir", job: Job, clock: StageClock) -> None:

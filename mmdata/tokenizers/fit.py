@@ -148,6 +148,28 @@ def _fit_clips(work: WorkDir, clips: list[Clip] | None) -> list[Clip]:
     return [c for c in clips if c.key not in rejected]
 
 
+INPUT_STAGE = {"text": "align", "speech": "audio", "vision": "frames"}  # what each kind is fitted on
+
+
+def fit_inputs(work: WorkDir, kind: str, clips: list[Clip] | None = None) -> str:
+    """A digest of what a fit of `kind` over `clips` reads: each fit clip's key and its input (the transcript;
+    the audio or frames stage's record of the clip, None when it has none or it failed). Recorded with the
+    tokenizer: `mmdata run` fits again when its sample's inputs changed since (refit.py)."""
+    from mmdata.pipelines.stamps import digest
+
+    rows: list[Any] = []
+    for c in _fit_clips(work, clips):
+        try:
+            if kind == "text":
+                rows.append([c.key, clip_text(work, c)])
+            else:
+                out = work.output(INPUT_STAGE[kind], c.key)
+                rows.append([c.key, out.to_dict() if out is not None else None])
+        except ItemError as e:  # unreadable: the fit skips it, and that is what it was fitted without
+            rows.append([c.key, e.reason])
+    return digest(rows)
+
+
 def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
              fit_chunks: int = 0) -> dict[str, Any]:
     """Fit on `clips` (default: every clip of the work folder; `mmdata run` passes its sample chunks, the
@@ -156,7 +178,7 @@ def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = Non
 
     skipped: dict[str, int] = {}
     texts = clip_inputs(_fit_clips(work, clips), lambda c: clip_text(work, c), skipped)
-    return _save(TextTokenizer.fit(texts, cfg, skipped), out, cfg, fit_chunks)
+    return _save(TextTokenizer.fit(texts, cfg, skipped), out, cfg, fit_chunks, fit_inputs(work, "text", clips))
 
 
 def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
@@ -173,7 +195,8 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
                           f"{work.root}` first")
     feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
                               cfg.max_frames, cfg.max_clips, cfg.seed, skipped)
-    return _save(SpeechTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks)
+    return _save(SpeechTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks,
+                 fit_inputs(work, "speech", clips))
 
 
 def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
@@ -197,14 +220,16 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
         return f.reshape(-1, f.shape[-1])
 
     feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed, skipped)
-    return _save(VisionTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks)
+    return _save(VisionTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks,
+                 fit_inputs(work, "vision", clips))
 
 
-def _save(tokenizer, out: str | Path, cfg, fit_chunks: int) -> dict[str, Any]:
-    """Save a fitted tokenizer with what it was fitted with (refit.py: a re-run with other options notices)."""
-    from mmdata.tokenizers.refit import KEY, fit_options
+def _save(tokenizer, out: str | Path, cfg, fit_chunks: int, inputs: str) -> dict[str, Any]:
+    """Save a fitted tokenizer with what it was fitted with and on (refit.py: a re-run with other options
+    notices; one whose sample changed fits again)."""
+    from mmdata.tokenizers.refit import INPUTS_KEY, KEY, fit_options
 
-    tokenizer.config = dict(tokenizer.config, **{KEY: fit_options(cfg, fit_chunks)})
+    tokenizer.config = dict(tokenizer.config, **{KEY: fit_options(cfg, fit_chunks), INPUTS_KEY: inputs})
     return tokenizer.save(out)
 
 

@@ -9,6 +9,13 @@ tokenizers by hash) and the shards' fingerprints change with them.
 Before a fit (`mmdata tokenizers fit-*`) or before any work (`mmdata run`, over its own set), a tokenizer
 recorded with other options is refused, naming each option, old -> new; `force` fits it again. A tokenizer
 without a record (an older mmdata, a set made by hand) is used as it is.
+
+Each also records `fit_inputs`, a digest of what its fit read (fit.fit_inputs: each sample clip's key and its
+transcript, audio or frames record). When `mmdata run` comes to its fit and the run's own set holds a tokenizer
+whose sample reads otherwise now (an item of the sample chunks that had failed was retried and succeeded, a
+filter or de-dup decision changed), it fits that one again, no question asked: the sample is an input, and a
+stage whose inputs changed is redone (pipelines/stamps.py). Quantize then redoes the chunks made with the old
+tokenizer, and shard the shards that hold them, in the same run; the same corpus as a run that never failed.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from mmdata.store.fs import Store
 
 RUN_ONLY = ("device",)  # how the fit runs, not what it makes
 KEY = "fit_options"  # in the tokenizer's config.json
+INPUTS_KEY = "fit_inputs"  # beside it: what the fit read (not in the content hash: store.UNHASHED)
 
 
 def fit_options(cfg: Any, fit_chunks: int) -> dict[str, Any]:
@@ -77,3 +85,14 @@ def review_set(where: str | Path, wants: dict[str, dict[str, Any]], force: bool,
     for kind in changed:
         drop(where, kind, storage_options)
     return [], [f"tokenizers: {kind} is fitted again (--force): {show_changes(c)}" for kind, c in changed.items()]
+
+
+def inputs_changed(where: str | Path, kind: str, now: str, storage_options: dict[str, Any] | None = None) -> bool:
+    """Whether the `kind` tokenizer of the set `where` was fitted on other inputs than `now` (fit.fit_inputs of
+    its sample as it reads now). False for a set without it, or one fitted before the digest was recorded."""
+    store = Store(where, storage_options)
+    try:
+        old = store.read_json(f"{kind}/config.json").get(INPUTS_KEY)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(old, str) and old != now

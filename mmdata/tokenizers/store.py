@@ -6,7 +6,7 @@
     TOKDIR/speech/config.json + centroids.npy, feat_mean.npy, feat_std.npy
     TOKDIR/vision/config.json + centroids.npy, pca_mean.npy, pca_proj.npy
 
-The content hash covers the config (minus the hash itself) and the bytes of every listed file, so it
+The content hash covers the config (minus the hash itself and the digest of the fit's inputs) and the bytes of every listed file, so it
 changes exactly when the tokens could change; it has no time stamp, so the same data and seed give the
 same hash. A folder appears complete or not at all (written under a temporary name, then renamed).
 Loading re-checks the hash: a tokenizer edited after fitting is a ConfigError, not silently new tokens.
@@ -31,9 +31,15 @@ INDEX = "index.json"
 FORMAT_VERSION = 1
 
 
+# config keys the content hash leaves out: the hash itself, and the digest of the fit's inputs (refit.py), which
+# says where the tokenizer came from, not what tokens it gives: a fit again over a changed sample that gives the
+# same tokenizer keeps its hash, so nothing quantized with it is redone
+UNHASHED = ("hash", "fit_inputs")
+
+
 def content_hash(config: dict[str, Any], files: dict[str, bytes]) -> str:
     h = hashlib.sha256()
-    body = {k: v for k, v in config.items() if k != "hash"}
+    body = {k: v for k, v in config.items() if k not in UNHASHED}
     h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(files):
         h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())

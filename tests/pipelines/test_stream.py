@@ -13,7 +13,7 @@ from mmdata.pipelines.pools import InProcessPool
 from mmdata.pipelines.runner import ChunkTask, plan
 from mmdata.pipelines.shard import ShardStage
 from mmdata.pipelines.status import read_all_status
-from mmdata.pipelines.stream import READS, ChunkGraph, stream_stages
+from mmdata.pipelines.stream import READS, ChunkGraph, Fitted, stream_stages
 from mmdata.records import Clip
 from mmdata.testing.workdirs import make_work
 
@@ -51,7 +51,7 @@ def _setup(tmp_path, n_chunks=5, fit_sample={0, 1}, max_in_flight=3):
 def _fit():
     with LOCK:
         LOG.append(("fit", -1))
-    return "fitted"
+    return Fitted("fitted")
 
 
 def test_chunks_stream_through_the_layers_and_quantize_waits_for_the_fit(tmp_path):
@@ -259,7 +259,7 @@ def test_the_driver_blocks_on_the_fit_instead_of_spinning(tmp_path):
 
     def slow_fit():
         time.sleep(1.0)
-        return "fitted"
+        return Fitted("fitted")
 
     pool = Counting(stages, work)
     assert stream_stages(stages, work, pool, graph, slow_fit, progress=False)[1] == "fitted"
@@ -280,3 +280,26 @@ def test_a_prefix_stage_runs_on_the_driver_in_chunk_order():
     assert d0.task.chunk == 0 and graph.next_prefix_job() is None
     graph.finish(d0)
     assert graph.next_prefix_job().task.chunk == 1
+
+
+def test_jobs_the_fit_adds_run_before_what_reads_them():
+    """A refit (the sample's inputs changed) gives quantize jobs for chunks it had none for: their shard jobs,
+    queued since the start (their quantize was up to date then), wait for the new quantize, and a chunk that
+    was through is counted in flight again."""
+    stages = ["frames", "quantize", "shard"]
+    tasks = {"frames": {0: _T(0)}, "quantize": {0: _T(0)}, "shard": {0: _T(0), 1: _T(1)}}
+    graph = ChunkGraph(stages, tasks, [0, 1], {0}, max_in_flight=4)
+    order = []
+
+    def drain():
+        while (job := graph.next_job(lambda s: True)) is not None:
+            order.append((job.stage, job.task.chunk))
+            graph.finish(job)
+            if not graph.fitted and graph.sample_ready():
+                graph.add("quantize", {0: _T(0), 1: _T(1)})  # what the fit's replan gives
+                graph.fitted = True
+
+    assert graph.in_flight() == 1  # chunk 0; chunk 1 waits only for its shard
+    drain()
+    assert order == [("frames", 0), ("quantize", 0), ("shard", 0), ("quantize", 1), ("shard", 1)], order
+    assert graph.finished() and graph.in_flight() == 0
