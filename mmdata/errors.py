@@ -6,6 +6,7 @@ on it). Anything else escaping a stage is a programmer error and is also recorde
 one bad item never stops a run.
 
 `ConfigError` and `ManifestError` are usage errors: raised before any work starts, nothing half-written.
+`RunStopped` stops a run midway for a reason outside it (exit 1); re-running resumes.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ class ManifestError(MmdataError):
             where += f", column {column!r}"
         super().__init__(f"{where}: {message}")
         self.path, self.row, self.column = str(path), row, column
+
+
+class RunStopped(MmdataError):
+    """A run that cannot go on, through no fault of its input (the Ray cluster lost every node that could hold
+    a worker): what it finished is kept, and the same command run again resumes. The CLI prints the message
+    and exits 1, without a traceback."""
 
 
 class MissingDependencyError(MmdataError):

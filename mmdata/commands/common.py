@@ -9,11 +9,11 @@ import sys
 import click
 
 from mmdata.config import build_config, load_yaml_section
-from mmdata.errors import ConfigError, ManifestError, MissingDependencyError
+from mmdata.errors import ConfigError, ManifestError, MissingDependencyError, RunStopped
 from mmdata.pipelines.runner import EXECUTORS, RunnerConfig, Summary, run_stage
 from mmdata.workdir import WorkDir
 
-EXIT_OK, EXIT_USAGE, EXIT_ITEMS_FAILED = 0, 2, 3
+EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_ITEMS_FAILED = 0, 1, 2, 3
 
 
 class Location(click.ParamType):
@@ -85,12 +85,16 @@ def stage_options(f):
 
 
 def handle_usage_errors(fn, *args, **kwargs):
-    """Run fn; a config/manifest/dependency error is a usage error: message on stderr, exit 2."""
+    """Run fn; a config/manifest/dependency error is a usage error: message on stderr, exit 2. A run stopped
+    midway (RunStopped: its cluster lost its nodes) says why and how to resume: exit 1."""
     try:
         return fn(*args, **kwargs)
     except (ConfigError, ManifestError, MissingDependencyError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_USAGE)
+    except RunStopped as e:
+        click.echo(f"error: the run stopped: {e}", err=True)
+        sys.exit(EXIT_STOPPED)
 
 
 def require(step: str, who: str) -> None:

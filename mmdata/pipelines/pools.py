@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from mmdata.errors import ConfigError
+from mmdata.errors import ConfigError, RunStopped
 
 if TYPE_CHECKING:
     from mmdata.pipelines.base import Resources, Stage
@@ -430,7 +430,7 @@ def plan_pool(res: "Resources", nodes: list[dict[str, float]], n_tasks: int, wor
     return PoolPlan(actors, res.cpus, gpus, res.memory_mb, "; ".join(notes), per_node)
 
 
-class RayNodesLost(RuntimeError):
+class RayNodesLost(RunStopped):
     """No alive node of the Ray cluster can hold a worker a pool is waiting for: none will ever start."""
 
 

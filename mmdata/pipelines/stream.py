@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from mmdata.errors import RunStopped
 from mmdata.pipelines.pools import Job
 
 if TYPE_CHECKING:
@@ -249,8 +250,9 @@ def stream_stages(stages: dict[str, "Stage"], work: "WorkDir", pool, graph: Chun
                         fitting.result()
                     continue
                 if not pool.busy() and not pool.warming() and fitting is None and not graph.finished():
-                    raise RuntimeError(f"streaming run is stuck: nothing runs and nothing is ready "
-                                       f"(remaining: {[(s, sorted(graph.tasks[s])) for s in graph.stages]})")
+                    raise RunStopped(f"the streaming scheduler is stuck, nothing runs and nothing is ready (a bug "
+                                     f"in mmdata: please report this line; what finished is kept, and running "
+                                     f"again resumes): remaining {[(s, sorted(graph.tasks[s])) for s in graph.stages]}")
                 if not pool.busy() and fitting is not None and not fitting.done():
                     # only the fit runs: block on it. (pool.wait returns at once when no job runs, and a
                     # loop spinning on it starves the fit's thread of the GIL: 159 s instead of 1 s.)
