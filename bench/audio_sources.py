@@ -32,7 +32,7 @@ from mmdata.environment import require_tool  # noqa: E402
 from mmdata.media.config import AudioConfig  # noqa: E402
 from mmdata.pipelines.audio import AudioStage  # noqa: E402
 from mmdata.records import Clip  # noqa: E402
-from mmdata.store.records import as_meta  # noqa: E402
+from mmdata.pipelines.runner import run_chunk  # noqa: E402
 from mmdata.testing.media import make_video  # noqa: E402
 from mmdata.testing.workdirs import add_downloaded, make_work  # noqa: E402
 from mmdata.workdir import WorkDir  # noqa: E402
@@ -61,16 +61,14 @@ def build(root: Path, n_sources: int, duration_s: float, clips_per_source: int, 
 
 
 def run_mmdata(work: WorkDir, clips: list[Clip], cfg: AudioConfig) -> tuple[float, int]:
-    """One chunk through a fresh stage (cold probe cache), items then process, as run_chunk calls them."""
+    """One chunk through a fresh stage (cold probe cache), as a worker runs it: the runner's run_chunk, its
+    commit (the chunk's pack and table) included."""
     shutil.rmtree(work.root / "audio", ignore_errors=True)
     shutil.rmtree(work.root / "cache", ignore_errors=True)
     stage = AudioStage(cfg)
     stage.setup()
     c0 = cpu_now()
-    for item in stage.items(work, clips):
-        out = work.temp_item_dir("audio", item.key)
-        meta = as_meta(stage.process(item, out, work))
-        work.commit_item(out, "audio", item.key, meta)
+    run_chunk(stage, work, 0, clips)
     return cpu_now() - c0, stage.decodes
 
 

@@ -41,7 +41,7 @@ class Reason:
 
 
 UPSTREAM_STAGES = "download|frames|audio|align|filter|signatures|dedup|quantize"
-TOOL_STEPS = "probe|scan|decode|remux|audio|encode"  # the `what` of mmdata.tools.run_tool calls
+TOOL_STEPS = "probe|scan|decode|remux|audio"  # the `what` of mmdata.tools.run_tool calls
 
 REASONS: tuple[Reason, ...] = (
     # --- download ---------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ REASONS: tuple[Reason, ...] = (
     # --- every stage that runs ffmpeg or ffprobe --------------------------------------------------------
     Reason("<step>_timeout", ("download", "frames", "shots", "vad", "audio", "align", "quantize", "tokenizers"),
            "ffprobe or ffmpeg ran over its time allowance on the file (`--timeout`, plus a second per second of "
-           "media it works through; step: probe, scan, decode, remux, audio or encode) and was killed",
+           "media it works through; step: probe, scan, decode, remux or audio) and was killed",
            "a huge or pathological file: raise the stage's `--timeout` (`timeout_s`) where it has one, or drop "
            "the row",
            parts=TOOL_STEPS),
@@ -243,8 +243,8 @@ REASONS: tuple[Reason, ...] = (
            "the audio stream has no samples inside the clip's window",
            "check the clip's times against the audio's length"),
     Reason("audio_encode_failed", ("audio",),
-           "ffmpeg cannot write the clip's FLAC",
-           "check free space in the scratch folder; the detail has ffmpeg's message"),
+           "the clip's FLAC cannot be written (libsndfile, in the worker)",
+           "check free space in the scratch folder; the detail has libsndfile's message"),
     # --- align --------------------------------------------------------------------------------------------
     Reason("subtitle_fetch_failed", ("align",),
            "the manifest's `subtitles` file could not be fetched at download",

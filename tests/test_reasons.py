@@ -121,7 +121,7 @@ def test_tool_timeouts_and_ytdlp_classes_are_registered():
             if isinstance(node, ast.Call) and _call_name(node) == "run_tool" and len(node.args) >= 3:
                 assert isinstance(node.args[2], ast.Constant), f"{path}:{node.lineno}: `what` is not a literal"
                 steps.add(node.args[2].value)
-    assert steps >= {"probe", "scan", "decode", "audio", "encode", "remux"}
+    assert steps >= {"probe", "scan", "decode", "audio", "remux"}
     for step in steps:
         assert describe(f"{step}_timeout") is not None, f"{step}_timeout: add {step!r} to reasons.TOOL_STEPS"
     for reason, _ in _PATTERNS:

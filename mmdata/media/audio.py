@@ -1,20 +1,21 @@
 """Audio extraction: one ffmpeg process decodes a *span* of a source (one clip's window, or the union of
-several clips' windows: mmdata/media/audio_spans.py), downmixes it to mono, resamples it, writes each
-clip's FLAC as its own output and streams the whole span's 16-bit samples back to us, so the silence
-check and mel features need no second decode. A source with 20 clips is decoded once, not 20 times: the
-process start and the decoder, which cost more than the 3 s of audio a clip holds, are paid per span.
+several clips' windows: mmdata/media/audio_spans.py), downmixes it to mono, resamples it and streams the
+span's 16-bit samples back to us; each clip's FLAC is then written here from its slice of them (libsndfile,
+in this process), and the silence check and mel features need no second decode. A source with 20 clips is
+decoded once, not 20 times: the process start and the decoder, which cost more than the 3 s of audio a clip
+holds, are paid per span. (ffmpeg wrote the FLACs until 0.1: each FLAC output held an encoder of ~6 MB in
+the process, so a span of 20 clips took 187 MB against 60 MB now, and as much CPU as the decode.)
 
 Span sample 0 is the span's start on the container timeline: `aresample=first_pts=0` pads with silence
 when the audio stream starts late (an MKV whose audio begins 62 ms in) and drops encoder priming before
 it. A clip's sample 0 is span sample round((window start - span start) * rate), and its FLAC holds exactly
-N = round(duration * rate) samples (`atrim` by sample index, on the same samples we receive). A stream
-that ends before the window does is padded with silence here, and the padding is reported (`padded_s`).
+N = round(duration * rate) samples. A stream that ends before the window does is padded with silence here,
+and the padding is reported (`padded_s`).
 """
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,58 +80,43 @@ def make_span(windows: list[tuple[str, Window]], cfg: AudioConfig) -> Span:
 
 @dataclass
 class Decoded:
-    """What one span's ffmpeg run gave: the span's samples (fewer than span.n when the stream ends early),
-    what went wrong (None: nothing), and the FLAC written for each clip asked for."""
+    """What one span's ffmpeg run gave: the span's samples (fewer than span.n when the stream ends early) and
+    what went wrong (None: nothing)."""
 
     span: Span
     samples: np.ndarray
     error: str | None
-    flacs: dict[str, Path] = field(default_factory=dict)
 
 
-# No encoder version string, no copied tags: the same samples give the same FLAC bytes.
-FLAC_OUTPUT = ("-c:a", "flac", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1")
-
-
-def span_command(path: Path, probe: Probe, span: Span, cfg: AudioConfig, flacs: dict[str, Path]) -> list[str]:
-    """ffmpeg arguments: span -> mono s16 at cfg.sample_rate -> one FLAC file per clip in `flacs` + the
-    span's raw s16le on stdout. Built by hand: the graph holds only numbers, and ffmpeg-python's node
-    hashing grows with the number of outputs."""
-    cuts = [c for c in span.cuts if c.key in flacs]
-    k = len(cuts)
-    # One-second frames before the split: each clip's branch sees every frame up to its end, so fewer,
-    # larger frames keep that bookkeeping small. The samples are unchanged.
+def span_command(path: Path, probe: Probe, span: Span, cfg: AudioConfig) -> list[str]:
+    """ffmpeg arguments: span -> mono s16 at cfg.sample_rate, its raw s16le on stdout."""
     graph = (f"[0:{probe.audio.index}]aresample={cfg.sample_rate}:first_pts=0,"
-             f"aformat=sample_fmts=s16:channel_layouts=mono,atrim=end_sample={span.n},"
-             f"asetnsamples=n={cfg.sample_rate}:p=0,asplit={k + 1}" + "".join(f"[s{i}]" for i in range(k + 1))
-             + "".join(f";[s{i}]atrim=start_sample={c.first}:end_sample={c.end}[c{i}]" for i, c in enumerate(cuts)))
-    args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-y", "-ss", f"{span.start_s:.6f}",
-            "-t", f"{span.n / cfg.sample_rate + READ_MARGIN_S:.6f}", "-i", str(path), "-filter_complex", graph]
-    for i, c in enumerate(cuts):
-        args += ["-map", f"[c{i}]", *FLAC_OUTPUT, str(flacs[c.key])]
-    return args + ["-map", f"[s{k}]", "-f", "s16le", "pipe:"]
+             f"aformat=sample_fmts=s16:channel_layouts=mono,atrim=end_sample={span.n}[a]")
+    return [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-y", "-ss", f"{span.start_s:.6f}",
+            "-t", f"{span.n / cfg.sample_rate + READ_MARGIN_S:.6f}", "-i", str(path), "-filter_complex", graph,
+            "-map", "[a]", "-f", "s16le", "pipe:"]
 
 
 def num_samples(window: Window, cfg: AudioConfig) -> int:
     return seconds_to_index(window.duration_s, cfg.sample_rate, "round")
 
 
-def decode_span(path: Path, probe: Probe, span: Span, cfg: AudioConfig, flacs: dict[str, Path]) -> Decoded:
+def decode_span(path: Path, probe: Probe, span: Span, cfg: AudioConfig) -> Decoded:
     """Run ffmpeg once over the span. A span does the work of len(span.cuts) clip runs, and gets their
     time allowance, plus time for the span's length. Raises ItemError(audio_timeout); every other failure is
     reported in `error`."""
-    args = span_command(path, probe, span, cfg, flacs)
-    proc = run_tool(args, cfg.timeout_s * len(span.cuts), "audio", path, media_s=span.n / cfg.sample_rate)
+    proc = run_tool(span_command(path, probe, span, cfg), cfg.timeout_s * len(span.cuts), "audio", path,
+                    media_s=span.n / cfg.sample_rate)
     samples = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
     # With -v error, anything on stderr is a read or decode error (a truncated file, a broken packet).
     error = stderr_tail(proc, path=Path(path)) or (f"ffmpeg exit {proc.returncode}" if proc.returncode else None)
-    return Decoded(span, samples, error, dict(flacs))
+    return Decoded(span, samples, error)
 
 
 def clip_audio(path: Path, probe: Probe, decoded: Decoded, key: str, cfg: AudioConfig, out_dir: Path
                ) -> dict[str, Any]:
-    """Put one clip of a decoded span into out_dir (`audio.flac`, and `mel.npy` when cfg.mel_bins): the
-    FLAC ffmpeg wrote is moved there, or rewritten when the clip had to be padded. Returns the meta dict."""
+    """Put one clip of a decoded span into out_dir: `audio.flac` from its samples (padded with silence when
+    the stream ended early), and `mel.npy` when cfg.mel_bins. Returns the meta dict."""
     cut = decoded.span.cut(key)
     window, n = cut.window, cut.n
     samples = decoded.samples[cut.first:cut.end]
@@ -141,12 +127,9 @@ def clip_audio(path: Path, probe: Probe, decoded: Decoded, key: str, cfg: AudioC
                                                    f"{got} of {n} samples: {error}")
         raise ItemError("no_audio_in_window", f"{Path(path).name}: the audio stream has no samples in "
                                               f"[{window.start_s:.3f}, {window.end_s:.3f}] s")
-    flac = Path(out_dir) / FLAC_NAME
-    if got != n:  # stream ended early (or broke late): pad with silence, write the FLAC to match
+    if got != n:  # stream ended early (or broke late): pad with silence
         samples = np.concatenate([samples, np.zeros(n - got, dtype="<i2")])
-        encode_flac(samples, cfg.sample_rate, flac, cfg.timeout_s)
-    elif decoded.flacs[key] != flac:
-        os.replace(decoded.flacs[key], flac)
+    encode_flac(samples, cfg.sample_rate, Path(out_dir) / FLAC_NAME)
     lv = levels(samples)
     meta: dict[str, Any] = {
         "present": True, "file": FLAC_NAME, "sample_rate": cfg.sample_rate, "num_samples": n,
@@ -165,20 +148,20 @@ def clip_audio(path: Path, probe: Probe, decoded: Decoded, key: str, cfg: AudioC
 
 
 def extract_audio(path: Path, probe: Probe, window: Window, cfg: AudioConfig, out_dir: Path) -> dict[str, Any]:
-    """One clip on its own: a span of one window, its FLAC written straight into out_dir."""
+    """One clip on its own: a span of one window."""
     span = make_span([("clip", window)], cfg)
-    decoded = decode_span(path, probe, span, cfg, {"clip": Path(out_dir) / FLAC_NAME})
-    return clip_audio(path, probe, decoded, "clip", cfg, out_dir)
+    return clip_audio(path, probe, decode_span(path, probe, span, cfg), "clip", cfg, out_dir)
 
 
-def encode_flac(samples: np.ndarray, sample_rate: int, flac: Path, timeout_s: float) -> None:
-    """Write int16 mono samples as FLAC (used only when the samples had to be padded after extraction)."""
-    args = [require_tool("ffmpeg"), "-v", "error", "-y", "-f", "s16le", "-ar", str(sample_rate), "-ac", "1",
-            "-i", "pipe:", *FLAC_OUTPUT, str(flac)]
-    proc = run_tool(args, timeout_s, "encode", flac, input=samples.astype("<i2").tobytes(),
-                    media_s=len(samples) / sample_rate)
-    if proc.returncode != 0:
-        raise ItemError("audio_encode_failed", f"ffmpeg cannot write {flac.name}: {stderr_tail(proc)}")
+def encode_flac(samples: np.ndarray, sample_rate: int, flac: Path) -> None:
+    """Write int16 mono samples as 16-bit FLAC (libsndfile, in this process). The same samples give the same
+    bytes: no time stamp, and the encoder's version is the locked soundfile wheel's."""
+    import soundfile
+
+    try:
+        soundfile.write(str(flac), samples.astype("<i2", copy=False), sample_rate, format="FLAC", subtype="PCM_16")
+    except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
+        raise ItemError("audio_encode_failed", f"cannot write {flac.name}: {e}") from e
 
 
 def levels(samples: np.ndarray) -> Levels:

@@ -63,8 +63,7 @@ class AudioStage(ShipsConfigOnly, PerSourceStage):
         if not self._spans.holds(path, clip.key, window):
             windows = resolve_windows(source_clips, probe, self.cfg, offset)
             todo = {c.key for c in source_clips if not work.is_done(self.name, c.key)}
-            # beside out_dir: the clips' FLACs then reach their item folders by rename
-            self._spans.decode(path, probe, windows, clip.key, todo, Path(out_dir).parent)
+            self._spans.decode(path, probe, windows, clip.key, todo)
         meta = self._spans.take(path, probe, clip.key, out_dir)
         meta["window"] = window.to_dict()
         meta["duration_source"] = probe.duration_source

@@ -161,8 +161,9 @@ def test_rejected_windows_stay_out_of_the_span(chirp, tmp_path, ffmpeg_runs):
 
 
 def test_a_stream_ending_early_pads_the_clips_it_leaves_short(tmp_path, ffmpeg_runs):
-    """Video 4 s, audio 1 s: a clip across the audio's end is padded (one extra ffmpeg to rewrite its
-    FLAC), a clip after it has no audio in its window, exactly as when each is extracted on its own."""
+    """Video 4 s, audio 1 s: a clip across the audio's end is padded (its FLAC written from the padded
+    samples, no ffmpeg of its own), a clip after it has no audio in its window, exactly as when each is
+    extracted on its own."""
     v = make_video(tmp_path / "v.mp4", duration_s=4.0, audio=False)
     a = audio_file(tmp_path / "a.wav", "0.5*sin(2*PI*500*t)", 1.0)
     src = tmp_path / "short_audio.mp4"
@@ -171,7 +172,7 @@ def test_a_stream_ending_early_pads_the_clips_it_leaves_short(tmp_path, ffmpeg_r
     work = work_of(tmp_path / "w", src, clips)
     before = ffmpeg_runs()
     rows = run_chunk(AudioStage(), str(work.root), 0, clips)
-    assert ffmpeg_runs() - before == 2  # the span, and the padded clip's FLAC
+    assert ffmpeg_runs() - before == 1  # the span alone: FLACs are written in this process
     assert [(r.status, r.reason) for r in rows] == [("ok", ""), ("ok", ""), ("error", "no_audio_in_window")]
     meta, samples = stored(work, "s_1")
     assert samples.size == meta["num_samples"] == 16000 and np.abs(samples[9000:]).max() == 0
