@@ -256,13 +256,19 @@ def fit_sample(cfg: PipelineConfig, chunks: list[int]) -> list[int]:
     return sorted(chunks)[:n] if n else sorted(chunks)
 
 
+def _own_tokenizers(cfg: PipelineConfig) -> bool:
+    """Whether the run fits its own tokenizer set, WORK/tokenizers: one named by `tokenizers.dir` is the user's,
+    used as it is (only the kinds it lacks are fitted into it), never refused, refitted or an input."""
+    return "tokenizers" in cfg.stages and not cfg.sections["tokenizers"].get("dir")
+
+
 def _review_tokenizers(cfg: PipelineConfig, work: WorkDir) -> list[str]:
     """Refusals for tokenizers of the run's own set, WORK/tokenizers, fitted with other options than the
     YAML's; with --force they go now, before the plan, to be fitted again (tokenizers/refit.py). A set named
     by `dir:` is the user's, used as it is (only what it lacks is fitted)."""
     from mmdata.tokenizers.refit import fit_options, review_set
 
-    if "tokenizers" not in cfg.stages or cfg.sections["tokenizers"].get("dir"):
+    if not _own_tokenizers(cfg):
         return []
     wants = {kind: fit_options(fc, fit_chunks(cfg)) for kind, fc in _fit_configs(cfg).items()}
     refusals, refits = review_set(tokenizer_dir(cfg, work), wants, cfg.runner.force, work.store.options)
@@ -288,7 +294,6 @@ def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None
     t0 = time.perf_counter()
     where = tokenizer_dir(cfg, work)
     stored = Store(where, work.store.options)
-    own = not cfg.sections["tokenizers"].get("dir")  # a set named by `dir:` is the user's: never fitted again
     configs = _fit_configs(cfg)
     sample = None if chunks is None else set(chunks)
     clips = [c for c in work.clips() if sample is None or c.chunk in sample]
@@ -296,7 +301,8 @@ def _fit_tokenizers(cfg: PipelineConfig, work: WorkDir, chunks: list[int] | None
     for kind, fit in (("text", fit_text), ("speech", fit_speech), ("vision", fit_vision)):
         again = False
         if stored.exists(f"{kind}/config.json"):
-            again = own and inputs_changed(where, kind, fit_inputs(work, kind, clips), work.store.options)
+            again = _own_tokenizers(cfg) and inputs_changed(where, kind, fit_inputs(work, kind, clips),
+                                                             work.store.options)
             if not again:
                 kept.append(kind)
                 continue
@@ -483,8 +489,7 @@ def _as_inputs(cfg: PipelineConfig, stage: str) -> tuple[str, ...]:
     """Options of `stage` that are inputs in this run (stamps.review): quantize's tokenizers, when the set is the
     run's own (WORK/tokenizers), change only when the run fits them again, and what was quantized with the old
     ones is then out of date, no question asked. A set named by `dir:` is the user's: another one is an option."""
-    own = "tokenizers" in cfg.stages and not cfg.sections["tokenizers"].get("dir")
-    return ("tokenizers",) if stage == "quantize" and own else ()
+    return ("tokenizers",) if stage == "quantize" and _own_tokenizers(cfg) else ()
 
 
 def _replan_after_refit(cfg: PipelineConfig, work: WorkDir, stages: dict[str, Any], planned: dict,
