@@ -155,10 +155,15 @@ def fit_inputs(work: WorkDir, kind: str, clips: list[Clip] | None = None) -> str
     """A digest of what a fit of `kind` over `clips` reads: each fit clip's key and its input (the transcript;
     the audio or frames stage's record of the clip, None when it has none or it failed). Recorded with the
     tokenizer: `mmdata run` fits again when its sample's inputs changed since (refit.py)."""
+    return _inputs_digest(work, kind, _fit_clips(work, clips))
+
+
+def _inputs_digest(work: WorkDir, kind: str, fit_clips: list[Clip]) -> str:
+    """fit_inputs of clips already through _fit_clips (a fit has them: the filter and dedup tables read once)."""
     from mmdata.pipelines.stamps import digest
 
     rows: list[Any] = []
-    for c in _fit_clips(work, clips):
+    for c in fit_clips:
         try:
             if kind == "text":
                 rows.append([c.key, clip_text(work, c)])
@@ -177,8 +182,9 @@ def fit_text(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = Non
     from mmdata.tokenizers.text import TextTokenizer
 
     skipped: dict[str, int] = {}
-    texts = clip_inputs(_fit_clips(work, clips), lambda c: clip_text(work, c), skipped)
-    return _save(TextTokenizer.fit(texts, cfg, skipped), out, cfg, fit_chunks, fit_inputs(work, "text", clips))
+    fit_clips = _fit_clips(work, clips)
+    texts = clip_inputs(fit_clips, lambda c: clip_text(work, c), skipped)
+    return _save(TextTokenizer.fit(texts, cfg, skipped), out, cfg, fit_chunks, _inputs_digest(work, "text", fit_clips))
 
 
 def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
@@ -189,14 +195,15 @@ def fit_speech(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
 
     features = make_speech_features(cfg.encoder, cfg.checkpoint, cfg.layer, pick_device(cfg.device), cfg.window_s)
     skipped: dict[str, int] = {}
-    inputs = clip_inputs(_fit_clips(work, clips), lambda c: audio_input(work, c.key), skipped)
+    fit_clips = _fit_clips(work, clips)
+    inputs = clip_inputs(fit_clips, lambda c: audio_input(work, c.key), skipped)
     if not inputs:
         raise ConfigError(f"no clip in {work.root} has audio{_unread(skipped)}; run `mmdata audio --work "
                           f"{work.root}` first")
     feats, info = sample_rows(inputs, lambda a: features(read_audio(a.path, SAMPLE_RATE)),
                               cfg.max_frames, cfg.max_clips, cfg.seed, skipped)
     return _save(SpeechTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks,
-                 fit_inputs(work, "speech", clips))
+                 _inputs_digest(work, "speech", fit_clips))
 
 
 def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = None,
@@ -207,7 +214,8 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
 
     features = make_vision_features(cfg.encoder, cfg.checkpoint, pick_device(cfg.device))
     skipped: dict[str, int] = {}
-    inputs = clip_inputs(_fit_clips(work, clips), lambda c: frames_input(work, c.key), skipped)
+    fit_clips = _fit_clips(work, clips)
+    inputs = clip_inputs(fit_clips, lambda c: frames_input(work, c.key), skipped)
     if not inputs:
         raise ConfigError(f"no clip in {work.root} has frames{_unread(skipped)}; run `mmdata frames --work "
                           f"{work.root}` first")
@@ -221,7 +229,7 @@ def fit_vision(work: WorkDir, out: str | Path, cfg, clips: list[Clip] | None = N
 
     feats, info = sample_rows(inputs, featurize, cfg.max_patches, cfg.max_clips, cfg.seed, skipped)
     return _save(VisionTokenizer.fit(feats, features, cfg, info), out, cfg, fit_chunks,
-                 fit_inputs(work, "vision", clips))
+                 _inputs_digest(work, "vision", fit_clips))
 
 
 def _save(tokenizer, out: str | Path, cfg, fit_chunks: int, inputs: str) -> dict[str, Any]:
