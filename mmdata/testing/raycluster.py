@@ -20,17 +20,9 @@ def _free_port() -> int:
 
 def _in_sessions(sessions: set[int]) -> list[int]:
     """The live processes (not zombies) whose session is one of `sessions` (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if fields[0] != "Z" and int(fields[3]) in sessions:
-            out.append(int(entry))
-    return out
+    from mmdata.testing.chaos import process_stats
+
+    return [p for p, fields in process_stats() if fields[0] != "Z" and int(fields[3]) in sessions]
 
 
 def _ray_bin() -> str:
